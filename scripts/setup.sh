@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Set up everything nnlut needs, idempotently: a virtual environment at .venv with the CPU
+# build of torch 2.13.0 and nnlut (editable, with its extras). Re-running is cheap: a stamp
+# file skips steps whose inputs did not change.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+PY=${PYTHON:-python3}
+VENV="$ROOT/.venv"
+say() { printf '[setup] %s\n' "$*" >&2; }
+
+if [ ! -x "$VENV/bin/python" ]; then
+  say "creating virtual environment at .venv"
+  "$PY" -m venv "$VENV"
+fi
+PIP=("$VENV/bin/python" -m pip --disable-pip-version-check -q)
+
+stamp="$VENV/.nnlut-setup"
+want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  say "installing torch (CPU) and nnlut with its extras"
+  "${PIP[@]}" install -c constraints.txt "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "${PIP[@]}" install -c constraints.txt -e ".[plot,models,dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "$VENV/bin/python" -c "import torch, nnlut, matplotlib, pytest, hypothesis" \
+    || { say "installation failed"; exit 1; }
+  echo "$want" > "$stamp"
+else
+  say "python environment up to date"
+fi

@@ -1,0 +1,63 @@
+"""The ``nnlut`` command line: one argparse app, one module per command group.
+
+Known errors print one line (``nnlut <command>: error: ...``) and exit with status 2; set
+``NNLUT_DEBUG=1`` to see the full traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from .._errors import NNLUTError
+
+_COMMANDS = ("fit", "plot", "run")
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
+
+
+class _UsageError(Exception):
+    pass
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from importlib import import_module
+
+    from .. import __version__
+
+    parser = _Parser(prog="nnlut", description="NN-LUT piecewise-linear tables for Transformer non-linear ops.")
+    parser.add_argument("--version", action="version", version=f"nnlut {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name in _COMMANDS:
+        import_module(f"._{name}", __name__).register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``nnlut`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = os.environ.get("NNLUT_DEBUG", "") not in ("", "0")
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return int(args.handler(args) or 0)
+    except _UsageError as e:
+        print(str(e), file=sys.stderr)
+        return 2
+    except NNLUTError as e:
+        if debug:
+            raise
+        cmd = f"nnlut {argv[0]}" if argv and argv[0] in _COMMANDS else "nnlut"
+        print(f"{cmd}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("nnlut: interrupted", file=sys.stderr)
+        return 130

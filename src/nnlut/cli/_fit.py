@@ -1,0 +1,55 @@
+"""``nnlut fit``: fit one table and print its errors beside the baselines."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+from ._common import check_output_file, format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..core._functions import list_functions
+    from ..fit import METHODS
+
+    p = sub.add_parser("fit", help="fit a table for a function and compare it with the baselines",
+                       description="Fit an N-entry table, save it as JSON and print max/mean absolute and "
+                                   "relative error over the domain beside linear mode, exponential mode and I-BERT.")
+    p.add_argument("function", metavar="FUNC", help=f"function name: {', '.join(list_functions())}")
+    p.add_argument("--entries", "-n", type=int, default=16, help="number of table entries N (default 16)")
+    p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"), help="evaluation domain (default: the function's)")
+    p.add_argument("--method", choices=METHODS, default="nnlut", help="how breakpoints are placed (default nnlut)")
+    p.add_argument("--range-reduction", action="store_true",
+                   help="table on one power-of-two period with every positive input reduced to it (reciprocal, rsqrt)")
+    p.add_argument("--seed", type=int, default=0, help="seed for perturbed restarts (default 0)")
+    p.add_argument("--restarts", type=int, default=1, help="NN-LUT training runs, best kept (default 1)")
+    p.add_argument("--out", "-o", required=True, metavar="FILE.json", help="where to write the table")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..core._functions import get_function
+    from ..fit import METHODS, compare
+
+    out = check_output_file(args.out)
+    spec = get_function(args.function)
+    domain = tuple(args.domain) if args.domain else None
+    order = (args.method,) + tuple(m for m in METHODS if m != args.method)
+    rows = compare(spec, args.entries, domain=domain, range_reduction=args.range_reduction, seed=args.seed,
+                   restarts=args.restarts, methods=order)
+    chosen = rows[0].table
+    assert chosen is not None
+    chosen.save(str(out))
+    e = rows[0].errors
+    lo, hi = e["domain"]
+    mode = " with full range reduction" if args.range_reduction else (
+        f" (table on [{chosen.domain[0]:g}, {chosen.domain[1]:g}], {chosen.scaling.mode} scaling)" if chosen.scaling else "")
+    print(f"{spec.name}, {args.entries} entries, domain [{lo:g}, {hi:g}]{mode}; {e['points']} grid points")
+    table_rows = []
+    for r in rows:
+        ratio = r.errors["max_abs"] / e["max_abs"] if e["max_abs"] > 0 else math.nan
+        table_rows.append([r.method + (" *" if r is rows[0] else ""), r.errors["max_abs"], r.errors["mean_abs"],
+                           r.errors["max_rel"], r.errors["mean_rel"], ratio, r.seconds])
+    print(format_table(["method", "max abs", "mean abs", "max rel", "mean rel", "max abs / *", "fit s"], table_rows))
+    print(f"wrote {out}")
+    return 0

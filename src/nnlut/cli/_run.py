@@ -1,0 +1,29 @@
+"""``nnlut run``: the main job, reproducing the whole study into an output folder."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import check_output_dir
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from ..report._study import SECTIONS
+
+    p = sub.add_parser("run", help="reproduce the whole study: tables, plots and report",
+                       description="Run the study's sections and write results.json, report.md, tables and plots.")
+    p.add_argument("--out", "-o", default="results", metavar="DIR", help="output folder (default: results)")
+    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--only", nargs="+", metavar="SECTION", choices=list(SECTIONS),
+                   help=f"run only these sections: {', '.join(SECTIONS)}")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..report._study import Settings, run_study
+
+    out = check_output_dir(args.out)
+    run_study(str(out), Settings(entries=args.entries, seed=args.seed), args.only, echo=print)
+    print(f"\nwrote {out}/report.md and {out}/results.json")
+    return 0

@@ -1,0 +1,182 @@
+"""Versioned JSON files for tables, and atomic writes.
+
+File layout (version 1)::
+
+    {
+      "format": "nnlut.table", "version": 1,
+      "function": "gelu", "entries": 16,
+      "breakpoints": [...N-1...], "slopes": [...N...], "intercepts": [...N...],
+      "domain": [lo, hi], "tails": ["extend", "extend"], "limits": [0.0, "inf"],
+      "scaling": null | {"mode": "paper", "exponent": -0.5, "period": 4, "negative": "nan"},
+      "network": {"n": [...], "b": [...], "m": [...], "bias": b0, "skip": a},
+      "fit": {...}
+    }
+
+Non-finite limits are written as the strings "inf", "-inf", "nan" so that files stay strict
+JSON. Floats are written with ``repr`` precision, so a saved table loads back bit-exactly.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .._errors import NNLUTError
+from ._scaling import Scaling
+from ._table import Table
+
+FORMAT = "nnlut.table"
+VERSION = 1
+SUPPORTED_VERSIONS = (1,)
+
+
+def _enc(v: float) -> float | str:
+    if math.isnan(v):
+        return "nan"
+    if math.isinf(v):
+        return "inf" if v > 0 else "-inf"
+    return v
+
+
+def _dec(v: Any, what: str) -> float:
+    if isinstance(v, str) and v in ("nan", "inf", "-inf"):
+        return float(v)
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        raise NNLUTError(f"{what} must be a number or 'inf'/'-inf'/'nan', got {v!r}")
+    return float(v)
+
+
+def table_to_dict(table: Table) -> dict[str, Any]:
+    d: dict[str, Any] = {
+        "format": FORMAT,
+        "version": VERSION,
+        "function": table.function,
+        "entries": table.entries,
+        "breakpoints": table.breakpoints.tolist(),
+        "slopes": table.slopes.tolist(),
+        "intercepts": table.intercepts.tolist(),
+        "domain": list(table.domain) if table.domain else None,
+        "tails": list(table.tails),
+        "limits": [_enc(v) for v in table.limits],
+        "scaling": table.scaling.to_dict() if table.scaling else None,
+    }
+    if table.is_continuous():
+        d["network"] = table.network().to_dict()
+    if table.meta:
+        d["fit"] = table.meta
+    return d
+
+
+def table_from_dict(data: Mapping[str, Any]) -> Table:
+    if not isinstance(data, Mapping):
+        raise NNLUTError(f"a table must be a JSON object, got {type(data).__name__}")
+    fmt = data.get("format", FORMAT)
+    if fmt != FORMAT:
+        raise NNLUTError(f"'format' is {fmt!r}, expected {FORMAT!r}")
+    if "version" not in data:
+        raise NNLUTError("missing 'version'")
+    version = data["version"]
+    if version not in SUPPORTED_VERSIONS:
+        raise NNLUTError(f"unknown version {version!r}; this nnlut reads versions {list(SUPPORTED_VERSIONS)}")
+    for key in ("breakpoints", "slopes", "intercepts"):
+        if key not in data:
+            raise NNLUTError(f"missing {key!r}")
+        if not isinstance(data[key], list):
+            raise NNLUTError(f"{key!r} must be a list, got {type(data[key]).__name__}")
+        for i, v in enumerate(data[key]):
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                raise NNLUTError(f"{key!r}[{i}] must be a number, got {v!r}")
+    entries = data.get("entries")
+    if entries is not None and entries != len(data["slopes"]):
+        raise NNLUTError(f"'entries' says {entries} but there are {len(data['slopes'])} slopes")
+    domain = data.get("domain")
+    if domain is not None:
+        if not (isinstance(domain, list) and len(domain) == 2):
+            raise NNLUTError(f"'domain' must be [lo, hi], got {domain!r}")
+        domain = (_dec(domain[0], "'domain'[0]"), _dec(domain[1], "'domain'[1]"))
+    tails = data.get("tails", ["extend", "extend"])
+    if not (isinstance(tails, list) and len(tails) == 2):
+        raise NNLUTError(f"'tails' must be a list of two, got {tails!r}")
+    limits = data.get("limits")
+    if limits is not None:
+        if not (isinstance(limits, list) and len(limits) == 2):
+            raise NNLUTError(f"'limits' must be [at -inf, at +inf], got {limits!r}")
+        limits = (_dec(limits[0], "'limits'[0]"), _dec(limits[1], "'limits'[1]"))
+    scaling = data.get("scaling")
+    function = data.get("function")
+    if function is not None and not isinstance(function, str):
+        raise NNLUTError(f"'function' must be a string or null, got {function!r}")
+    meta = data.get("fit") or {}
+    if not isinstance(meta, Mapping):
+        raise NNLUTError("'fit' must be an object")
+    return Table(
+        data["breakpoints"], data["slopes"], data["intercepts"],
+        domain=domain, tails=tuple(tails), limits=limits,  # type: ignore[arg-type]
+        scaling=Scaling.from_dict(scaling) if scaling is not None else None,
+        function=function, meta=meta,
+    )
+
+
+def dumps(table: Table) -> str:
+    return json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n"
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise NNLUTError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as e:
+        raise NNLUTError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, OSError):
+            raise NNLUTError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
+        raise
+
+
+def save_table(table: Table, path: str | os.PathLike[str]) -> None:
+    atomic_write_text(path, dumps(table))
+
+
+def load(path: str | os.PathLike[str]) -> Table:
+    """Load a table file written by :meth:`Table.save` and validate it.
+
+    Returns a callable :class:`Table` (its input scaling included). Any problem (missing
+    file, bad JSON, wrong lengths, unsorted or non-finite values, unknown version) raises one
+    :class:`NNLUTError` naming the file and the problem.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise NNLUTError(f"table file {str(path)!r} does not exist") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise NNLUTError(f"cannot read table file {str(path)!r}: {e}") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as e:
+        raise NNLUTError(f"table file {str(path)!r} is not valid JSON: {e}") from None
+    try:
+        return table_from_dict(data)
+    except NNLUTError as e:
+        raise NNLUTError(f"table file {str(path)!r}: {e}") from None

@@ -1,0 +1,7 @@
+"""Fitting: NN-LUT training, conventional placements, exact value refits and error metrics."""
+
+from ._compare import Row, compare
+from ._fit import METHODS, fit
+from ._metrics import measure
+
+__all__ = ["METHODS", "Row", "compare", "fit", "measure"]

@@ -1,0 +1,272 @@
+"""``fit``: make an N-entry table for a function, with NN-LUT or a conventional placement."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, Literal
+
+import numpy as np
+
+from .. import __version__
+from .._errors import NNLUTError
+from ..core._functions import FunctionSpec, Tail, check_domain, get_function
+from ..core._scaling import Scaling
+from ..core._table import Table
+from ._knots import bend_point, curvature_nodes, exponential_nodes, linear_nodes
+from ._layout import Layout
+from ._metrics import measure
+from ._train import max_error_on_nodes, train
+from ._values import refit_minimax, values_to_table_arrays
+
+Method = Literal["nnlut", "linear", "exponential"]
+METHODS = ("nnlut", "linear", "exponential")
+_MIN_WIDTH = 1e-6  # segments narrower than this fraction of the domain are merged away
+
+
+def _check_entries(entries: Any) -> int:
+    if isinstance(entries, bool) or not isinstance(entries, (int, np.integer)):
+        raise NNLUTError(f"entries must be an integer, got {entries!r}")
+    if not 2 <= int(entries) <= 4096:
+        raise NNLUTError(f"entries must be between 2 and 4096, got {entries}")
+    return int(entries)
+
+
+class _Problem:
+    """What is fitted: table domain, evaluation domain, tails, error weight, scaling."""
+
+    def __init__(self, spec: FunctionSpec, domain: tuple[float, float] | None, range_reduction: bool,
+                 error: str | None) -> None:
+        self.spec = spec
+        eval_domain = check_domain(domain, what="domain") if domain is not None else spec.domain
+        if range_reduction:
+            if spec.scaling is None or spec.full_range_domain is None:
+                raise NNLUTError(
+                    f"range reduction needs a function with power-of-two homogeneity (reciprocal, rsqrt), got {spec.name!r}"
+                )
+            if eval_domain[0] <= 0:
+                raise NNLUTError(f"{spec.name} is undefined on [{eval_domain[0]:g}, {eval_domain[1]:g}]: it needs x > 0")
+            self.table_domain = spec.full_range_domain
+            self.scaling: Scaling | None = Scaling("full", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+            self.tails = (Tail("clamp"), Tail("clamp"))
+            self.error = error or "rel"
+        else:
+            lo, hi = eval_domain
+            spec.check_defined_on(lo, hi)
+            self.scaling = None
+            if spec.scaling is not None and lo < 1.0:
+                if hi < spec.scaling.period:
+                    raise NNLUTError(
+                        f"{spec.name} with inputs below 1 needs a domain reaching at least {spec.scaling.period}, "
+                        f"got [{lo:g}, {hi:g}]"
+                    )
+                self.table_domain = (1.0, hi)
+                self.scaling = Scaling("paper", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+            elif domain is None:
+                self.table_domain = spec.table_domain
+                if spec.scaling is not None and self.table_domain[0] == 1.0:
+                    self.scaling = Scaling("paper", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+            else:
+                self.table_domain = eval_domain
+            self.tails = spec.tails
+            self.error = error or spec.error
+        if self.error not in ("abs", "rel"):
+            raise NNLUTError(f"error must be 'abs' or 'rel', got {self.error!r}")
+        spec.check_defined_on(*self.table_domain)
+        self.eval_domain = eval_domain
+
+    @property
+    def weight(self) -> Callable[[np.ndarray], np.ndarray] | None:
+        if self.error == "abs":
+            return None
+        f = self.spec
+
+        def w(x: np.ndarray) -> np.ndarray:
+            return 1.0 / np.maximum(np.abs(f(x)), 1e-300)
+
+        return w
+
+
+def _table_from_nodes(prob: _Problem, nodes: np.ndarray, v: np.ndarray, meta: dict[str, Any]) -> Table:
+    bp, s, t = values_to_table_arrays(nodes, v)
+    # asymptote end segments are the asymptote exactly, not up to rounding
+    left, right = prob.tails
+    if left.kind == "asymptote":
+        s[0], t[0] = left.slope, left.intercept
+    if right.kind == "asymptote":
+        s[-1], t[-1] = right.slope, right.intercept
+    if left.kind == "flat":
+        s[0] = 0.0
+    if right.kind == "flat":
+        s[-1] = 0.0
+    limits = prob.spec.limits if prob.spec.limits is not None else None
+    return Table(bp, s, t, domain=prob.table_domain, tails=(left.evaluation, right.evaluation), limits=limits,
+                 scaling=prob.scaling, function=prob.spec.name, meta=meta)
+
+
+def _merge_narrow(f: Callable, nodes: np.ndarray, v: np.ndarray, weight: Callable | None) -> tuple[np.ndarray, np.ndarray, int]:
+    """Replace segments narrower than _MIN_WIDTH of the domain by a split of the worst segment."""
+    merged = 0
+    span = nodes[-1] - nodes[0]
+    while True:
+        widths = np.diff(nodes)
+        narrow = np.flatnonzero(widths < _MIN_WIDTH * span)
+        if len(narrow) == 0 or len(nodes) <= 3:
+            return nodes, v, merged
+        i = int(narrow[0])
+        drop = i + 1 if i + 1 < len(nodes) - 1 else i  # never drop an end node
+        nodes = np.delete(nodes, drop)
+        v = np.delete(v, drop)
+        errs = [max_error_on_nodes(f, nodes[k:k + 2], v[k:k + 2], weight) for k in range(len(nodes) - 1)]
+        k = int(np.argmax(errs))
+        mid = 0.5 * (nodes[k] + nodes[k + 1])
+        nodes = np.insert(nodes, k + 1, mid)
+        v = np.insert(v, k + 1, float(f(np.array([mid]))[0]))
+        merged += 1
+
+
+def _initial_values(f: Callable, nodes: np.ndarray, layout: Layout) -> np.ndarray:
+    M, c, _ = layout.matrix(nodes)
+    vf = layout.free_from_values(f(nodes))
+    return M @ vf + c
+
+
+def fit(
+    func: str | FunctionSpec,
+    entries: int = 16,
+    *,
+    domain: tuple[float, float] | None = None,
+    method: Method = "nnlut",
+    range_reduction: bool = False,
+    error: Literal["abs", "rel"] | None = None,
+    seed: int = 0,
+    restarts: int = 1,
+    ratio: float | None = None,
+) -> Table:
+    """Fit an ``entries``-entry piecewise-linear table to a function.
+
+    Args:
+        func: registered function name (see :func:`nnlut.list_functions`) or a spec.
+        entries: number of table entries N (N-1 breakpoints), 2..4096. Default 16.
+        domain: evaluation interval ``(lo, hi)``; default: the function's. For ``rsqrt`` and
+            ``reciprocal`` a domain reaching below 1 is served by paper-mode input scaling
+            (table on ``[1, hi]``).
+        method: ``"nnlut"`` (trained breakpoints), ``"linear"`` (equal widths) or
+            ``"exponential"`` (widths growing geometrically from where f bends most); every
+            method gets the minimax-optimal values for its breakpoints.
+        range_reduction: table on one power-of-two period, every positive input reduced to
+            it (``reciprocal``, ``rsqrt`` only); fits relative error.
+        error: ``"abs"`` or ``"rel"``; default: the function's (relative with range reduction).
+        seed: seeds the perturbed starts of restarts 2..n. The result is a deterministic
+            function of the arguments: the same seed gives the same table, bit for bit.
+        restarts: NN-LUT training runs, the first from the curvature start, the others from
+            seeded perturbations of it; the best is kept. Default 1.
+        ratio: width ratio for ``exponential``; default: the best ratio found by search.
+
+    Returns:
+        A :class:`Table` whose ``meta`` records the settings and the errors measured on a
+        dense grid over the evaluation domain.
+    """
+    spec = get_function(func)
+    entries = _check_entries(entries)
+    if method not in METHODS:
+        raise NNLUTError(f"method must be one of {', '.join(METHODS)}, got {method!r}")
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise NNLUTError(f"restarts must be a positive integer, got {restarts!r}")
+    prob = _Problem(spec, domain, range_reduction, error)
+    lo, hi = prob.table_domain
+    layout = Layout(entries, prob.tails)
+    weight = prob.weight
+    f = spec.__call__
+    meta: dict[str, Any] = {
+        "method": method, "entries": entries, "error_measure": prob.error,
+        "table_domain": [lo, hi], "eval_domain": list(prob.eval_domain), "nnlut_version": __version__,
+    }
+
+    if method == "linear":
+        nodes = linear_nodes(lo, hi, entries)
+        v, _ = refit_minimax(f, nodes, layout, weight)
+    elif method == "exponential":
+        center = bend_point(f, lo, hi, weight)
+        nodes, v, r = _best_exponential(f, lo, hi, entries, center, layout, weight, ratio)
+        meta.update(center=center, ratio=r)
+    else:
+        nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
+        meta.update(seed=seed, restarts=restarts, **info)
+    table = _table_from_nodes(prob, nodes, v, meta)
+    table.meta["errors"] = measure(table, spec, prob.eval_domain)
+    return table
+
+
+def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, weight: Callable | None,
+               seed: int, restarts: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    if entries == 2 and layout.n_free == 0:
+        # both ends are asymptotes: the only table is their intersection
+        (a1, b1), (a2, b2) = ((t.slope, t.intercept) for t in (layout.source[0][1], layout.source[-1][1]))  # type: ignore[union-attr]
+        if a1 == a2:
+            raise NNLUTError("2 entries cannot follow two parallel asymptotes; use at least 3 entries")
+        x = (b2 - b1) / (a1 - a2)
+        if not lo < x < hi:
+            raise NNLUTError("2 entries cannot follow both asymptotes inside this domain; use at least 3 entries")
+        nodes = np.array([lo, x, hi])
+        v, _ = refit_minimax(f, nodes, layout, weight)
+        return nodes, v, {"train_iterations": 0, "merged_breakpoints": 0}
+    rng = np.random.default_rng(seed)
+    start = curvature_nodes(f, lo, hi, entries, weight)
+    best: tuple[float, np.ndarray, np.ndarray, int, int] | None = None
+    for r in range(restarts):
+        nodes0 = start
+        if r > 0:
+            logw = np.log(np.diff(start)) + rng.normal(0.0, 0.35, entries)
+            w = np.exp(logw - logw.max())
+            nodes0 = np.concatenate([[lo], lo + np.cumsum(w / w.sum() * (hi - lo))])
+            nodes0[-1] = hi
+        res = train(f, lo, hi, layout, nodes0, _initial_values(f, nodes0, layout), weight=weight)
+        nodes, v, merged = _merge_narrow(f, res.nodes, res.values, weight)
+        iters = res.iterations
+        if merged:
+            res = train(f, lo, hi, layout, nodes, _initial_values(f, nodes, layout), weight=weight,
+                        schedule=(64, 256))
+            nodes, v, more = _merge_narrow(f, res.nodes, res.values, weight)
+            merged += more
+            iters += res.iterations
+        v, err = refit_minimax(f, nodes, layout, weight)
+        if best is None or err < best[0]:
+            best = (err, nodes, v, iters, merged)
+    assert best is not None
+    return best[1], best[2], {"train_iterations": best[3], "merged_breakpoints": best[4]}
+
+
+def _best_exponential(f: Callable, lo: float, hi: float, entries: int, center: float, layout: Layout,
+                      weight: Callable | None, ratio: float | None) -> tuple[np.ndarray, np.ndarray, float]:
+    def attempt(r: float) -> tuple[float, np.ndarray, np.ndarray]:
+        nodes = exponential_nodes(lo, hi, entries, center, r)
+        if np.any(np.diff(nodes) <= 0):
+            return math.inf, nodes, np.zeros_like(nodes)
+        v, err = refit_minimax(f, nodes, layout, weight, per_segment=32)
+        return err, nodes, v
+
+    if ratio is not None:
+        if not (math.isfinite(ratio) and ratio > 0):
+            raise NNLUTError(f"ratio must be a positive number, got {ratio!r}")
+        _, nodes, _ = attempt(ratio)
+        v, _ = refit_minimax(f, nodes, layout, weight)
+        return nodes, v, float(ratio)
+    # golden-section search on log(ratio) in [0, log 16]
+    a, b = 0.0, math.log(16.0)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = attempt(math.exp(c))[0], attempt(math.exp(d))[0]
+    for _ in range(14):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = attempt(math.exp(c))[0]
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = attempt(math.exp(d))[0]
+    r = math.exp(c if fc <= fd else d)
+    _, nodes, _ = attempt(r)
+    v, _ = refit_minimax(f, nodes, layout, weight)
+    return nodes, v, r

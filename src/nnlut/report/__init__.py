@@ -1,0 +1,1 @@
+"""The study report: plots and the main job that reproduces every result."""

@@ -1,0 +1,139 @@
+"""The main job: reproduce the study and write a report with tables and plots.
+
+Each section is a function ``(out_dir, settings) -> Section``; ``run_study`` runs the ones
+asked for, writes ``results.json`` (all numbers) and ``report.md`` (tables and plots), and
+returns the sections. Sections that need optional parts (models, hardware tools) report why
+they were skipped instead of failing the whole run.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .. import __version__
+from .._errors import NNLUTError
+from .._logging import logger
+from ..core._io import atomic_write_text
+
+PAPER_FUNCTIONS = ("gelu", "exp", "reciprocal", "rsqrt")
+
+
+@dataclass
+class Section:
+    name: str
+    title: str
+    text: str  # printed table
+    markdown: str
+    data: dict[str, Any] = field(default_factory=dict)
+    seconds: float = 0.0
+    skipped: str | None = None
+
+
+@dataclass
+class Settings:
+    entries: int = 16
+    seed: int = 0
+
+
+def _fmt(v: float) -> str:
+    return "-" if v != v else f"{v:.3e}"
+
+
+def section_tables(out: Path, settings: Settings) -> Section:
+    """Fit the paper's four functions with every method; tables, plots, error figures."""
+    import numpy as np
+
+    from ..cli._common import format_table
+    from ..core._functions import get_function
+    from ..fit import compare
+    from ..ibert import IBERT_FUNCTIONS
+    from ._plots import plot_error_curves, plot_table
+
+    tables_dir = out / "tables"
+    tables_dir.mkdir(exist_ok=True)
+    rows_txt, data, md_rows = [], {}, []
+    plots = []
+    for name in PAPER_FUNCTIONS:
+        spec = get_function(name)
+        rows = compare(name, settings.entries, seed=settings.seed)
+        data[name] = [r.as_dict() for r in rows]
+        by = {r.method: r for r in rows}
+        for r in rows:
+            if r.table is not None:
+                r.table.save(str(tables_dir / f"{name}_{r.method}_{settings.entries}.json"))
+        nn = by["nnlut"].errors
+        rec = [name, f"[{nn['domain'][0]:g}, {nn['domain'][1]:g}]"]
+        for m in ("nnlut", "linear", "exponential", "ibert"):
+            e = by[m].errors if m in by else None
+            rec += [e["max_abs"] if e else float("nan"), e["mean_abs"] if e else float("nan")]
+        rows_txt.append(rec)
+        md_rows.append("| " + " | ".join([rec[0], rec[1]] + [_fmt(v) for v in rec[2:]]) + " |")
+        nn_table = by["nnlut"].table
+        assert nn_table is not None
+        png = f"{name}_table.png"
+        plot_table(nn_table, str(out / png))
+        lo, hi = nn["domain"]
+        x = np.geomspace(lo, hi, 4001) if lo > 0 and hi / lo > 100 else np.linspace(lo, hi, 4001)
+        curves = [(m, x, by[m].table(x) - spec(x)) for m in ("nnlut", "linear", "exponential")]  # type: ignore[misc]
+        if name in IBERT_FUNCTIONS:
+            curves.append(("ibert", x, IBERT_FUNCTIONS[name](x) - spec(x)))
+        err_png = f"{name}_errors.png"
+        plot_error_curves(curves, str(out / err_png), title=f"{name}: |error| of {settings.entries}-entry tables")
+        plots += [png, err_png]
+    headers = ["function", "domain", "nnlut max", "nnlut mean", "linear max", "linear mean", "expo max",
+               "expo mean", "ibert max", "ibert mean"]
+    text = format_table(headers, rows_txt)
+    md = "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n" + "\n".join(md_rows) + "\n\n"
+    md += "Errors are absolute, on a dense grid (2^20+1 points) over each domain; every table has the " \
+          "minimax-optimal values for its breakpoints. rsqrt is fitted on [1, 1024] and serves [0.1, 1) by " \
+          "power-of-four input scaling. Tables are in `tables/`.\n\n"
+    md += "\n".join(f"![{p}]({p})" for p in plots) + "\n"
+    return Section("tables", f"Function tables, {settings.entries} entries", text, md, data)
+
+
+SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
+    "tables": section_tables,
+}
+
+
+def run_study(out_dir: str, settings: Settings, sections: list[str] | None = None,
+              echo: Callable[[str], None] | None = None) -> list[Section]:
+    """Run the study's sections into ``out_dir``; write ``results.json`` and ``report.md``."""
+    names = list(SECTIONS) if not sections else sections
+    unknown = [n for n in names if n not in SECTIONS]
+    if unknown:
+        raise NNLUTError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(SECTIONS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    done: list[Section] = []
+    for name in names:
+        t0 = time.perf_counter()
+        logger.info("section %s", name)
+        sec = SECTIONS[name](out, settings)
+        sec.seconds = time.perf_counter() - t0
+        done.append(sec)
+        if echo is not None:
+            echo(f"\n== {sec.title} ({sec.seconds:.1f} s) ==\n" + (sec.skipped and f"skipped: {sec.skipped}" or sec.text))
+        _write(out, settings, done)
+    return done
+
+
+def _write(out: Path, settings: Settings, done: list[Section]) -> None:
+    results = {
+        "nnlut_version": __version__, "python": platform.python_version(), "machine": platform.machine(),
+        "settings": settings.__dict__,
+        "sections": {s.name: {"title": s.title, "seconds": s.seconds, "skipped": s.skipped, "data": s.data}
+                     for s in done},
+    }
+    atomic_write_text(out / "results.json", json.dumps(results, indent=1, default=float) + "\n")
+    md = ["# nnlut study report", "", f"nnlut {__version__}; settings: {settings.__dict__}.", ""]
+    for s in done:
+        md += [f"## {s.title}", "", f"_{s.seconds:.1f} s_", ""]
+        md += [f"Skipped: {s.skipped}", ""] if s.skipped else [s.markdown, ""]
+    atomic_write_text(out / "report.md", "\n".join(md))
