@@ -1,4 +1,10 @@
-"""nnlut: NN-LUT piecewise-linear tables for Transformer non-linear operations."""
+"""nnlut: NN-LUT piecewise-linear tables for Transformer non-linear operations.
+
+``import nnlut`` loads only the table engine (numpy); the model layer (torch) loads on first
+use of its names.
+"""
+
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -6,5 +12,21 @@ from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
 from .fit import fit, measure
 
-__all__ = ["FunctionSpec", "NNLUTError", "ReluNetwork", "Scaling", "Table", "Tail", "__version__", "fit",
-           "get_function", "list_functions", "load", "measure", "register_function"]
+_LAZY = {
+    "ApproxConfig": "nnlut.models",
+    "approximate_": "nnlut.models",
+    "restore_": "nnlut.models",
+    "track_errors": "nnlut.ops",
+}
+
+__all__ = ["ApproxConfig", "FunctionSpec", "NNLUTError", "ReluNetwork", "Scaling", "Table", "Tail", "__version__",
+           "approximate_", "fit", "get_function", "list_functions", "load", "measure", "register_function", "restore_",
+           "track_errors"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'nnlut' has no attribute {name!r}")

@@ -27,6 +27,13 @@ def evaluate(table: Table, x: Any) -> Any:
     return _evaluate_numpy(table, x)
 
 
+def evaluate_reference(table: Table, x: Any) -> Any:
+    """The reference evaluation (no fused kernel), for numpy arrays and torch tensors."""
+    if _is_torch(x):
+        return _evaluate_torch(table, x, fused=False)
+    return _evaluate_numpy(table, x)
+
+
 # ---------------------------------------------------------------------------- numpy
 def _evaluate_numpy(table: Table, x: Any) -> np.ndarray:
     arr = np.asarray(x)
@@ -112,7 +119,7 @@ class _TorchOps:
 _TORCH: _TorchOps | None = None
 
 
-def _evaluate_torch(table: Table, x: Any) -> Any:
+def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
     global _TORCH
     import torch
 
@@ -122,6 +129,11 @@ def _evaluate_torch(table: Table, x: Any) -> Any:
         raise NNLUTError(f"table input must be a floating-point tensor, got {x.dtype}")
     out_dtype = x.dtype
     compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
+    if fused and compute.dtype == torch.float32:
+        from ..kernels import _cpu
+
+        if _cpu.usable(compute):
+            return _cpu.pwl_f32(table, compute).to(out_dtype)
     y = _evaluate_generic(table, compute, _TORCH)
     return y.to(out_dtype)
 

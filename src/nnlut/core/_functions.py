@@ -152,6 +152,10 @@ def _gelu(x: np.ndarray) -> np.ndarray:
     return 0.5 * x * (1.0 + _erf(x / math.sqrt(2.0)))
 
 
+def _gelu_tanh(x: np.ndarray) -> np.ndarray:
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x**3)))
+
+
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     from scipy.special import expit
 
@@ -179,6 +183,10 @@ _BUILTINS = (
     FunctionSpec(
         "gelu", _gelu, (-5.0, 5.0), tails=(_ZERO, _IDENTITY), limits=(0.0, math.inf),
         description="GELU, erf form: x/2 (1 + erf(x/sqrt 2)); tails are the asymptotes 0 and x",
+    ),
+    FunctionSpec(
+        "gelu_tanh", _gelu_tanh, (-5.0, 5.0), tails=(_ZERO, _IDENTITY), limits=(0.0, math.inf),
+        description="GELU, tanh form (GPT-2's 'gelu_new'); tails are the asymptotes 0 and x",
     ),
     FunctionSpec(
         "silu", _silu, (-8.0, 8.0), tails=(_ZERO, _IDENTITY), limits=(0.0, math.inf),

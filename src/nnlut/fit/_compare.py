@@ -39,7 +39,7 @@ def compare(
 ) -> list[Row]:
     """Fit ``func`` with each of ``methods`` (and evaluate I-BERT's polynomial where it has
     one) and measure all of them on the same dense grid over the evaluation domain."""
-    from ..ibert import IBERT_FUNCTIONS
+    from ..ibert._float import IBERT_FUNCTIONS
 
     spec = get_function(func)
     rows: list[Row] = []

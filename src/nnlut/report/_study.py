@@ -52,7 +52,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
     from ..cli._common import format_table
     from ..core._functions import get_function
     from ..fit import compare
-    from ..ibert import IBERT_FUNCTIONS
+    from ..ibert._float import IBERT_FUNCTIONS
     from ._plots import plot_error_curves, plot_table
 
     tables_dir = out / "tables"

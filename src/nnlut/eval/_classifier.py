@@ -1,0 +1,154 @@
+"""A sentence classifier on a pretrained encoder: fine-tuning (cached) and batched inference.
+
+The classifier mean-pools the encoder's final hidden states over real tokens and applies a
+linear head. Fine-tuning trains everything on the training half with a fixed seed and caches
+the weights (outside the repository, in nnlut's cache) together with the wall time it took,
+which calibration is measured against.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from .._logging import logger, progress
+from ..kernels._cpu import cache_dir
+from ._data import SentimentSet
+from ._models import load_encoder
+
+
+class SentenceClassifier(nn.Module):
+    def __init__(self, encoder: nn.Module, num_labels: int = 2, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any) -> torch.Tensor:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask, **kw).last_hidden_state
+        m = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, **kw: Any) -> torch.Tensor:
+        return self.head(self.dropout(self.pooled(input_ids, attention_mask, **kw)))
+
+
+@dataclass(frozen=True)
+class FinetuneSettings:
+    model: str = "minilm"
+    seed: int = 0
+    epochs: int = 3
+    lr: float = 5e-5
+    batch_size: int = 32
+    max_length: int = 128
+    warmup: float = 0.1
+    weight_decay: float = 0.01
+
+    def key(self, train_ids: np.ndarray) -> str:
+        h = hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode() + train_ids.tobytes()).hexdigest()
+        return f"{Path(self.model).name}-{h[:12]}"
+
+
+def encode_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int, *,
+                   shuffle_seed: int | None = None) -> Iterator[tuple[np.ndarray, dict[str, torch.Tensor]]]:
+    """Yield (indices, tokenizer batch). Without a seed, batches group similar lengths
+    (less padding); with one, they are a seeded shuffle (training)."""
+    n = len(texts)
+    if shuffle_seed is None:
+        lengths = np.array([len(t) for t in texts])
+        order = np.argsort(lengths, kind="stable")
+    else:
+        order = np.random.default_rng(shuffle_seed).permutation(n)
+    for b in range(0, n, batch_size):
+        idx = order[b:b + batch_size]
+        enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length,
+                        return_tensors="pt")
+        yield idx, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
+
+
+def load_classifier(settings: FinetuneSettings, train: SentimentSet) -> tuple[Any, SentenceClassifier, dict[str, Any]]:
+    """(tokenizer, fine-tuned classifier, meta), fine-tuning and caching on first use."""
+    tok, encoder = load_encoder(settings.model)
+    clf = SentenceClassifier(encoder)
+    folder = cache_dir() / "finetuned" / settings.key(train.ids)
+    weights, meta_path = folder / "classifier.pt", folder / "meta.json"
+    if weights.exists() and meta_path.exists():
+        clf.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        meta = json.loads(meta_path.read_text())
+        logger.info("loaded fine-tuned classifier from %s", folder)
+        return tok, clf.eval(), meta
+    meta = finetune(clf, tok, train, settings)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
+    try:  # written under a temporary name, then renamed: never a half-written cache entry
+        torch.save(clf.state_dict(), tmp / "classifier.pt")
+        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
+        if folder.exists():
+            shutil.rmtree(folder)
+        tmp.rename(folder)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return tok, clf.eval(), meta
+
+
+def finetune(clf: SentenceClassifier, tok: Any, train: SentimentSet, s: FinetuneSettings) -> dict[str, Any]:
+    """Fine-tune every weight of ``clf`` on ``train``; returns meta with the wall time."""
+    torch.manual_seed(s.seed)
+    clf.train()
+    steps_per_epoch = math.ceil(len(train) / s.batch_size)
+    total = steps_per_epoch * s.epochs
+    decay = [p for n, p in clf.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in clf.named_parameters() if p.ndim <= 1]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s.weight_decay},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s.lr)
+    warm = max(1, int(s.warmup * total))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda k: min((k + 1) / warm, max(0.0, (total - k) / (total - warm))))
+    labels = torch.as_tensor(train.labels)
+    t0 = time.perf_counter()
+    losses = []
+    for epoch in range(s.epochs):
+        it = encode_batches(tok, train.texts, s.batch_size, s.max_length, shuffle_seed=s.seed * 1000 + epoch)
+        for idx, batch in progress(it, desc=f"fine-tune epoch {epoch + 1}/{s.epochs}", total=steps_per_epoch):
+            loss = nn.functional.cross_entropy(clf(**batch), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
+            opt.step()
+            sched.step()
+            losses.append(loss.item())
+    seconds = time.perf_counter() - t0
+    clf.eval()
+    return {"settings": asdict(s), "train_sentences": len(train), "finetune_seconds": seconds,
+            "final_loss": float(np.mean(losses[-20:])), "torch_threads": torch.get_num_threads()}
+
+
+@torch.no_grad()
+def run_model(clf: SentenceClassifier, tok: Any, data: SentimentSet, *, batch_size: int = 64, max_length: int = 128,
+              desc: str = "inference", max_batches: int | None = None) -> dict[str, np.ndarray]:
+    """Logits and pooled final hidden states for every sentence (in data order)."""
+    n = len(data)
+    logits = np.zeros((n, clf.head.out_features), dtype=np.float32)
+    pooled = np.zeros((n, clf.head.in_features), dtype=np.float32)
+    done = np.zeros(n, dtype=bool)
+    total = math.ceil(n / batch_size)
+    for k, (idx, batch) in enumerate(progress(encode_batches(tok, data.texts, batch_size, max_length), desc=desc, total=total)):
+        if max_batches is not None and k >= max_batches:
+            break
+        p = clf.pooled(**batch)
+        logits[idx] = clf.head(p).float().numpy()
+        pooled[idx] = p.float().numpy()
+        done[idx] = True
+    return {"logits": logits[done], "pooled": pooled[done], "index": np.flatnonzero(done)}

@@ -1,0 +1,190 @@
+"""Build and call the fused CPU kernels (``nnlut_kernels.c``) through ctypes.
+
+The C source is compiled once per machine with the system C compiler into nnlut's cache
+folder (``$NNLUT_CACHE`` or ``~/.cache/nnlut``), keyed by the source, the compiler and the
+CPU's instruction set. Without a working compiler, or with ``NNLUT_KERNELS=0``, ``available()``
+is False and callers use the reference evaluation.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from .._logging import logger
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..core._table import Table
+
+_SRC = Path(__file__).with_name("nnlut_kernels.c")
+_LOCK = threading.Lock()
+_LIB: ctypes.CDLL | None = None
+_FAILED: str | None = None
+
+
+class _PWL32(ctypes.Structure):
+    _fields_ = [
+        ("nb", ctypes.c_int32), ("clamp_lo", ctypes.c_int32), ("clamp_hi", ctypes.c_int32),
+        ("scaling", ctypes.c_int32), ("q", ctypes.c_int32), ("shift", ctypes.c_int32), ("odd", ctypes.c_int32),
+        ("pad", ctypes.c_int32),
+        ("lo", ctypes.c_float), ("hi", ctypes.c_float), ("lim_lo", ctypes.c_float), ("lim_hi", ctypes.c_float),
+        ("bp", ctypes.c_void_p), ("s", ctypes.c_void_p), ("t", ctypes.c_void_p),
+    ]
+
+
+def cache_dir() -> Path:
+    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut")
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _build() -> ctypes.CDLL:
+    cc = os.environ.get("CC") or shutil.which("gcc") or shutil.which("cc")
+    if cc is None:
+        raise RuntimeError("no C compiler (gcc/cc) found")
+    flags = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+    key = hashlib.sha256(_SRC.read_bytes() + " ".join([cc, *flags, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
+    out_dir = cache_dir() / "kernels"
+    lib_path = out_dir / f"nnlut_kernels_{key}.so"
+    if not lib_path.exists():
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(suffix=".so", dir=out_dir)
+        os.close(fd)
+        try:
+            res = subprocess.run([cc, *flags, str(_SRC), "-o", tmp, "-lm"], capture_output=True, text=True)
+            if res.returncode != 0:
+                raise RuntimeError(f"compiling the nnlut kernels failed: {res.stderr.strip()[:500]}")
+            os.replace(tmp, lib_path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+    lib = ctypes.CDLL(str(lib_path))
+    lib.nnlut_pwl_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    lib.nnlut_pwl_f32.restype = None
+    lib.nnlut_softmax_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p,
+                                      ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
+    lib.nnlut_softmax_f32.restype = None
+    if lib.nnlut_kernels_abi() != 1:
+        raise RuntimeError("nnlut kernels ABI mismatch")
+    return lib
+
+
+def library() -> ctypes.CDLL | None:
+    """The compiled kernels, or None (with the reason logged once) when unavailable."""
+    global _LIB, _FAILED
+    if _LIB is not None or _FAILED is not None:
+        return _LIB
+    with _LOCK:
+        if _LIB is None and _FAILED is None:
+            if os.environ.get("NNLUT_KERNELS", "1").strip() in ("0", "false", "off", "no"):
+                _FAILED = "disabled by NNLUT_KERNELS=0"
+            else:
+                try:
+                    _LIB = _build()
+                except Exception as e:  # any build/load problem means: use the reference path
+                    _FAILED = str(e)
+                    logger.warning("nnlut fused CPU kernels unavailable, using the reference evaluation: %s", e)
+    return _LIB
+
+
+def available() -> bool:
+    return library() is not None
+
+
+def unavailable_reason() -> str | None:
+    library()
+    return _FAILED
+
+
+class PackedTable:
+    """A table's parameters in the C struct layout (float32), kept alive with their buffers."""
+
+    def __init__(self, table: Table) -> None:
+        import numpy as np
+
+        self._arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in (table.breakpoints, table.slopes, table.intercepts)]
+        sc = table.scaling
+        lo, hi = table.domain if table.domain else (0.0, 0.0)
+        s = _PWL32()
+        s.nb = len(table.breakpoints)
+        s.clamp_lo = int(table.tails[0] == "clamp")
+        s.clamp_hi = int(table.tails[1] == "clamp")
+        s.scaling = 0 if sc is None else (1 if sc.mode == "paper" else 2)
+        s.q = sc.q if sc else 1
+        s.shift = sc.shift_per_period if sc else 0
+        s.odd = int(sc is not None and sc.negative == "odd")
+        s.lo, s.hi = lo, hi
+        s.lim_lo, s.lim_hi = table.limits
+        s.bp, s.s, s.t = (a.ctypes.data for a in self._arrays)
+        self.struct = s
+        self.ref = ctypes.byref(s)
+
+
+def _packed(table: Table) -> PackedTable:
+    cache = table._torch_cache
+    hit = cache.get("packed32")
+    if hit is None:
+        hit = cache["packed32"] = PackedTable(table)
+    return hit  # type: ignore[return-value]
+
+
+def _threads() -> int:
+    import torch
+
+    return max(1, torch.get_num_threads())
+
+
+def pwl_f32(table: Table, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate ``table`` on a float32 CPU tensor in one pass (same values as the reference)."""
+    import torch
+
+    lib = library()
+    assert lib is not None
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    lib.nnlut_pwl_f32(_packed(table).ref, xc.data_ptr(), y.data_ptr(), xc.numel(), _threads())
+    return y
+
+
+def softmax_f32(exp: Table, reciprocal: Table, x: torch.Tensor, dim: int) -> torch.Tensor:
+    """Fused LUT softmax along ``dim`` of a float32 CPU tensor."""
+    import torch
+
+    lib = library()
+    assert lib is not None
+    moved = dim not in (-1, x.dim() - 1)
+    xt = x.movedim(dim, -1) if moved else x
+    xc = xt.contiguous()
+    y = torch.empty_like(xc)
+    cols = xc.shape[-1] if xc.dim() else 1
+    rows = xc.numel() // cols if cols else 0
+    if rows and cols:
+        lib.nnlut_softmax_f32(_packed(exp).ref, _packed(reciprocal).ref, xc.data_ptr(), y.data_ptr(), rows, cols,
+                              _threads())
+    return y.movedim(-1, dim) if moved else y
+
+
+def usable(x: Any) -> bool:
+    """Whether the fused kernels can take this tensor (float32 on the CPU, no autograd)."""
+    import torch
+
+    return (x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
+            and available())

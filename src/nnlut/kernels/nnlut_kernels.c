@@ -1,0 +1,256 @@
+/* nnlut fused CPU kernels: piecewise-linear table evaluation in one pass over memory.
+ *
+ * Compiled at first use by nnlut.kernels._cpu with -O3 -march=native -ffp-contract=off
+ * -fopenmp. -ffp-contract=off keeps "s*x + t" as a rounded multiply then a rounded add, so
+ * results are bit-identical to nnlut's reference evaluation (torch: s[idx] * x + t[idx]).
+ *
+ * Segment search is compare-and-count: idx = #{j : x >= bp[j]} (torch.searchsorted with
+ * right=True), branch-free so the compiler vectorises the element loop; tables with more
+ * than COUNT_MAX breakpoints use a branch-free binary search instead.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
+
+#define COUNT_MAX 64
+#define BLOCK 256
+
+typedef struct {
+    int32_t nb;          /* breakpoints (entries - 1) */
+    int32_t clamp_lo, clamp_hi;
+    int32_t scaling;     /* 0 none, 1 paper, 2 full */
+    int32_t q;           /* period = 2**q */
+    int32_t shift;       /* output exponent change per period */
+    int32_t odd;         /* negative inputs: 1 -> -f(-x), 0 -> NaN */
+    int32_t pad;
+    float lo, hi, lim_lo, lim_hi;
+    const float *bp, *s, *t;
+} pwl32_t;
+
+static inline uint32_t f2u(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
+static inline float u2f(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+
+/* 2**k as a float, exact for -149 <= k <= 127 (0 below, inf above), like torch.exp2 */
+static inline float pow2i(int k) {
+    if (k >= -126) return k > 127 ? INFINITY : u2f((uint32_t)(k + 127) << 23);
+    if (k >= -149) return u2f(1u << (k + 149));
+    return 0.0f;
+}
+
+static inline int floordiv(int a, int q) { int d = a / q; return (a % q != 0 && ((a < 0) != (q < 0))) ? d - 1 : d; }
+
+static inline int seg_index(const pwl32_t *p, float u) {
+    int nb = p->nb;
+    if (nb <= COUNT_MAX) {
+        int idx = 0;
+        for (int j = 0; j < nb; ++j) idx += (u >= p->bp[j]);
+        return idx;
+    }
+    int lo = 0, n = nb;           /* first j with bp[j] > u */
+    while (n > 0) {
+        int half = n >> 1;
+        int go = (p->bp[lo + half] <= u);
+        lo = go ? lo + half + 1 : lo;
+        n = go ? n - half - 1 : half;
+    }
+    return lo;
+}
+
+/* unscaled tables: clamp, search, multiply-add, limits */
+static void pwl_plain_block_generic(const pwl32_t *p, const float *x, float *y, int64_t n) {
+    int idx[BLOCK];
+    for (int64_t b = 0; b < n; b += BLOCK) {
+        int m = (int)((n - b) < BLOCK ? (n - b) : BLOCK);
+        const float *xb = x + b;
+        float *yb = y + b;
+        float ub[BLOCK];
+        for (int e = 0; e < m; ++e) {
+            float u = xb[e];
+            u = (p->clamp_lo && u < p->lo) ? p->lo : u;
+            u = (p->clamp_hi && u > p->hi) ? p->hi : u;
+            ub[e] = u;
+            idx[e] = 0;
+        }
+        if (p->nb <= COUNT_MAX) {
+            for (int j = 0; j < p->nb; ++j) {
+                float d = p->bp[j];
+                for (int e = 0; e < m; ++e) idx[e] += (ub[e] >= d);
+            }
+        } else {
+            for (int e = 0; e < m; ++e) idx[e] = seg_index(p, ub[e]);
+        }
+        for (int e = 0; e < m; ++e) {
+            float v = p->s[idx[e]] * ub[e];
+            v = v + p->t[idx[e]];
+            float xv = xb[e];
+            v = (xv == INFINITY) ? p->lim_hi : v;
+            v = (xv == -INFINITY) ? p->lim_lo : v;
+            yb[e] = v;
+        }
+    }
+}
+
+#if defined(__AVX512F__)
+/* up to 32 entries: slopes and intercepts live in two registers each, the segment index is a
+ * masked count of compares, and the gather is a two-register permute */
+static void pwl_plain_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
+    float sb[32], tb[32];
+    int ne = p->nb + 1;
+    for (int i = 0; i < 32; ++i) { sb[i] = p->s[i < ne ? i : ne - 1]; tb[i] = p->t[i < ne ? i : ne - 1]; }
+    const __m512 s0 = _mm512_loadu_ps(sb), s1 = _mm512_loadu_ps(sb + 16);
+    const __m512 t0 = _mm512_loadu_ps(tb), t1 = _mm512_loadu_ps(tb + 16);
+    const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
+    const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
+    const __m512 llo = _mm512_set1_ps(p->lim_lo), lhi = _mm512_set1_ps(p->lim_hi);
+    const __m512i one = _mm512_set1_epi32(1);
+    __m512 bp[32];
+    for (int j = 0; j < p->nb; ++j) bp[j] = _mm512_set1_ps(p->bp[j]);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        int64_t rem = n - i;
+        __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+        __m512 xv = _mm512_maskz_loadu_ps(live, x + i);
+        __m512 u = xv;
+        if (p->clamp_lo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
+        if (p->clamp_hi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
+        __m512i idx = _mm512_setzero_si512();
+        for (int j = 0; j < p->nb; ++j)
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, bp[j], _CMP_GE_OQ), idx, one);
+        __m512 sv = _mm512_permutex2var_ps(s0, idx, s1);
+        __m512 tv = _mm512_permutex2var_ps(t0, idx, t1);
+        __m512 v = _mm512_add_ps(_mm512_mul_ps(sv, u), tv);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, pinf, _CMP_EQ_OQ), v, lhi);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, ninf, _CMP_EQ_OQ), v, llo);
+        _mm512_mask_storeu_ps(y + i, live, v);
+    }
+}
+#endif
+
+static void pwl_plain_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
+#if defined(__AVX512F__)
+    if (p->nb < 32) { pwl_plain_block_avx512(p, x, y, n); return; }
+#endif
+    pwl_plain_block_generic(p, x, y, n);
+}
+
+/* scaled tables (reciprocal, rsqrt): exponent arithmetic around the table */
+static inline float pwl_scaled_one(const pwl32_t *p, float x) {
+    if (isnan(x)) return x;
+    if (x == INFINITY) return p->lim_hi;
+    if (x == -INFINITY) return p->lim_lo;
+    if (x == 0.0f) return INFINITY;
+    if (x < 0.0f && !p->odd) return NAN;
+    float ax = fabsf(x);
+    uint32_t bits = f2u(ax);
+    int sub = (bits & 0x7f800000u) == 0;
+    if (sub) { ax = ax * 18446744073709551616.0f; bits = f2u(ax); }   /* * 2**64, exact */
+    int E = (int)((bits >> 23) & 0xff) - 127 - (sub ? 64 : 0);
+    int j = floordiv(E, p->q);
+    if (p->scaling == 1 && j > 0) j = 0;
+    /* reduced input: mantissa in [1, 2) times 2**(E - q j) (in [1, P), or ax itself when j = 0) */
+    float m1 = u2f((bits & 0x007fffffu) | 0x3f800000u);
+    float u = m1 * pow2i(E - p->q * j);
+    u = (p->clamp_lo && u < p->lo) ? p->lo : u;
+    u = (p->clamp_hi && u > p->hi) ? p->hi : u;
+    int i = seg_index(p, u);
+    float v = p->s[i] * u;
+    v = v + p->t[i];
+    v = v * pow2i(j * p->shift);
+    return (x < 0.0f) ? -v : v;
+}
+
+static inline float pow2n(int k) { return u2f((uint32_t)(k + 127) << 23); }   /* -126 <= k <= 127 */
+
+/* the same as pwl_scaled_one, branch-free over a block so that it vectorises (q = 1 or 2) */
+static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
+    const int q = p->q, qs = q == 2 ? 1 : 0, paper = p->scaling == 1;
+    float ub[BLOCK];
+    int kb[BLOCK];
+    pwl32_t plain = *p;
+    plain.scaling = 0;
+    plain.lim_lo = -INFINITY; plain.lim_hi = INFINITY;   /* specials are handled below */
+    for (int64_t b = 0; b < n; b += BLOCK) {
+        int m = (int)((n - b) < BLOCK ? (n - b) : BLOCK);
+        const float *xb = x + b;
+        for (int e = 0; e < m; ++e) {
+            float xv = xb[e];
+            float ax = fabsf(xv);
+            uint32_t bits = f2u(ax);
+            int sub = (bits & 0x7f800000u) == 0;
+            float ax2 = sub ? ax * 18446744073709551616.0f : ax;
+            uint32_t bits2 = f2u(ax2);
+            int E = (int)((bits2 >> 23) & 0xff) - 127 - (sub ? 64 : 0);
+            int j = E >> qs;                      /* floor(E / q) for q in {1, 2} */
+            int capped = paper && j > 0;
+            j = capped ? 0 : j;
+            float m1 = u2f((bits2 & 0x007fffffu) | 0x3f800000u);
+            int r = E - q * j;                    /* in [0, q-1] unless capped */
+            float u = capped ? ax : m1 * pow2n(r < 127 ? r : 0);
+            ub[e] = (isfinite(xv) && xv != 0.0f) ? u : 1.0f;
+            kb[e] = j * p->shift;
+        }
+        pwl_plain_block(&plain, ub, y + b, m);
+        for (int e = 0; e < m; ++e) {
+            float xv = xb[e];
+            int k = kb[e];
+            int a = k / 2, c = k - a;             /* 2**k as two factors, each a normal float */
+            float v = (y[b + e] * pow2n(a)) * pow2n(c);
+            v = (xv < 0.0f) ? (p->odd ? -v : NAN) : v;
+            v = (xv == 0.0f) ? INFINITY : v;
+            v = (xv == INFINITY) ? p->lim_hi : v;
+            v = (xv == -INFINITY) ? p->lim_lo : v;
+            v = isnan(xv) ? xv : v;
+            y[b + e] = v;
+        }
+    }
+}
+
+static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
+    if (p->scaling == 0) pwl_plain_block(p, x, y, n);
+    else if (p->q == 1 || p->q == 2) pwl_scaled_block(p, x, y, n);
+    else for (int64_t i = 0; i < n; ++i) y[i] = pwl_scaled_one(p, x[i]);
+}
+
+/* y = table(x) for n float32 values, using up to `threads` OpenMP threads */
+void nnlut_pwl_f32(const pwl32_t *p, const float *x, float *y, int64_t n, int threads) {
+    const int64_t chunk = 1 << 15;
+    int64_t nchunks = (n + chunk - 1) / chunk;
+    #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
+    for (int64_t c = 0; c < nchunks; ++c) {
+        int64_t b = c * chunk;
+        int64_t m = (n - b) < chunk ? (n - b) : chunk;
+        pwl_eval(p, x + b, y + b, m);
+    }
+}
+
+/* Row softmax from tables: y = exp(x - max) * reciprocal(sum), rows of `cols` contiguous
+ * float32 values. The row sum is accumulated in double, then rounded to float. */
+void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t rows,
+                       int64_t cols, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float mx = -INFINITY;
+        int any_nan = 0;
+        for (int64_t k = 0; k < cols; ++k) { float v = xr[k]; any_nan |= isnan(v); mx = v > mx ? v : mx; }
+        if (any_nan) mx = NAN;
+        float zb[BLOCK];
+        double sum = 0.0;
+        for (int64_t b = 0; b < cols; b += BLOCK) {
+            int64_t m = (cols - b) < BLOCK ? (cols - b) : BLOCK;
+            for (int64_t e = 0; e < m; ++e) zb[e] = xr[b + e] - mx;
+            pwl_plain_block(pe, zb, yr + b, m);
+            for (int64_t e = 0; e < m; ++e) sum += (double)yr[b + e];
+        }
+        float s1 = (float)sum, inv;
+        if (pr->scaling) inv = pwl_scaled_one(pr, s1);
+        else pwl_plain_block(pr, &s1, &inv, 1);
+        for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
+    }
+}
+
+int nnlut_kernels_abi(void) { return 1; }

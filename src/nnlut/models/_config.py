@@ -1,0 +1,127 @@
+"""``ApproxConfig``: what ``approximate_`` replaces, and with what."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar
+
+from .._errors import NNLUTError
+from ..core._table import Table
+
+OPS = ("gelu", "softmax", "layernorm", "silu", "rmsnorm")
+METHODS = ("nnlut", "linear", "exponential", "ibert", "exact")
+SCALINGS = ("full", "paper")
+
+
+@dataclass
+class ApproxConfig:
+    """Configuration of :func:`nnlut.approximate_`.
+
+    Args:
+        ops: op types to replace, any of ``gelu``, ``softmax``, ``layernorm``, ``silu``,
+            ``rmsnorm``; ``None`` (default) = every one the model has.
+        method: ``nnlut`` (trained tables, default), ``linear`` / ``exponential``
+            (conventional tables), ``ibert`` (I-BERT's integer kernels) or ``exact``
+            (PyTorch reference through the same plumbing).
+        entries: table entries N (default 16).
+        scaling: input scaling of the reciprocal and rsqrt tables: ``full`` range reduction
+            (default; relative error ~3e-4 for every positive input) or ``paper`` (table on
+            [1, 1024], inputs below 1 scaled).
+        share_tables: one table object per function for the whole model (default) or one per
+            module (what per-layer calibration refits).
+        overrides: per-module settings by name: an exact module name, else the first regular
+            expression (full match) that matches, else this config; a value of ``None``
+            leaves that module exact. A key that matches no op is an error.
+        tables: fixed tables to use instead of fitting, by function name (``gelu``, ``exp``,
+            ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
+        seed: fitting seed.
+    """
+
+    ops: tuple[str, ...] | None = None
+    method: str = "nnlut"
+    entries: int = 16
+    scaling: str = "full"
+    share_tables: bool = True
+    overrides: dict[str, ApproxConfig | None] = field(default_factory=dict)
+    tables: dict[str, Table] = field(default_factory=dict)
+    seed: int = 0
+
+    VERSION: ClassVar[int] = 1
+
+    def __post_init__(self) -> None:
+        if self.ops is not None:
+            if isinstance(self.ops, str):
+                self.ops = (self.ops,)
+            self.ops = tuple(self.ops)
+            bad = [o for o in self.ops if o not in OPS]
+            if bad:
+                raise NNLUTError(f"unknown op(s) {', '.join(map(repr, bad))}; allowed: {', '.join(OPS)}")
+            if not self.ops:
+                raise NNLUTError("ops is empty; give at least one op or None for all")
+        if self.method not in METHODS:
+            raise NNLUTError(f"method {self.method!r} is unknown; allowed: {', '.join(METHODS)}")
+        if isinstance(self.entries, bool) or not isinstance(self.entries, int) or not 2 <= self.entries <= 4096:
+            raise NNLUTError(f"entries must be an integer between 2 and 4096, got {self.entries!r}")
+        if self.scaling not in SCALINGS:
+            raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
+        if not isinstance(self.overrides, Mapping):
+            raise NNLUTError("overrides must be a mapping of module name or pattern to ApproxConfig or None")
+        for key, value in self.overrides.items():
+            if not isinstance(key, str):
+                raise NNLUTError(f"override key {key!r} must be a module name or regular expression")
+            try:
+                re.compile(key)
+            except re.error as e:
+                raise NNLUTError(f"override key {key!r} is not a valid regular expression: {e}") from None
+            if value is not None and not isinstance(value, ApproxConfig):
+                raise NNLUTError(f"override {key!r} must be an ApproxConfig or None, got {type(value).__name__}")
+        for name, t in self.tables.items():
+            if not isinstance(t, Table):
+                raise NNLUTError(f"tables[{name!r}] must be a Table, got {type(t).__name__}")
+
+    # ------------------------------------------------------------------ resolution
+    def resolve(self, name: str) -> ApproxConfig | None:
+        """The config that applies to module ``name`` (``None`` = leave it exact)."""
+        if name in self.overrides:
+            return self.overrides[name]
+        for key, value in self.overrides.items():
+            if re.fullmatch(key, name):
+                return value
+        return self
+
+    def unmatched_overrides(self, names: list[str]) -> list[str]:
+        return [k for k in self.overrides if k not in names and not any(re.fullmatch(k, n) for n in names)]
+
+    # ------------------------------------------------------------------ serialisation
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.VERSION,
+            "ops": list(self.ops) if self.ops is not None else None,
+            "method": self.method, "entries": self.entries, "scaling": self.scaling,
+            "share_tables": self.share_tables, "seed": self.seed,
+            "overrides": {k: (v.to_dict() if v is not None else None) for k, v in self.overrides.items()},
+            "tables": {k: t.to_dict() for k, t in self.tables.items()},
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ApproxConfig:
+        if not isinstance(d, Mapping):
+            raise NNLUTError(f"a config must be an object, got {type(d).__name__}")
+        if d.get("version", cls.VERSION) != cls.VERSION:
+            raise NNLUTError(f"unknown config version {d.get('version')!r}; this nnlut reads version {cls.VERSION}")
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known - {"version"}
+        if unknown:
+            raise NNLUTError(f"unknown config key(s) {', '.join(sorted(unknown))}; allowed: {', '.join(sorted(known))}")
+        kw = {k: v for k, v in d.items() if k in known}
+        if kw.get("ops") is not None:
+            kw["ops"] = tuple(kw["ops"])
+        kw["overrides"] = {k: (cls.from_dict(v) if v is not None else None) for k, v in (d.get("overrides") or {}).items()}
+        kw["tables"] = {k: Table.from_dict(v) for k, v in (d.get("tables") or {}).items()}
+        return cls(**kw)

@@ -1,0 +1,126 @@
+"""Finding the non-linear ops of a model: activations, norms and attention softmaxes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .._errors import NNLUTError
+from ..ops._modules import ApproxOp
+
+_GELU_ERF = {"GELUActivation"}
+_GELU_TANH = {"NewGELUActivation", "GELUTanh", "PytorchGELUTanh", "GELUPytorchTanh"}
+_SILU = {"SiLUActivation"}
+
+
+@dataclass
+class Site:
+    """One replaceable op.
+
+    ``name`` is how reports and overrides refer to it: the module's path, or for an attention
+    softmax the attention module's path plus ``.softmax``. ``kind`` is ``module`` (the module
+    at ``parent.attr`` is swapped), ``attention`` (the attention module gets a ``softmax``
+    child and dispatches through nnlut's attention function) or ``adapter`` (the attention
+    module is swapped for an adapter).
+    """
+
+    name: str
+    op: str
+    kind: str
+    parent: nn.Module
+    attr: str
+    module: nn.Module
+    function: str | None = None
+    eps: float = 0.0
+    weight_offset: float = 0.0
+
+
+def _activation_function(module: nn.Module) -> str | None:
+    cls = type(module).__name__
+    if isinstance(module, nn.GELU):
+        return "gelu_tanh" if module.approximate == "tanh" else "gelu"
+    if cls in _GELU_ERF:
+        return "gelu"
+    if cls in _GELU_TANH:
+        return "gelu_tanh"
+    if isinstance(module, nn.SiLU) or cls in _SILU:
+        return "silu"
+    return None
+
+
+def _rmsnorm_eps(module: nn.Module) -> float | None:
+    for attr in ("variance_epsilon", "eps", "epsilon"):
+        v = getattr(module, attr, None)
+        if isinstance(v, (int, float)):
+            return float(v)
+    if isinstance(module, nn.RMSNorm):
+        return float(torch.finfo(torch.float32).eps) if module.eps is None else float(module.eps)
+    return None
+
+
+def _verify_activation(name: str, module: nn.Module, function: str) -> None:
+    from ..ops._kernels import make_kernel
+
+    p = next(iter(module.parameters()), None)
+    x = torch.linspace(-8, 8, 2001, dtype=torch.float32, device=p.device if p is not None else "cpu")
+    with torch.no_grad():
+        ref = module(x)
+        got = make_kernel("gelu" if function != "silu" else "silu", "exact", function=function)(x)
+    if not torch.allclose(ref.float(), got.float(), atol=1e-5):
+        raise NNLUTError(f"module {name!r} ({type(module).__name__}) does not compute {function}; "
+                         f"nnlut cannot replace it")
+
+
+def _rmsnorm_offset(name: str, module: nn.Module, eps: float) -> float:
+    from ..ops._lut import exact_rmsnorm
+
+    w = getattr(module, "weight", None)
+    dim = w.shape[-1] if w is not None else getattr(module, "normalized_shape", (8,))[-1]
+    dev = w.device if w is not None else "cpu"
+    dt = w.dtype if w is not None else torch.float32
+    x = torch.randn(3, int(dim), generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
+    with torch.no_grad():
+        ref = module(x)
+        for offset in (0.0, 1.0):
+            got = exact_rmsnorm(x, w, eps, offset)
+            if got.shape == ref.shape and torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-5):
+                return offset
+    raise NNLUTError(f"module {name!r} ({type(module).__name__}) is an RMSNorm variant nnlut does not know")
+
+
+def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
+    """Every op of ``model`` that nnlut can replace, in module order."""
+    from ._hf import ADAPTERS, uses_attention_registry
+
+    sites: list[Site] = []
+    parents = {id(m): (n, m) for n, m in model.named_modules(remove_duplicate=False)}
+    for pname, parent in model.named_modules(remove_duplicate=False):
+        for attr, module in parent.named_children():
+            name = f"{pname}.{attr}" if pname else attr
+            if isinstance(module, ApproxOp):
+                raise NNLUTError(f"module {name!r} is already approximated; call nnlut.restore_(model) first")
+            cls = type(module).__name__
+            fn = _activation_function(module)
+            if fn is not None:
+                if verify:
+                    _verify_activation(name, module, fn)
+                sites.append(Site(name, "silu" if fn == "silu" else "gelu", "module", parent, attr, module, fn))
+            elif isinstance(module, nn.LayerNorm):
+                sites.append(Site(name, "layernorm", "module", parent, attr, module))
+            elif isinstance(module, nn.RMSNorm) or (cls.endswith("RMSNorm") and _rmsnorm_eps(module) is not None):
+                eps = _rmsnorm_eps(module)
+                assert eps is not None
+                offset = _rmsnorm_offset(name, module, eps) if verify else 0.0
+                sites.append(Site(name, "rmsnorm", "module", parent, attr, module, eps=eps, weight_offset=offset))
+            elif isinstance(module, nn.Softmax):
+                sites.append(Site(name, "softmax", "module", parent, attr, module))
+            elif cls in ADAPTERS:
+                sites.append(Site(f"{name}.softmax", "softmax", "adapter", parent, attr, module))
+            elif uses_attention_registry(module):
+                if "softmax" in module._modules or hasattr(module, "softmax"):
+                    raise NNLUTError(f"attention module {name!r} already has an attribute 'softmax'")
+                sites.append(Site(f"{name}.softmax", "softmax", "attention", parent, attr, module))
+    del parents
+    return sites

@@ -1,0 +1,215 @@
+"""``approximate_`` and ``restore_``: replace a model's non-linear ops in place, and undo it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from torch import nn
+
+from .._errors import NNLUTError
+from .._logging import logger
+from ..core._table import Table
+from ..ops._kernels import ROLES, Kernel, make_kernel
+from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxOp, ApproxRMSNorm, ApproxSoftmax
+from ._config import ApproxConfig
+from ._sites import Site, find_sites
+
+_STATE = "_nnlut_state"
+_TABLE_CACHE: dict[tuple, Table] = {}
+
+
+def fitted_table(function: str, method: str, entries: int, scaling: str, seed: int = 0) -> Table:
+    """The table for ``function`` fitted with ``method`` (memoised for the process)."""
+    from ..fit import fit
+
+    key = (function, method, entries, scaling, seed)
+    if key not in _TABLE_CACHE:
+        rr = scaling == "full" and function in ("reciprocal", "rsqrt")
+        _TABLE_CACHE[key] = fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]
+    return _TABLE_CACHE[key]
+
+
+@dataclass
+class ApproxReport:
+    """What ``approximate_`` did: one record per replaced op, and the ops left exact."""
+
+    replaced: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.replaced:
+            out[r["op"]] = out.get(r["op"], 0) + 1
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"replaced": self.replaced, "skipped": self.skipped, "counts": self.counts()}
+
+    def __str__(self) -> str:
+        parts = [f"{n} {op}" for op, n in self.counts().items()]
+        s = "replaced " + (", ".join(parts) if parts else "nothing")
+        if self.skipped:
+            s += f"; left exact: {len(self.skipped)}"
+        return s
+
+
+@dataclass
+class _State:
+    swaps: list[tuple[nn.Module, str, nn.Module]] = field(default_factory=list)
+    children: list[nn.Module] = field(default_factory=list)
+    attention: list[tuple[nn.Module, str]] = field(default_factory=list)
+    report: ApproxReport = field(default_factory=ApproxReport)
+
+
+def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> Kernel:
+    function = site.function
+    if cfg.method in ("ibert", "exact"):
+        return make_kernel(site.op, cfg.method, function=function)
+    roles = dict(ROLES[site.op])
+    if site.op == "gelu":
+        roles = {"act": function or "gelu"}
+    key = (site.op, function, id(cfg))
+    if cfg.share_tables and key in shared:
+        return shared[key]
+    tables = {}
+    for role, fn in roles.items():
+        if fn in cfg.tables:
+            tables[role] = cfg.tables[fn]
+        else:
+            t = fitted_table(fn, cfg.method, cfg.entries, cfg.scaling, cfg.seed)
+            tables[role] = t if cfg.share_tables else t.replace()
+    kernel = make_kernel(site.op, cfg.method, tables, function=function)
+    if cfg.share_tables:
+        shared[key] = kernel
+    return kernel
+
+
+def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify: bool = True) -> ApproxReport:
+    """Replace ``model``'s non-linear ops in place, as ``config`` says; undo with :func:`restore_`.
+
+    Args:
+        model: any ``nn.Module``; HuggingFace models (BERT, RoBERTa, DistilBERT, MPNet,
+            LLaMA-style, ...) whatever attention implementation they were loaded with.
+        config: what to replace and how (default: every op, 16-entry NN-LUT tables).
+        verify: check at swap time that each replaced module computes what nnlut assumes.
+
+    Returns:
+        An :class:`ApproxReport` listing every replaced op (also kept on the model).
+
+    Raises:
+        NNLUTError: an op in ``config.ops`` the model does not have, an override pattern that
+            matches nothing, a module nnlut cannot reproduce, or a model already approximated.
+    """
+    config = config if config is not None else ApproxConfig()
+    if not isinstance(config, ApproxConfig):
+        raise NNLUTError(f"config must be an ApproxConfig, got {type(config).__name__}")
+    if not isinstance(model, nn.Module):
+        raise NNLUTError(f"model must be a torch nn.Module, got {type(model).__name__}")
+    if getattr(model, _STATE, None) is not None:
+        raise NNLUTError("model is already approximated; call nnlut.restore_(model) first")
+    sites = find_sites(model, verify=verify)
+    present = sorted({s.op for s in sites})
+    wanted = config.ops if config.ops is not None else tuple(present)
+    missing = [op for op in wanted if op not in present]
+    if missing:
+        raise NNLUTError(f"the model has no {', '.join(missing)}; it has: {', '.join(present) or 'no replaceable ops'}")
+    chosen = [s for s in sites if s.op in wanted]
+    unmatched = config.unmatched_overrides([s.name for s in chosen])
+    if unmatched:
+        listing = ", ".join(s.name for s in chosen[:8]) + (", ..." if len(chosen) > 8 else "")
+        raise NNLUTError(f"override(s) {', '.join(map(repr, unmatched))} match no replaced op; ops are named like: {listing}")
+
+    state = _State()
+    shared: dict[tuple, Kernel] = {}
+    try:
+        for site in chosen:
+            cfg = config.resolve(site.name)
+            if cfg is None:
+                state.report.skipped.append(site.name)
+                continue
+            kernel = _kernel_for(site, cfg, shared)
+            _apply(site, kernel, state, verify)
+            state.report.replaced.append({"name": site.name, "op": site.op, "method": kernel.method,
+                                          "kernel": kernel.describe(), "function": site.function})
+        _switch_attention(model, state)
+    except BaseException:
+        _undo(state)
+        raise
+    model.__dict__[_STATE] = state  # a plain attribute, outside the module tree and state_dict
+    logger.info("approximate_: %s", state.report)
+    return state.report
+
+
+def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
+    from ._hf import ADAPTERS, check_adapter
+
+    if site.kind == "module":
+        if site.op in ("gelu", "silu"):
+            new: nn.Module = ApproxActivation(kernel, site.module)  # type: ignore[arg-type]
+        elif site.op == "layernorm":
+            new = ApproxLayerNorm(kernel, site.module)  # type: ignore[arg-type]
+        elif site.op == "rmsnorm":
+            new = ApproxRMSNorm(kernel, site.module, site.eps, site.weight_offset)  # type: ignore[arg-type]
+        else:
+            new = ApproxSoftmax(kernel, dim=site.module.dim if site.module.dim is not None else -1,  # type: ignore[arg-type]
+                                original=site.module)
+        setattr(site.parent, site.attr, new)
+        state.swaps.append((site.parent, site.attr, site.module))
+    elif site.kind == "adapter":
+        adapter_cls = ADAPTERS[type(site.module).__name__]
+        if verify:
+            check_adapter(site.module, adapter_cls(site.module, ApproxSoftmax(kernel)))  # type: ignore[call-arg,arg-type]
+        setattr(site.parent, site.attr, adapter_cls(site.module, ApproxSoftmax(kernel)))  # type: ignore[call-arg,arg-type]
+        state.swaps.append((site.parent, site.attr, site.module))
+    else:  # attention registry
+        site.module.add_module("softmax", ApproxSoftmax(kernel))  # type: ignore[arg-type]
+        state.children.append(site.module)
+
+
+def _switch_attention(model: nn.Module, state: _State) -> None:
+    if not state.children:
+        return
+    from ._hf import ATTN_NAME, owning_pretrained_models, switch_attention
+
+    owners = owning_pretrained_models(model)
+    if not owners:
+        raise NNLUTError("attention modules that use transformers' attention registry must sit inside a "
+                         "transformers PreTrainedModel")
+    for pm in owners:
+        original = pm.config._attn_implementation  # type: ignore[union-attr]
+        switch_attention(pm, ATTN_NAME)
+        state.attention.append((pm, original))
+
+
+def _undo(state: _State) -> None:
+    from ._hf import switch_attention
+
+    for pm, original in reversed(state.attention):
+        switch_attention(pm, original)
+    for module in reversed(state.children):
+        if isinstance(module._modules.get("softmax"), ApproxSoftmax):
+            del module._modules["softmax"]
+    for parent, attr, original in reversed(state.swaps):
+        setattr(parent, attr, original)
+
+
+def restore_(model: nn.Module) -> nn.Module:
+    """Undo :func:`approximate_`: the model gets its original modules and attention back and
+    gives bit-identical outputs to before. Returns the model."""
+    state = model.__dict__.get(_STATE)
+    if state is None:
+        raise NNLUTError("model was not approximated by nnlut (nothing to restore)")
+    _undo(state)
+    del model.__dict__[_STATE]
+    return model
+
+
+def approximation_report(model: nn.Module) -> ApproxReport | None:
+    """The report of the last ``approximate_`` on ``model``, or None."""
+    state = model.__dict__.get(_STATE)
+    return state.report if state is not None else None
+
+
+def is_approximated(model: nn.Module) -> bool:
+    return model.__dict__.get(_STATE) is not None or any(isinstance(m, ApproxOp) for m in model.modules())

@@ -1,0 +1,192 @@
+"""Thin ``nn.Module`` faces for approximated ops.
+
+Each module holds a :class:`~nnlut.ops._kernels.Kernel` and calls it. Modules that replace
+an existing module keep it (``original``, outside the module tree) so that it can be put back
+bit-exactly, and share its parameters, so ``state_dict`` keys and ``.to()`` are unchanged.
+
+Two optional hooks serve evaluation and calibration: ``track`` accumulates the op's error
+against the exact op on the same inputs, and ``observers`` see, on every call, the inputs each
+of the op's tables receives (``{role: tensor}``, e.g. ``{"exp": x - max, "reciprocal": sum}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from ._kernels import ActivationKernel, Kernel, LayerNormKernel, RMSNormKernel, SoftmaxKernel, make_kernel
+
+
+@dataclass
+class ErrorStats:
+    """Running error of an op's output against the exact op."""
+
+    count: int = 0
+    sum_abs: float = 0.0
+    sum_sq: float = 0.0
+    max_abs: float = 0.0
+    sum_ref_sq: float = 0.0
+
+    def update(self, y: torch.Tensor, ref: torch.Tensor) -> None:
+        with torch.no_grad():
+            ok = torch.isfinite(ref)
+            d = (y.double() - ref.double())[ok]
+            r = ref.double()[ok]
+            if d.numel() == 0:
+                return
+            self.count += d.numel()
+            self.sum_abs += float(d.abs().sum())
+            self.sum_sq += float((d * d).sum())
+            self.max_abs = max(self.max_abs, float(d.abs().max()))
+            self.sum_ref_sq += float((r * r).sum())
+
+    def as_dict(self) -> dict[str, float]:
+        import math
+
+        mean_abs = self.sum_abs / self.count if self.count else math.nan
+        sqnr = 10 * math.log10(self.sum_ref_sq / self.sum_sq) if self.sum_sq > 0 else math.inf
+        return {"elements": self.count, "max_abs": self.max_abs, "mean_abs": mean_abs, "sqnr_db": sqnr}
+
+
+class ApproxOp(nn.Module):
+    """Base class of every approximated op module."""
+
+    op: str = ""
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.track = False
+        self.stats = ErrorStats()
+        self.observers: list[Callable[[ApproxOp, dict[str, torch.Tensor]], None]] = []
+
+    def set_kernel(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+
+    def _observe(self, inputs: dict[str, torch.Tensor]) -> None:
+        with torch.no_grad():
+            for obs in self.observers:
+                obs(self, inputs)
+
+    def extra_repr(self) -> str:
+        return self.kernel.describe()
+
+
+class ApproxActivation(ApproxOp):
+    """Replaces an elementwise activation module (GELU, SiLU)."""
+
+    def __init__(self, kernel: ActivationKernel, original: nn.Module | None = None) -> None:
+        super().__init__(kernel)
+        self.op = "silu" if kernel.function == "silu" else "gelu"
+        self.__dict__["original"] = original  # kept outside the module tree
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.observers:
+            self._observe({"act": x})
+        y = self.kernel(x)
+        if self.track:
+            ref = self.original(x) if self.original is not None else make_kernel(self.op, "exact", function=self.kernel.function)(x)
+            self.stats.update(y, ref)
+        return y
+
+
+class ApproxSoftmax(ApproxOp):
+    """Softmax along a dim (an attention's softmax, or a replaced ``nn.Softmax``)."""
+
+    op = "softmax"
+
+    def __init__(self, kernel: SoftmaxKernel, dim: int = -1, original: nn.Module | None = None) -> None:
+        super().__init__(kernel)
+        self.dim = dim
+        self.__dict__["original"] = original
+
+    def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+        d = self.dim if dim is None else dim
+        if self.observers:
+            with torch.no_grad():
+                z = x.float() - x.float().amax(dim=d, keepdim=True)
+                exp = self.kernel.tables.get("exp")
+                e = exp(z) if exp is not None else torch.exp(z)
+                self._observe({"exp": z, "reciprocal": e.sum(dim=d)})
+        y = self.kernel(x, d)
+        if self.track:
+            self.stats.update(y, torch.softmax(x.float(), dim=d).to(y.dtype))
+        return y
+
+
+class ApproxLayerNorm(ApproxOp):
+    """Replaces an ``nn.LayerNorm``; shares its weight and bias."""
+
+    op = "layernorm"
+
+    def __init__(self, kernel: LayerNormKernel, original: nn.LayerNorm) -> None:
+        super().__init__(kernel)
+        self.normalized_shape = tuple(original.normalized_shape)
+        self.eps = float(original.eps)
+        self.weight = original.weight
+        self.bias = original.bias
+        self.__dict__["original"] = original
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.kernel(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        if self.observers:
+            dims = tuple(range(-len(self.normalized_shape), 0))
+            self._observe({"rsqrt": x.float().var(dim=dims, unbiased=False) + self.eps})
+        if self.track:
+            self.stats.update(y, self.original(x))
+        return y
+
+
+class ApproxRMSNorm(ApproxOp):
+    """Replaces an RMSNorm module (``nn.RMSNorm`` or a LLaMA-style ``*RMSNorm``)."""
+
+    op = "rmsnorm"
+
+    def __init__(self, kernel: RMSNormKernel, original: nn.Module, eps: float, weight_offset: float = 0.0) -> None:
+        super().__init__(kernel)
+        self.eps = float(eps)
+        self.weight_offset = float(weight_offset)
+        self.weight = getattr(original, "weight", None)
+        self.__dict__["original"] = original
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.kernel(x, self.weight, self.eps, self.weight_offset)
+        if self.observers:
+            xf = x.float()
+            self._observe({"rsqrt": (xf * xf).mean(dim=-1) + self.eps})
+        if self.track:
+            self.stats.update(y, self.original(x))
+        return y
+
+
+def approx_modules(model: nn.Module) -> dict[str, ApproxOp]:
+    """All approximated op modules of ``model`` by name."""
+    return {name: m for name, m in model.named_modules() if isinstance(m, ApproxOp)}
+
+
+class track_errors:
+    """Context manager: accumulate each approximated op's error against the exact op.
+
+    ``with track_errors(model) as t: model(**batch)``, then ``t.report()`` gives, per module,
+    elements seen, max and mean absolute error and SQNR (dB).
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.modules = approx_modules(model)
+
+    def __enter__(self) -> track_errors:
+        for m in self.modules.values():
+            m.stats = ErrorStats()
+            m.track = True
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for m in self.modules.values():
+            m.track = False
+
+    def report(self) -> dict[str, dict[str, Any]]:
+        return {name: {"op": m.op, **m.stats.as_dict()} for name, m in self.modules.items()}

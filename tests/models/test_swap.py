@@ -1,0 +1,196 @@
+"""approximate_ / restore_: what is replaced, exactness of undo, overrides, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nnlut
+from nnlut import ApproxConfig, NNLUTError, approximate_, restore_
+from nnlut.ops import ApproxOp, approx_modules
+from tests.models.conftest import batch, tiny_hf
+
+
+def _out(model, inputs):
+    with torch.no_grad():
+        out = model(**inputs) if isinstance(inputs, dict) else model(inputs)
+    return out.last_hidden_state if hasattr(out, "last_hidden_state") else out
+
+
+def test_toy_swap_and_exact_restore(toy):
+    x = torch.randn(2, 5, 16)
+    ref = _out(toy, x)
+    keys = list(toy.state_dict())
+    params = {n: p for n, p in toy.named_parameters()}
+    report = approximate_(toy)
+    assert report.counts() == {"softmax": 1, "gelu": 1, "layernorm": 1}
+    assert isinstance(toy.act, ApproxOp) and isinstance(toy.softmax, ApproxOp) and isinstance(toy.norm, ApproxOp)
+    assert list(toy.state_dict()) == keys  # swaps share the original parameters
+    assert all(p is params[n] for n, p in toy.named_parameters())
+    y = _out(toy, x)
+    assert not torch.equal(y, ref) and float((y - ref).abs().max()) < 0.02
+    restore_(toy)
+    assert torch.equal(_out(toy, x), ref)
+    assert isinstance(toy.act, torch.nn.GELU) and not approx_modules(toy)
+
+
+def test_ops_subset_and_method(toy):
+    report = approximate_(toy, ApproxConfig(ops=("gelu",), method="linear", entries=8))
+    assert report.counts() == {"gelu": 1}
+    assert toy.act.kernel.method == "linear" and toy.act.kernel.tables["act"].entries == 8
+    assert isinstance(toy.norm, torch.nn.LayerNorm)
+
+
+def test_overrides_by_exact_name_regex_and_skip(toy):
+    cfg = ApproxConfig(overrides={"norm": None, r"soft.*": ApproxConfig(method="exponential")})
+    report = approximate_(toy, cfg)
+    assert "norm" in report.skipped and isinstance(toy.norm, torch.nn.LayerNorm)
+    assert toy.softmax.kernel.method == "exponential" and toy.act.kernel.method == "nnlut"
+
+
+def test_errors(toy):
+    with pytest.raises(NNLUTError, match="has no rmsnorm; it has: gelu, layernorm, softmax"):
+        approximate_(toy, ApproxConfig(ops=("rmsnorm",)))
+    with pytest.raises(NNLUTError, match="match no replaced op.*named like"):
+        approximate_(toy, ApproxConfig(overrides={"encoder.*": None}))
+    assert not approx_modules(toy)  # a failed call leaves the model as it was
+    approximate_(toy)
+    with pytest.raises(NNLUTError, match="already approximated"):
+        approximate_(toy)
+    restore_(toy)
+    with pytest.raises(NNLUTError, match="nothing to restore"):
+        restore_(toy)
+    with pytest.raises(NNLUTError, match="nn.Module"):
+        approximate_("model")
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"ops": ("gelu", "tanh")}, "unknown op"),
+        ({"method": "magic"}, "method 'magic' is unknown"),
+        ({"entries": 1}, "entries must be"),
+        ({"scaling": "half"}, "scaling 'half'"),
+        ({"overrides": {"(": None}}, "not a valid regular expression"),
+        ({"overrides": {"x": "linear"}}, "must be an ApproxConfig"),
+        ({"ops": ()}, "ops is empty"),
+    ],
+)
+def test_bad_configs(kwargs, match):
+    with pytest.raises(NNLUTError, match=match):
+        ApproxConfig(**kwargs)
+
+
+def test_config_json_round_trip(fitted):
+    cfg = ApproxConfig(ops=("gelu", "softmax"), method="linear", entries=8,
+                       overrides={"a.b": None, "x.*": ApproxConfig(entries=4)}, tables={"gelu": fitted("gelu")})
+    back = ApproxConfig.from_dict(__import__("json").loads(cfg.to_json()))
+    assert back.to_dict() == cfg.to_dict()
+    with pytest.raises(NNLUTError, match="unknown config key"):
+        ApproxConfig.from_dict({"method": "nnlut", "colour": 1})
+    with pytest.raises(NNLUTError, match="unknown config version"):
+        ApproxConfig.from_dict({"version": 7})
+
+
+def test_shared_and_per_module_tables():
+    model = tiny_hf("bert")
+    approximate_(model)
+    acts = [m for m in approx_modules(model).values() if m.op == "gelu"]
+    assert len(acts) == 2 and acts[0].kernel.tables["act"] is acts[1].kernel.tables["act"]
+    restore_(model)
+    approximate_(model, ApproxConfig(share_tables=False))
+    acts = [m for m in approx_modules(model).values() if m.op == "gelu"]
+    assert acts[0].kernel.tables["act"] is not acts[1].kernel.tables["act"]
+    assert acts[0].kernel.tables["act"] == acts[1].kernel.tables["act"]
+
+
+def test_user_tables_are_used(fitted):
+    model = tiny_hf("bert")
+    g8 = nnlut.fit("gelu", 8)
+    approximate_(model, ApproxConfig(ops=("gelu",), tables={"gelu": g8}))
+    assert all(m.kernel.tables["act"] is g8 for m in approx_modules(model).values())
+
+
+@pytest.mark.parametrize("kind,attn", [("bert", "eager"), ("bert", "sdpa"), ("roberta", "sdpa"), ("distilbert", "sdpa"),
+                                       ("mpnet", "eager"), ("llama", "sdpa")])
+def test_hf_models(kind, attn):
+    model = tiny_hf(kind, attn)
+    inputs = batch(pad=kind != "llama")
+    original_impl = getattr(model.config, "_attn_implementation", None)
+    ref = _out(model, inputs)
+    report = approximate_(model)
+    counts = report.counts()
+    assert counts.get("softmax") == 2
+    if kind == "llama":
+        assert counts.get("silu") == 2 and counts.get("rmsnorm") == 5
+    else:
+        assert counts.get("gelu") == 2 and counts.get("layernorm", 0) >= 4
+    y = _out(model, inputs)
+    valid = inputs["attention_mask"].bool()
+    cos = torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1)
+    assert float(cos.min()) > 0.999
+    restore_(model)
+    assert getattr(model.config, "_attn_implementation", None) == original_impl
+    assert torch.equal(_out(model, inputs), ref)
+
+
+def test_padding_gets_zero_attention():
+    model = tiny_hf("bert", "sdpa")
+    approximate_(model, ApproxConfig(ops=("softmax",)))
+    inputs = batch()
+    with torch.no_grad():
+        out = model(**inputs, output_attentions=True)
+    for att in out.attentions:
+        assert torch.all(att[1, :, :, 6:] == 0) and torch.all(att[2, :, :, 3:] == 0)
+        assert not torch.isnan(att).any()
+
+
+def test_ibert_and_exact_methods_on_bert():
+    model = tiny_hf("bert")
+    inputs = batch()
+    ref = _out(model, inputs)
+    approximate_(model, ApproxConfig(method="exact"))
+    assert torch.allclose(_out(model, inputs), ref, atol=1e-5)  # same plumbing, exact kernels
+    restore_(model)
+    approximate_(model, ApproxConfig(method="ibert"))
+    y = _out(model, inputs)
+    valid = inputs["attention_mask"].bool()
+    assert float(torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1).min()) > 0.99
+    restore_(model)
+    with pytest.raises(NNLUTError, match="I-BERT has no integer kernel"):
+        approximate_(tiny_hf("llama"), ApproxConfig(method="ibert", ops=("silu",)))
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_models(dtype):
+    model = tiny_hf("bert", "eager", dtype)
+    inputs = batch()
+    ref = _out(model, inputs).float()
+    approximate_(model)
+    y = _out(model, inputs)
+    assert y.dtype == dtype
+    valid = inputs["attention_mask"].bool()
+    assert float(torch.nn.functional.cosine_similarity(y.float()[valid], ref[valid], dim=-1).min()) > 0.99
+
+
+def test_unknown_rmsnorm_variant_is_refused():
+    class WeirdRMSNorm(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.weight = torch.nn.Parameter(torch.ones(8))
+            self.eps = 1e-6
+
+        def forward(self, x):
+            return x / (x.abs().mean(-1, keepdim=True) + self.eps) * self.weight
+
+    model = torch.nn.Sequential(torch.nn.Linear(8, 8), WeirdRMSNorm())
+    with pytest.raises(NNLUTError, match="RMSNorm variant"):
+        approximate_(model)
+
+
+def test_weights_untouched_by_swap_and_forward(toy):
+    before = {k: v.clone() for k, v in toy.state_dict().items()}
+    approximate_(toy)
+    _out(toy, torch.randn(2, 5, 16))
+    restore_(toy)
+    assert all(torch.equal(before[k], v) for k, v in toy.state_dict().items())
