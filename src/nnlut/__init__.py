@@ -17,9 +17,12 @@ _LAZY = {
     "approximate_": "nnlut.models",
     "restore_": "nnlut.models",
     "track_errors": "nnlut.ops",
+    "calibrate": "nnlut.calibration",
+    "save_calibration": "nnlut.calibration",
+    "load_calibration": "nnlut.calibration",
 }
 
-__all__ = ["ApproxConfig", "FunctionSpec", "NNLUTError", "ReluNetwork", "Scaling", "Table", "Tail", "__version__",
+__all__ = ["ApproxConfig", "FunctionSpec", "calibrate", "load_calibration", "save_calibration", "NNLUTError", "ReluNetwork", "Scaling", "Table", "Tail", "__version__",
            "approximate_", "fit", "get_function", "list_functions", "load", "measure", "register_function", "restore_",
            "track_errors"]
 

@@ -21,6 +21,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--configs", nargs="+", metavar="NAME", help="configurations to run (default: all; fp32 always runs)")
     p.add_argument("--extra-for", nargs="*", metavar="NAME",
                    help="configurations that also run the amazon/nyt/tweets sets (default: all; none with no names)")
+    p.add_argument("--calibrate", type=int, default=528, metavar="SENTENCES",
+                   help="unlabeled training sentences for the calibrated configurations (default 528, 10%% of the "
+                        "training half; 0 = none)")
+    p.add_argument("--sweep", action="store_true",
+                   help="instead of the default configurations: NN-LUT with 16, 8 and 4 entries, calibrated and not")
     p.add_argument("--seed", type=int, default=0, help="data split and fine-tuning seed (default 0)")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.set_defaults(handler=run)
@@ -28,17 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._errors import NNLUTError
-    from ..eval import build_task, default_configs, evaluate_configs
+    from ..eval import build_task, default_configs, entry_sweep_configs, evaluate_configs
     from ..eval._evaluate import extra_rows, summary_rows
 
     out = check_output_file(args.json) if args.json else None
-    configs = default_configs(args.entries)
-    names = [n for n, _ in configs]
+    configs = entry_sweep_configs(calibrate=args.calibrate) if args.sweep else default_configs(args.entries, args.calibrate)
+    names = [c.name for c in configs]
     if args.configs:
         unknown = [c for c in args.configs if c not in names]
         if unknown:
             raise NNLUTError(f"unknown configuration(s) {', '.join(unknown)}; available: {', '.join(names)}")
-        configs = [c for c in configs if c[0] == "fp32" or c[0] in args.configs]
+        configs = [c for c in configs if c.name == "fp32" or c.name in args.configs]
     extra_for = args.extra_for if args.extra_for is not None else None
     task = build_task(args.model, args.head, seed=args.seed, limit=args.limit, extra=extra_for != [])
     res = evaluate_configs(task, configs, extra_for=extra_for)
@@ -46,6 +51,12 @@ def run(args: argparse.Namespace) -> int:
     print(f"{m['model']} ({m['head']}), movie-review test half: {m['test_sentences']} sentences"
           + (f"; fine-tuned in {m['finetune_seconds']:.0f} s" if "finetune_seconds" in m else ""))
     print(format_table(*summary_rows(res)))
+    for name, r in res["configs"].items():
+        c = r.get("calibration")
+        if c:
+            share = c.get("fraction_of_finetune_time")
+            print(f"{name}: calibrated on {c['sentences']} unlabeled sentences ({c['train_fraction']:.0%} of the training "
+                  f"half) in {c['seconds']:.1f} s" + (f" = {share:.1%} of fine-tuning time" if share is not None else ""))
     h, rows = extra_rows(res)
     if rows:
         print()

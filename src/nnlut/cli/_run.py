@@ -15,6 +15,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", default="results", metavar="DIR", help="output folder (default: results)")
     p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
     p.add_argument("--seed", type=int, default=0, help="seed (default 0)")
+    p.add_argument("--head", choices=("auto", "finetuned", "probe"), default="auto",
+                   help="FP32 reference for the model section: the fine-tuned classifier when cached (auto), "
+                        "always fine-tune (finetuned), or a linear probe (probe)")
+    p.add_argument("--eval-limit", type=int, default=1000, help="test sentences in the model section (default 1000)")
     p.add_argument("--only", nargs="+", metavar="SECTION", choices=list(SECTIONS),
                    help=f"run only these sections: {', '.join(SECTIONS)}")
     p.set_defaults(handler=run)
@@ -24,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from ..report._study import Settings, run_study
 
     out = check_output_dir(args.out)
-    run_study(str(out), Settings(entries=args.entries, seed=args.seed), args.only, echo=print)
+    settings = Settings(entries=args.entries, seed=args.seed, head=args.head, eval_limit=args.eval_limit)
+    run_study(str(out), settings, args.only, echo=print)
     print(f"\nwrote {out}/report.md and {out}/results.json")
     return 0

@@ -221,6 +221,21 @@ class Table:
 
     __hash__ = None  # type: ignore[assignment]
 
+    # tables are immutable: copies are the table itself; pickles carry no device caches
+    def __copy__(self) -> Table:
+        return self
+
+    def __deepcopy__(self, memo: dict) -> Table:
+        return self
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: getattr(self, k) for k in self.__slots__ if k != "_torch_cache"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        for k, v in state.items():
+            object.__setattr__(self, k, v)
+        object.__setattr__(self, "_torch_cache", {})
+
     def __repr__(self) -> str:
         name = self.function or "table"
         dom = f", domain=[{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else ""

@@ -1,5 +1,5 @@
 """Offline task evaluation: sentiment data, shipped models, fine-tuned classifiers, metrics."""
 
-from ._evaluate import EXTRA_SETS, Task, build_task, default_configs, evaluate_configs
+from ._evaluate import EXTRA_SETS, EvalConfig, Task, build_task, default_configs, entry_sweep_configs, evaluate_configs
 
-__all__ = ["EXTRA_SETS", "Task", "build_task", "default_configs", "evaluate_configs"]
+__all__ = ["EXTRA_SETS", "EvalConfig", "Task", "entry_sweep_configs", "build_task", "default_configs", "evaluate_configs"]

@@ -78,6 +78,12 @@ def encode_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, max_le
         yield idx, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}
 
 
+def is_cached(settings: FinetuneSettings, train: SentimentSet) -> bool:
+    """Whether a fine-tuned classifier for these settings is already in the cache."""
+    folder = cache_dir() / "finetuned" / settings.key(train.ids)
+    return (folder / "classifier.pt").exists() and (folder / "meta.json").exists()
+
+
 def load_classifier(settings: FinetuneSettings, train: SentimentSet) -> tuple[Any, SentenceClassifier, dict[str, Any]]:
     """(tokenizer, fine-tuned classifier, meta), fine-tuning and caching on first use."""
     tok, encoder = load_encoder(settings.model)

@@ -30,20 +30,46 @@ EXTRA_SETS = ("amazon", "nyt", "tweets")
 TRACK_BATCHES = 2
 
 
-def default_configs(entries: int = 16) -> list[tuple[str, ApproxConfig | None]]:
+@dataclass
+class EvalConfig:
+    """A named configuration: ``approx`` None is the exact model; ``calibrate`` is the number
+    of (unlabeled) training sentences to calibrate on after approximating, or None."""
+
+    name: str
+    approx: ApproxConfig | None
+    calibrate: int | None = None
+
+
+def default_configs(entries: int = 16, calibrate: int | None = 528) -> list[EvalConfig]:
+    """FP32; NN-LUT on each op alone and on all ops (paper scaling too, calibrated too);
+    linear and exponential mode; I-BERT's GELU alone and on all ops."""
     n = entries
-    return [
-        ("fp32", None),
-        (f"nnlut{n}-gelu", ApproxConfig(ops=("gelu",), entries=n)),
-        (f"nnlut{n}-softmax", ApproxConfig(ops=("softmax",), entries=n)),
-        (f"nnlut{n}-layernorm", ApproxConfig(ops=("layernorm",), entries=n)),
-        (f"nnlut{n}-all", ApproxConfig(entries=n)),
-        (f"nnlut{n}-all-paper", ApproxConfig(entries=n, scaling="paper")),
-        (f"linear{n}-all", ApproxConfig(method="linear", entries=n)),
-        (f"exponential{n}-all", ApproxConfig(method="exponential", entries=n)),
-        ("ibert-gelu", ApproxConfig(method="ibert", ops=("gelu",))),
-        ("ibert-all", ApproxConfig(method="ibert")),
+    configs = [
+        EvalConfig("fp32", None),
+        EvalConfig(f"nnlut{n}-gelu", ApproxConfig(ops=("gelu",), entries=n)),
+        EvalConfig(f"nnlut{n}-softmax", ApproxConfig(ops=("softmax",), entries=n)),
+        EvalConfig(f"nnlut{n}-layernorm", ApproxConfig(ops=("layernorm",), entries=n)),
+        EvalConfig(f"nnlut{n}-all", ApproxConfig(entries=n)),
+        EvalConfig(f"nnlut{n}-all-paper", ApproxConfig(entries=n, scaling="paper")),
     ]
+    if calibrate:
+        configs.append(EvalConfig(f"nnlut{n}-all-calibrated", ApproxConfig(entries=n), calibrate))
+    configs += [
+        EvalConfig(f"linear{n}-all", ApproxConfig(method="linear", entries=n)),
+        EvalConfig(f"exponential{n}-all", ApproxConfig(method="exponential", entries=n)),
+        EvalConfig("ibert-gelu", ApproxConfig(method="ibert", ops=("gelu",))),
+        EvalConfig("ibert-all", ApproxConfig(method="ibert")),
+    ]
+    return configs
+
+
+def entry_sweep_configs(entries: tuple[int, ...] = (16, 8, 4), calibrate: int = 528) -> list[EvalConfig]:
+    """FP32, then NN-LUT on all ops at each entry count, uncalibrated and calibrated."""
+    out = [EvalConfig("fp32", None)]
+    for n in entries:
+        out += [EvalConfig(f"nnlut{n}-all", ApproxConfig(entries=n)),
+                EvalConfig(f"nnlut{n}-all-calibrated", ApproxConfig(entries=n), calibrate)]
+    return out
 
 
 @dataclass
@@ -55,6 +81,7 @@ class Task:
     test: SentimentSet
     extra: dict[str, SentimentSet]
     meta: dict[str, Any]
+    train: SentimentSet | None = None
 
 
 def _probe(tok: Any, clf: SentenceClassifier, train: SentimentSet, seed: int) -> dict[str, Any]:
@@ -86,12 +113,18 @@ class _NormalisedHead(torch.nn.Module):
 
 def build_task(model: str = "minilm", head: str = "finetuned", *, seed: int = 0, limit: int | None = None,
                train_limit: int | None = None, extra: bool = True) -> Task:
-    """Load data and the FP32 classifier (fine-tuned and cached, or a linear probe)."""
-    if head not in ("finetuned", "probe"):
-        raise NNLUTError(f"head must be 'finetuned' or 'probe', got {head!r}")
+    """Load data and the FP32 classifier: ``finetuned`` (fine-tuned on the training half and
+    cached), ``probe`` (logistic regression on frozen embeddings of ``train_limit`` training
+    sentences) or ``auto`` (the fine-tuned one when cached, else a probe)."""
+    if head not in ("finetuned", "probe", "auto"):
+        raise NNLUTError(f"head must be 'finetuned', 'probe' or 'auto', got {head!r}")
     if limit is not None and limit < 1:
         raise NNLUTError(f"limit must be a positive number of sentences, got {limit}")
     train, test = split(load_set("movie"), seed)
+    if head == "auto":
+        from ._classifier import is_cached
+
+        head = "finetuned" if is_cached(FinetuneSettings(model=model, seed=seed), train) else "probe"
     extras = {n: load_set(n).limit(limit) for n in EXTRA_SETS} if extra else {}
     if head == "finetuned":
         tok, clf, meta = load_classifier(FinetuneSettings(model=model, seed=seed), train)
@@ -102,7 +135,7 @@ def build_task(model: str = "minilm", head: str = "finetuned", *, seed: int = 0,
         clf = SentenceClassifier(enc).eval()
         meta = _probe(tok, clf, train.limit(train_limit), seed)
     meta.update(model=model, head=head, seed=seed, test_sentences=len(test.limit(limit)))
-    return Task(tok, clf, test.limit(limit), extras, meta)
+    return Task(tok, clf, test.limit(limit), extras, meta, train)
 
 
 def _per_op(report: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -121,21 +154,24 @@ def _cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1) + 1e-30)
 
 
-def evaluate_configs(task: Task, configs: Sequence[tuple[str, ApproxConfig | None]], *,
-                     extra_for: Sequence[str] | None = None, batch_size: int = 64) -> dict[str, Any]:
-    """Run every configuration; the first must be the exact model (``None``)."""
-    if not configs or configs[0][1] is not None:
-        raise NNLUTError("the first configuration must be the exact model (None)")
+def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Sequence[str] | None = None,
+                     batch_size: int = 64) -> dict[str, Any]:
+    """Run every configuration; the first must be the exact model (``approx`` None)."""
+    if not configs or configs[0].approx is not None:
+        raise NNLUTError("the first configuration must be the exact model (approx=None)")
     clf, tok = task.classifier, task.tokenizer
     results: dict[str, Any] = {"task": task.meta, "configs": {}}
     ref: dict[str, Any] = {}
-    for name, cfg in configs:
+    for ec in configs:
+        name, cfg = ec.name, ec.approx
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"config": cfg.to_dict() if cfg is not None else None}
         if cfg is not None:
             rep = approximate_(clf, cfg)
             rec["replaced"] = rep.counts()
         try:
+            if cfg is not None and ec.calibrate:
+                rec["calibration"] = _calibrate(task, ec.calibrate, batch_size)
             if cfg is not None:
                 with track_errors(clf) as tr:
                     with torch.no_grad():
@@ -151,7 +187,7 @@ def evaluate_configs(task: Task, configs: Sequence[tuple[str, ApproxConfig | Non
             if cfg is None:
                 ref["test"] = out
             r = ref["test"]
-            rec["delta_accuracy_pt"] = 100 * (rec["accuracy"] - results["configs"]["fp32"]["accuracy"]) if cfg else 0.0
+            rec["delta_accuracy_pt"] = 100 * (rec["accuracy"] - results["configs"][configs[0].name]["accuracy"]) if cfg else 0.0
             rec["agreement"] = float((pred == r["logits"].argmax(1)).mean())
             cos = _cosine(out["pooled"], r["pooled"])
             rec["cosine_mean"], rec["cosine_min"] = float(cos.mean()), float(cos.min())
@@ -173,15 +209,32 @@ def evaluate_configs(task: Task, configs: Sequence[tuple[str, ApproxConfig | Non
     return results
 
 
+def _calibrate(task: Task, sentences: int, batch_size: int) -> dict[str, Any]:
+    from ..calibration import calibrate
+
+    if task.train is None:
+        raise NNLUTError("calibration needs the training half")
+    texts = task.train.texts[:sentences]  # unlabeled: only the sentences are read
+    batches = (b for _, b in encode_batches(task.tokenizer, texts, batch_size, 128))
+    rep = calibrate(task.classifier, batches)
+    out = rep.as_dict()
+    out["sentences"] = len(texts)
+    out["train_fraction"] = len(texts) / len(task.train)
+    if "finetune_seconds" in task.meta:
+        out["fraction_of_finetune_time"] = rep.seconds / task.meta["finetune_seconds"]
+    return out
+
+
 def summary_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     headers = ["config", "accuracy", "Δ acc (pt)", "agreement", "cos mean", "cos min", "gelu err", "softmax err",
-               "layernorm err", "s"]
+               "layernorm err", "calib s", "s"]
     rows = []
     for name, r in results["configs"].items():
         po = r.get("per_op", {})
         rows.append([name, r["accuracy"], r["delta_accuracy_pt"], r["agreement"], r["cosine_mean"], r["cosine_min"],
                      po.get("gelu", {}).get("max_abs", float("nan")), po.get("softmax", {}).get("max_abs", float("nan")),
-                     po.get("layernorm", {}).get("max_abs", float("nan")), r["seconds"]])
+                     po.get("layernorm", {}).get("max_abs", float("nan")),
+                     r.get("calibration", {}).get("seconds", float("nan")), r["seconds"]])
     return headers, rows
 
 

@@ -6,7 +6,8 @@ bit-exactly, and share its parameters, so ``state_dict`` keys and ``.to()`` are 
 
 Two optional hooks serve evaluation and calibration: ``track`` accumulates the op's error
 against the exact op on the same inputs, and ``observers`` see, on every call, the inputs each
-of the op's tables receives (``{role: tensor}``, e.g. ``{"exp": x - max, "reciprocal": sum}``).
+of the op's tables receives (``{role: tensor}`` or ``{role: (tensor, importance)}``, e.g.
+``{"exp": (x - max, 1/sum**2), "reciprocal": sum}``).
 """
 
 from __future__ import annotations
@@ -107,15 +108,29 @@ class ApproxSoftmax(ApproxOp):
     def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
         d = self.dim if dim is None else dim
         if self.observers:
-            with torch.no_grad():
-                z = x.float() - x.float().amax(dim=d, keepdim=True)
-                exp = self.kernel.tables.get("exp")
-                e = exp(z) if exp is not None else torch.exp(z)
-                self._observe({"exp": z, "reciprocal": e.sum(dim=d)})
+            self._observe(self._table_inputs(x, d))
         y = self.kernel(x, d)
         if self.track:
             self.stats.update(y, torch.softmax(x.float(), dim=d).to(y.dtype))
         return y
+
+
+    OBSERVED_ROWS = 1024
+
+    def _table_inputs(self, x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
+        """Inputs of the exp and reciprocal tables on a random subset of rows (bounded work)."""
+        with torch.no_grad():
+            rows = x.movedim(dim, -1).reshape(-1, x.shape[dim])
+            if rows.shape[0] > self.OBSERVED_ROWS:
+                gen = torch.Generator().manual_seed(rows.shape[0])  # deterministic, leaves the global RNG alone
+                pick = torch.randperm(rows.shape[0], generator=gen)[: self.OBSERVED_ROWS]
+                rows = rows[pick.to(rows.device)]
+            z = rows.float() - rows.float().amax(dim=-1, keepdim=True)
+            exp = self.kernel.tables.get("exp")
+            e = exp(z) if exp is not None else torch.exp(z)
+            s = e.sum(dim=-1, keepdim=True)
+            # an error in exp(z) moves the probability by error / row sum: weight by 1/sum**2
+            return {"exp": (z, (1.0 / (s * s)).expand_as(z)), "reciprocal": s.squeeze(-1)}
 
 
 class ApproxLayerNorm(ApproxOp):

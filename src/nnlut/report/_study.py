@@ -39,6 +39,10 @@ class Section:
 class Settings:
     entries: int = 16
     seed: int = 0
+    head: str = "auto"  # fine-tuned classifier when cached, else a linear probe
+    eval_limit: int = 1000  # test sentences for the model section
+    probe_train: int = 2000  # training sentences for the probe
+    calibrate: int = 528  # unlabeled training sentences for the calibrated row (10% of the half)
 
 
 def _fmt(v: float) -> str:
@@ -97,8 +101,36 @@ def section_tables(out: Path, settings: Settings) -> Section:
     return Section("tables", f"Function tables, {settings.entries} entries", text, md, data)
 
 
+def section_models(out: Path, settings: Settings) -> Section:
+    """MiniLM with every op replaced, beside the baselines, on a subset of the test half."""
+    from ..cli._common import format_table
+    from ..eval import build_task, default_configs, evaluate_configs
+    from ..eval._evaluate import summary_rows
+
+    try:
+        task = build_task("minilm", settings.head, seed=settings.seed, limit=settings.eval_limit,
+                          train_limit=settings.probe_train, extra=False)
+    except NNLUTError as e:
+        return Section("models", "MiniLM accuracy", "", "", skipped=str(e))
+    res = evaluate_configs(task, default_configs(settings.entries, calibrate=settings.calibrate))
+    headers, rows = summary_rows(res)
+    text = format_table(headers, rows)
+    m = task.meta
+    how = ("a classifier fine-tuned on the training half" if m["head"] == "finetuned"
+           else f"a logistic-regression probe on frozen FP32 embeddings of {m.get('probe_train_sentences')} training sentences")
+    md = (f"MiniLM-L6 on the first {m['test_sentences']} sentences of the movie-review test half; FP32 reference: {how}. "
+          "Δ acc is in points against FP32, agreement is the share of FP32's predictions kept, cosine compares "
+          "mean-pooled final hidden states with FP32's; op errors are max |output error| over the first batches. "
+          "Full runs: `nnlut eval`.\n\n")
+    md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+                     for r in rows) + "\n"
+    return Section("models", "MiniLM accuracy with LUT ops", text, md, res)
+
+
 SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "tables": section_tables,
+    "models": section_models,
 }
 
 

@@ -1,0 +1,242 @@
+"""Calibration in explicit steps: observe the inputs every table sees on unlabeled data, refit
+the tables, swap them in. Model weights are never touched."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from .._errors import NNLUTError
+from .._logging import logger, progress
+from ..core._io import table_from_dict, table_to_dict
+from ..core._table import Table
+from ..ops._modules import ApproxOp, approx_modules
+from ._observers import Reservoir
+from ._refit import MIN_SAMPLES, RefitInfo, refit_table
+
+MANIFEST = "manifest.json"
+FORMAT = "nnlut.calibration"
+VERSION = 1
+
+
+@dataclass
+class CalibrationReport:
+    batches: int = 0
+    seconds_observe: float = 0.0
+    seconds_refit: float = 0.0
+    tables: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def seconds(self) -> float:
+        return self.seconds_observe + self.seconds_refit
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"batches": self.batches, "seconds": self.seconds, "seconds_observe": self.seconds_observe,
+                "seconds_refit": self.seconds_refit, "tables": self.tables}
+
+    def extensions(self) -> list[str]:
+        return [f"{t['function']} ({', '.join(t['modules'][:2])}{'...' if len(t['modules']) > 2 else ''}): {n}"
+                for t in self.tables for n in t["notes"]]
+
+
+def _lut_modules(model: nn.Module) -> dict[str, ApproxOp]:
+    mods = approx_modules(model)
+    if not mods:
+        raise NNLUTError("the model has no approximated ops; call nnlut.approximate_(model, config) first")
+    lut = {n: m for n, m in mods.items() if m.kernel.tables}
+    if not lut:
+        raise NNLUTError("the model's approximated ops use no tables (method 'ibert' or 'exact'); nothing to calibrate")
+    return lut
+
+
+def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536, max_batches: int | None = None,
+              seed: int = 0) -> CalibrationReport:
+    """Refit every table of an approximated ``model`` to the inputs it sees on ``batches``.
+
+    Args:
+        model: a model prepared by :func:`nnlut.approximate_` with table-based ops.
+        batches: model inputs (dicts as a tokenizer returns them, or tensors); no labels are
+            read. Each is run once, without gradients.
+        capacity: values kept per (module, table) by the reservoir observers.
+        max_batches: stop after this many batches.
+        seed: sampling seed of the observers.
+
+    Tables shared between modules (``share_tables=True``) are refit once on the pooled
+    inputs of all their modules; per-module tables are refit separately. Returns a
+    :class:`CalibrationReport` (time, per-table error before and after, domain extensions).
+    """
+    mods = _lut_modules(model)
+    res: dict[tuple[str, str], Reservoir] = {}
+
+    def make_observer(name: str):  # noqa: ANN202
+        def observe(module: ApproxOp, inputs: dict[str, torch.Tensor]) -> None:
+            for role, x in inputs.items():
+                if role in module.kernel.tables:
+                    key = (name, role)
+                    if key not in res:
+                        res[key] = Reservoir(capacity, seed=seed + len(res))
+                    if isinstance(x, tuple):
+                        res[key].add(*x)
+                    else:
+                        res[key].add(x)
+        return observe
+
+    observers = {name: make_observer(name) for name in mods}
+    report = CalibrationReport()
+    was_training = model.training
+    t0 = time.perf_counter()
+    try:
+        for name, m in mods.items():
+            m.observers.append(observers[name])
+        model.eval()
+        with torch.no_grad():
+            for k, batch in enumerate(progress(batches, desc="calibration data")):
+                if max_batches is not None and k >= max_batches:
+                    break
+                if isinstance(batch, dict):
+                    model(**batch)
+                elif isinstance(batch, (tuple, list)):
+                    model(*batch)
+                else:
+                    model(batch)
+                report.batches += 1
+    finally:
+        for name, m in mods.items():
+            if observers[name] in m.observers:
+                m.observers.remove(observers[name])
+        model.train(was_training)
+    report.seconds_observe = time.perf_counter() - t0
+    if report.batches == 0:
+        raise NNLUTError("no calibration data: the batches iterable was empty")
+
+    t1 = time.perf_counter()
+    groups: dict[int, tuple[Table, list[tuple[str, str]]]] = {}
+    for name, m in mods.items():
+        for role, table in m.kernel.tables.items():
+            groups.setdefault(id(table), (table, []))[1].append((name, role))
+    new_tables: dict[int, Table] = {}
+    for tid, (table, users) in progress(list(groups.items()), desc="refitting tables"):
+        samples, importance = Reservoir.pooled([res[u] for u in users if u in res])
+        if len(samples) < MIN_SAMPLES:
+            new_tables[tid] = table
+            report.tables.append({"function": table.function, "entries": table.entries, "modules": [u[0] for u in users],
+                                  "samples": len(samples), "extended": False,
+                                  "notes": [f"kept unchanged: only {len(samples)} samples (needs {MIN_SAMPLES})"]})
+            continue
+        try:
+            new, info = refit_table(table, samples, importance)
+        except NNLUTError as e:
+            raise NNLUTError(f"calibrating the {table.function} table of {users[0][0]}: {e}") from None
+        new_tables[tid] = new
+        report.tables.append(_table_record(table, users, info))
+    for name, m in mods.items():
+        m.set_kernel(m.kernel.with_tables({role: new_tables[id(t)] for role, t in m.kernel.tables.items()}))
+    report.seconds_refit = time.perf_counter() - t1
+    logger.info("calibrated %d tables on %d batches in %.2f s", len(groups), report.batches, report.seconds)
+    return report
+
+
+def _table_record(table: Table, users: list[tuple[str, str]], info: RefitInfo) -> dict[str, Any]:
+    return {"function": table.function, "entries": table.entries, "modules": [u[0] for u in users], **info.as_dict()}
+
+
+# ----------------------------------------------------------------------------- files
+def save_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Path:
+    """Write the model's tables and a manifest (module name -> op, method, table files) into
+    ``folder``, atomically: the folder appears complete or not at all."""
+    mods = _lut_modules(model)
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        (tmp / "tables").mkdir()
+        files: dict[int, str] = {}
+        modules: dict[str, Any] = {}
+        for name, m in mods.items():
+            entry: dict[str, Any] = {"op": m.op, "method": m.kernel.method, "function": getattr(m.kernel, "function", None),
+                                     "tables": {}}
+            for role, table in m.kernel.tables.items():
+                if id(table) not in files:
+                    files[id(table)] = f"tables/{len(files):03d}_{table.function}.json"
+                    (tmp / files[id(table)]).write_text(json.dumps(table_to_dict(table), indent=1, allow_nan=False) + "\n")
+                entry["tables"][role] = files[id(table)]
+            modules[name] = entry
+        manifest = {"format": FORMAT, "version": VERSION, "modules": modules}
+        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        old = None
+        if folder.exists():
+            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+            folder.rename(old)
+        tmp.rename(folder)
+        if old is not None:
+            shutil.rmtree(old)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp)
+    return folder
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Table]]:
+    """Validate a calibration folder; returns (manifest, tables by file name)."""
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not path.exists():
+        raise NNLUTError(f"{folder} is not a calibration folder: {MANIFEST} is missing")
+    try:
+        manifest = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise NNLUTError(f"{path} is not valid JSON: {e}") from None
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        raise NNLUTError(f"{path}: 'format' must be {FORMAT!r}")
+    if manifest.get("version") != VERSION:
+        raise NNLUTError(f"{path}: unknown version {manifest.get('version')!r}; this nnlut reads {VERSION}")
+    modules = manifest.get("modules")
+    if not isinstance(modules, dict) or not modules:
+        raise NNLUTError(f"{path}: 'modules' must be a non-empty object")
+    tables: dict[str, Table] = {}
+    for name, entry in modules.items():
+        if not isinstance(entry, dict) or not isinstance(entry.get("tables"), dict) or "op" not in entry:
+            raise NNLUTError(f"{path}: module {name!r} needs 'op' and 'tables'")
+        for role, rel in entry["tables"].items():
+            if rel in tables:
+                continue
+            f = folder / str(rel)
+            if not f.exists():
+                raise NNLUTError(f"{path}: module {name!r} refers to missing table file {rel!r}")
+            try:
+                tables[rel] = table_from_dict(json.loads(f.read_text()))
+            except (json.JSONDecodeError, NNLUTError) as e:
+                raise NNLUTError(f"table file {f}: {e}") from None
+    return manifest, tables
+
+
+def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
+    """Approximate a fresh ``model`` with the calibrated tables of ``folder``: the same
+    modules get the same tables, so outputs equal the calibrated model's exactly."""
+    from ..models import ApproxConfig, approximate_
+    from ..ops._kernels import ROLES
+
+    manifest, tables = read_manifest(folder)
+    overrides: dict[str, ApproxConfig | None] = {}
+    ops = set()
+    for name, entry in manifest["modules"].items():
+        op = entry["op"]
+        ops.add(op)
+        roles = {"act": entry.get("function") or op} if op in ("gelu", "silu") else ROLES.get(op)
+        if roles is None:
+            raise NNLUTError(f"manifest module {name!r} has unknown op {op!r}")
+        fixed = {roles[role]: tables[rel] for role, rel in entry["tables"].items()}
+        overrides[name] = ApproxConfig(method=entry.get("method", "nnlut"), tables=fixed,
+                                       entries=next(iter(fixed.values())).entries if fixed else 16)
+    overrides[".*"] = None
+    return approximate_(model, ApproxConfig(ops=tuple(sorted(ops)), overrides=overrides))

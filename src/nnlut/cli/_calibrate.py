@@ -1,0 +1,67 @@
+"""``nnlut calibrate``: refit a model's tables on unlabeled sentences and save them."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import check_output_dir, format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("calibrate", help="refit a model's tables on unlabeled data, model frozen; save them",
+                       description="Approximate the model's ops, observe each table's inputs on unlabeled training "
+                                   "sentences, refit the tables, and write them with a manifest to a folder.")
+    p.add_argument("--model", default="minilm", help="minilm (default), mpnet, or a local HuggingFace model folder")
+    p.add_argument("--head", choices=("auto", "finetuned", "probe"), default="auto",
+                   help="classifier whose encoder is calibrated (default: the fine-tuned one when cached)")
+    p.add_argument("--sentences", type=int, default=528, help="unlabeled training sentences to use (default 528)")
+    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
+    p.add_argument("--method", choices=("nnlut", "linear", "exponential"), default="nnlut", help="starting tables")
+    p.add_argument("--per-layer", action="store_true", help="one table per module instead of one per op type")
+    p.add_argument("--evaluate", type=int, default=0, metavar="N",
+                   help="also compare accuracy before and after on the first N test sentences")
+    p.add_argument("--seed", type=int, default=0, help="data split seed (default 0)")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the tables and manifest.json")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._errors import NNLUTError
+    from ..calibration import calibrate, save_calibration
+    from ..eval import build_task
+    from ..eval._classifier import encode_batches, run_model
+    from ..models import ApproxConfig, approximate_
+
+    if args.sentences < 1:
+        raise NNLUTError(f"--sentences must be at least 1, got {args.sentences}")
+    out = check_output_dir(args.out)
+    task = build_task(args.model, args.head, seed=args.seed, limit=args.evaluate or None, extra=False)
+    assert task.train is not None
+    clf, tok = task.classifier, task.tokenizer
+    ref = run_model(clf, tok, task.test, desc="fp32") if args.evaluate else None
+    approximate_(clf, ApproxConfig(method=args.method, entries=args.entries, share_tables=not args.per_layer))
+    before = run_model(clf, tok, task.test, desc="before") if args.evaluate else None
+    texts = task.train.texts[: args.sentences]
+    rep = calibrate(clf, (b for _, b in encode_batches(tok, texts, 64, 128)))
+    folder = save_calibration(clf, out)
+    (folder / "report.json").write_text(json.dumps({"task": task.meta, "sentences": len(texts), **rep.as_dict()},
+                                                   indent=1, default=float) + "\n")
+    rows = [[t["function"], len(t["modules"]), t.get("samples", 0), t.get("rms_before", float("nan")),
+             t.get("rms_after", float("nan")), "; ".join(t["notes"]) or "-"] for t in rep.tables]
+    print(f"calibrated {len(rep.tables)} tables on {len(texts)} unlabeled sentences in {rep.seconds:.1f} s "
+          f"(observing {rep.seconds_observe:.1f} s, refitting {rep.seconds_refit:.1f} s)"
+          + (f" = {rep.seconds / task.meta['finetune_seconds']:.1%} of fine-tuning time" if "finetune_seconds" in task.meta else ""))
+    print(format_table(["table", "modules", "samples", "rms error before", "rms error after", "notes"], rows))
+    if args.evaluate and ref is not None and before is not None:
+        after = run_model(clf, tok, task.test, desc="after")
+        labels = task.test.labels
+        acc = {k: float((v["logits"].argmax(1) == labels[v["index"]]).mean()) for k, v in
+               (("fp32", ref), ("before", before), ("after", after))}
+        agree = {k: float((v["logits"].argmax(1) == ref["logits"].argmax(1)).mean()) for k, v in
+                 (("before", before), ("after", after))}
+        print(format_table(["", "accuracy", "agreement with fp32"],
+                           [["fp32", acc["fp32"], 1.0], ["uncalibrated", acc["before"], agree["before"]],
+                            ["calibrated", acc["after"], agree["after"]]]))
+    print(f"wrote {folder}/manifest.json and {len(list((folder / 'tables').iterdir()))} table files")
+    return 0

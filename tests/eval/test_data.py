@@ -1,0 +1,37 @@
+"""Sentiment data: parsing, labels, seeded splits (needs the data fetched by the set-up)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from nnlut import NNLUTError
+from nnlut.eval._data import data_dir, load_set, split
+
+pytestmark = pytest.mark.skipif(not (data_dir() / "movieReviewSnippets_GroundTruth.txt").exists(),
+                                reason="sentiment data not fetched (scripts/setup.sh runs 'nnlut data fetch')")
+
+
+def test_sets_parse_with_labels_from_score_signs():
+    sizes = {"movie": 10568, "amazon": 3610, "nyt": 4946, "tweets": 4196}  # files minus exact-zero scores
+    for name, n in sizes.items():
+        d = load_set(name)
+        assert len(d) == n
+        assert np.all(d.labels == (d.scores > 0)) and np.all(d.scores != 0)
+        assert all(t and "\t" not in t and not t.endswith("\r") for t in d.texts)
+        assert np.all(np.abs(d.scores) <= 4)
+
+
+def test_split_is_seeded_half_half_and_disjoint():
+    d = load_set("movie")
+    tr, te = split(d, 0)
+    tr2, te2 = split(d, 0)
+    assert np.array_equal(tr.ids, tr2.ids) and len(tr) == len(te) == 5284
+    assert not set(tr.ids) & set(te.ids)
+    assert abs(tr.labels.mean() - 0.5) < 0.03  # a permutation, not a positional cut
+    assert not np.array_equal(split(d, 1)[0].ids, tr.ids)
+
+
+def test_unknown_set():
+    with pytest.raises(NNLUTError, match="unknown sentiment set"):
+        load_set("imdb")
