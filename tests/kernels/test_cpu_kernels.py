@@ -60,3 +60,12 @@ def test_fused_softmax_matches_reference_path():
     ref = lut_softmax(x, -1, lambda z: evaluate_reference(e, z), lambda s: evaluate_reference(r, s))
     # the fused row sum is accumulated in float64: results differ from the float32 sum by rounding only
     assert float((fused - ref).abs().max()) <= 4 * float(np.finfo(np.float32).eps)
+
+
+@pytest.mark.parametrize("name,kw", [("gelu", {}), ("exp", {}), ("rsqrt", {"range_reduction": True})])
+def test_bfloat16_bit_identical(fitted, name, kw):
+    table = fitted(name, **kw)
+    x = torch.cat([SPECIALS, torch.randn(50_001) * 30]).to(torch.bfloat16)
+    y = table(x)
+    assert y.dtype == torch.bfloat16
+    assert _same(y, evaluate_reference(table, x))

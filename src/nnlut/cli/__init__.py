@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .._errors import NNLUTError
 
-_COMMANDS = ("fit", "plot", "eval", "calibrate", "data", "run")
+_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "data", "run")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -128,12 +128,12 @@ def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
     if not x.is_floating_point():
         raise NNLUTError(f"table input must be a floating-point tensor, got {x.dtype}")
     out_dtype = x.dtype
-    compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
-    if fused and compute.dtype == torch.float32:
+    if fused and x.dtype in (torch.float32, torch.bfloat16):
         from ..kernels import _cpu
 
-        if _cpu.usable(compute):
-            return _cpu.pwl_f32(table, compute).to(out_dtype)
+        if _cpu.usable(x, ("float32", "bfloat16")):
+            return _cpu.pwl(table, x)
+    compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
     y = _evaluate_generic(table, compute, _TORCH)
     return y.to(out_dtype)
 

@@ -79,6 +79,8 @@ def _build() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(lib_path))
     lib.nnlut_pwl_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
     lib.nnlut_pwl_f32.restype = None
+    lib.nnlut_pwl_bf16.argtypes = [ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    lib.nnlut_pwl_bf16.restype = None
     lib.nnlut_softmax_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p,
                                       ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
     lib.nnlut_softmax_f32.restype = None
@@ -152,15 +154,17 @@ def _threads() -> int:
     return max(1, torch.get_num_threads())
 
 
-def pwl_f32(table: Table, x: torch.Tensor) -> torch.Tensor:
-    """Evaluate ``table`` on a float32 CPU tensor in one pass (same values as the reference)."""
+def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate ``table`` on a float32 or bfloat16 CPU tensor in one pass (the reference's
+    values: bfloat16 is computed in float32 and rounded once)."""
     import torch
 
     lib = library()
     assert lib is not None
     xc = x.contiguous()
     y = torch.empty_like(xc)
-    lib.nnlut_pwl_f32(_packed(table).ref, xc.data_ptr(), y.data_ptr(), xc.numel(), _threads())
+    fn = lib.nnlut_pwl_f32 if xc.dtype == torch.float32 else lib.nnlut_pwl_bf16
+    fn(_packed(table).ref, xc.data_ptr(), y.data_ptr(), xc.numel(), _threads())
     return y
 
 
@@ -182,9 +186,10 @@ def softmax_f32(exp: Table, reciprocal: Table, x: torch.Tensor, dim: int) -> tor
     return y.movedim(-1, dim) if moved else y
 
 
-def usable(x: Any) -> bool:
-    """Whether the fused kernels can take this tensor (float32 on the CPU, no autograd)."""
+def usable(x: Any, dtypes: tuple[str, ...] = ("float32",)) -> bool:
+    """Whether the fused kernels can take this tensor (a CPU tensor of one of ``dtypes``,
+    no autograd)."""
     import torch
 
-    return (x.device.type == "cpu" and x.dtype == torch.float32 and not (x.requires_grad and torch.is_grad_enabled())
-            and available())
+    return (x.device.type == "cpu" and str(x.dtype).replace("torch.", "") in dtypes
+            and not (x.requires_grad and torch.is_grad_enabled()) and available())

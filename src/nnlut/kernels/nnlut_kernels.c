@@ -226,6 +226,32 @@ void nnlut_pwl_f32(const pwl32_t *p, const float *x, float *y, int64_t n, int th
     }
 }
 
+static inline float bf2f(uint16_t h) { return u2f((uint32_t)h << 16); }
+/* float -> bfloat16, round to nearest even, NaN stays NaN (as torch converts) */
+static inline uint16_t f2bf(float f) {
+    uint32_t u = f2u(f);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u);
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+/* y = table(x) for n bfloat16 values: computed in float32, rounded once to bfloat16 */
+void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n, int threads) {
+    const int64_t chunk = 1 << 15;
+    int64_t nchunks = (n + chunk - 1) / chunk;
+    #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
+    for (int64_t c = 0; c < nchunks; ++c) {
+        float xb[BLOCK], yb[BLOCK];
+        int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        for (int64_t b = c * chunk; b < end; b += BLOCK) {
+            int m = (int)((end - b) < BLOCK ? (end - b) : BLOCK);
+            for (int e = 0; e < m; ++e) xb[e] = bf2f(x[b + e]);
+            pwl_eval(p, xb, yb, m);
+            for (int e = 0; e < m; ++e) y[b + e] = f2bf(yb[e]);
+        }
+    }
+}
+
 /* Row softmax from tables: y = exp(x - max) * reciprocal(sum), rows of `cols` contiguous
  * float32 values. The row sum is accumulated in double, then rounded to float. */
 void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t rows,

@@ -128,9 +128,42 @@ def section_models(out: Path, settings: Settings) -> Section:
     return Section("models", "MiniLM accuracy with LUT ops", text, md, res)
 
 
+def section_system(out: Path, settings: Settings) -> Section:
+    """BERT-base on the NPU fitted to the paper's I-BERT shares, 16..4096 tokens."""
+    from ..cli._common import format_table
+    from ..system import BERT_BASE, NPUConfig, fit_npu, speedups, sweep
+    from ..system._plot import plot_cycles
+
+    fit = fit_npu()
+    cfg = NPUConfig.from_dict(fit["config"])
+    seqs = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+    records = sweep(BERT_BASE, seqs, cfg, fit["batch"])
+    sp = speedups(records)
+    by = {(r["seq_len"], r["design"]): r for r in records}
+    rows = [[L, 100 * by[(L, "ibert")]["nonlinear_share"], 100 * by[(L, "nnlut")]["nonlinear_share"], sp[L]] for L in seqs]
+    headers = ["seq", "I-BERT NL share %", "NN-LUT NL share %", "speedup"]
+    plot_cycles(records, str(out / "system_cycles.png"), f"BERT-base, batch {fit['batch']}: cycles by op class")
+    s = fit["sensitivity"]
+    text = format_table(headers, rows)
+    md = (f"NPU fitted by grid search ({fit['searched']} configurations) to the paper's I-BERT shares: "
+          f"`{json.dumps({k: v for k, v in fit['config'].items() if v is not None})}`, batch {fit['batch']}. "
+          f"I-BERT non-linear share {fit['ibert_share_16']:.1%} at 16 tokens (paper 17.7%) and "
+          f"{fit['ibert_share_1024']:.1%} at 1024 (paper 37.8%). NN-LUT at 1024: share {fit['nnlut_share_1024']:.1%} "
+          f"(paper 21.5%), speedup {fit['speedup_1024']:.2f}x (paper 1.26x)")
+    if s["speedup_1024"]:
+        md += (f"; over the {fit['within_tolerance']} configurations within 2 points of both figures the speedup "
+               f"ranges {s['speedup_1024'][0]:.2f}-{s['speedup_1024'][1]:.2f}x")
+    md += ". `nnlut sim` reproduces this.\n\n| " + " | ".join(headers) + " |\n|---|---|---|---|\n"
+    md += "\n".join(f"| {L} | {a:.1f} | {b:.1f} | {c:.3f} |" for L, a, b, c in rows)
+    md += "\n\n![system](system_cycles.png)\n"
+    return Section("system", "System model: NPU cycles, I-BERT vs NN-LUT", text, md,
+                   {"fit": fit, "records": records, "speedup": {str(k): v for k, v in sp.items()}})
+
+
 SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "tables": section_tables,
     "models": section_models,
+    "system": section_system,
 }
 
 

@@ -1,0 +1,113 @@
+"""Table evaluation speed: fused kernels against the native op, the reference evaluation and a
+plain copy, in one run; and the forward time of a LUT-swapped MiniLM against the original.
+
+For each size (4K .. 64M elements), entry count (8, 16, 32, 64) and dtype (float32, bfloat16)
+the median of ``--repeats`` timings is taken for: the native op (torch GELU / exp / rsqrt), the
+reference evaluation (searchsorted + gather), the fused evaluation, and ``x.clone()``. Ratios
+fused/native and fused/copy are printed; everything is written as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import torch
+
+import nnlut
+from nnlut.cli._common import format_table
+from nnlut.core._eval import evaluate_reference
+from nnlut.kernels import _cpu
+
+FUNCS = {
+    "gelu": (lambda x: torch.nn.functional.gelu(x), lambda n: torch.randn(n) * 3, {}),
+    "exp": (torch.exp, lambda n: -torch.rand(n) * 20, {}),
+    "rsqrt": (torch.rsqrt, lambda n: torch.rand(n) * 100 + 1e-3, {"range_reduction": True}),
+}
+
+
+def median_ms(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def bench_ops(sizes, entries, dtypes, repeats):
+    rows, records = [], []
+    for name, (native, gen, kw) in FUNCS.items():
+        for n_entries in entries:
+            table = nnlut.fit(name, n_entries, **kw)
+            for dtype in dtypes:
+                for size in sizes:
+                    x = gen(size).to(dtype)
+                    reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
+                    t_native = median_ms(lambda: native(x), reps)
+                    t_copy = median_ms(lambda: x.clone(), reps)
+                    t_fused = median_ms(lambda: table(x), reps)
+                    t_ref = median_ms(lambda: evaluate_reference(table, x), reps) if size <= 1 << 24 else float("nan")
+                    rec = {"function": name, "entries": n_entries, "dtype": str(dtype).replace("torch.", ""), "size": size,
+                           "native_ms": t_native, "copy_ms": t_copy, "fused_ms": t_fused, "reference_ms": t_ref}
+                    records.append(rec)
+                    rows.append([name, n_entries, rec["dtype"], size, t_native, t_ref, t_fused, t_copy,
+                                 t_fused / t_native, t_fused / t_copy])
+    return rows, records
+
+
+def bench_model(batch: int, tokens: int, repeats: int):
+    from nnlut.eval._models import load_encoder
+
+    tok, model = load_encoder("minilm")
+    texts = ["a movie that is long and then longer still " * 20] * batch
+    inputs = tok(texts, padding="max_length", truncation=True, max_length=tokens, return_tensors="pt")
+
+    def fwd():
+        with torch.no_grad():
+            model(**inputs)
+
+    t_orig = median_ms(fwd, repeats)
+    nnlut.approximate_(model)
+    t_lut = median_ms(fwd, repeats)
+    nnlut.restore_(model)
+    t_orig2 = median_ms(fwd, repeats)  # again, to see drift
+    base = min(t_orig, t_orig2)
+    return {"batch": batch, "tokens": tokens, "original_ms": base, "original_ms_runs": [t_orig, t_orig2],
+            "lut_ms": t_lut, "ratio": t_lut / base}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "kernels.json"))
+    ap.add_argument("--sizes", nargs="+", type=int, default=[1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 26])
+    ap.add_argument("--entries", nargs="+", type=int, default=[8, 16, 32, 64])
+    ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
+    ap.add_argument("--repeats", type=int, default=7)
+    ap.add_argument("--no-model", action="store_true")
+    args = ap.parse_args()
+    print(f"fused kernels: {'available' if _cpu.available() else 'UNAVAILABLE: ' + str(_cpu.unavailable_reason())}; "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats)
+    print(format_table(["function", "N", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
+                        "fused/native", "fused/copy"], rows))
+    result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
+              "ops": records}
+    if not args.no_model:
+        m = bench_model(32, 128, args.repeats)
+        result["model"] = m
+        print(f"\nMiniLM forward, batch {m['batch']} x {m['tokens']} tokens: original {m['original_ms']:.1f} ms, "
+              f"all ops on 16-entry tables {m['lut_ms']:.1f} ms, ratio {m['ratio']:.3f}")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    main()

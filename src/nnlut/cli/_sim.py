@@ -1,0 +1,79 @@
+"""``nnlut sim``: the NPU model across sequence lengths, I-BERT's kernels against NN-LUT."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from ._common import check_output_file, format_table
+
+SEQ_LENS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("sim", help="model an NPU running an encoder: cycles per op class, I-BERT vs NN-LUT",
+                       description="Simulate one forward pass on an analytic NPU (systolic array + vector unit). "
+                                   "Without --config, the NPU fitted to the paper's I-BERT figures is used.")
+    p.add_argument("--model", default="bert-base", help="bert-base (default), minilm, mpnet, or a config.json path")
+    p.add_argument("--seq", nargs="+", type=int, default=SEQ_LENS, metavar="L", help="sequence lengths")
+    p.add_argument("--batch", type=int, help="batch size (default: the fitted one, or 1 with --config)")
+    p.add_argument("--config", metavar="FILE.json", help="NPU configuration (keys of nnlut.system.NPUConfig)")
+    p.add_argument("--json", metavar="FILE", help="write {'records': [...], ...} as JSON")
+    p.add_argument("--plot", metavar="FILE.png", help="stacked cycle bars by sequence length, and the speedup")
+    p.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._errors import NNLUTError
+    from ..system import NPUConfig, fit_npu, shape_of, speedups, sweep
+
+    out = check_output_file(args.json) if args.json else None
+    plot = check_output_file(args.plot) if args.plot else None
+    bad = [L for L in args.seq if L < 1]
+    if bad:
+        raise NNLUTError(f"sequence lengths must be positive, got {bad}")
+    shape = shape_of(args.model)
+    fit = None
+    if args.config:
+        cfg = NPUConfig.load(args.config)
+        batch = args.batch or 1
+    else:
+        fit = fit_npu()
+        cfg = NPUConfig.from_dict(fit["config"])
+        batch = args.batch or fit["batch"]
+    if batch < 1:
+        raise NNLUTError(f"batch must be positive, got {batch}")
+    records = sweep(shape, sorted(args.seq), cfg, batch)
+    sp = speedups(records)
+    rows = []
+    for r in records:
+        c = r["cycles"]
+        rows.append([r["seq_len"], r["design"]] + [c[k] / 1e6 for k in ("gemm", "gelu", "softmax", "layernorm", "other")]
+                    + [r["total"] / 1e6, 100 * r["nonlinear_share"], sp[r["seq_len"]] if r["design"] == "nnlut" else 1.0])
+    if fit is not None:
+        print(f"NPU fitted to the paper's I-BERT shares (searched {fit['searched']} configurations): "
+              f"{json.dumps({k: v for k, v in fit['config'].items() if v is not None})}, batch {fit['batch']}")
+        print(f"  I-BERT non-linear share: {fit['ibert_share_16']:.1%} at 16 (paper 17.7%), "
+              f"{fit['ibert_share_1024']:.1%} at 1024 (paper 37.8%)")
+        s = fit["sensitivity"]
+        if s["speedup_1024"]:
+            print(f"  NN-LUT at 1024: share {fit['nnlut_share_1024']:.1%} (paper 21.5%), speedup "
+                  f"{fit['speedup_1024']:.2f}x (paper 1.26x); over the {fit['within_tolerance']} configurations within "
+                  f"2 pt: share {s['nnlut_share_1024'][0]:.1%}-{s['nnlut_share_1024'][1]:.1%}, "
+                  f"speedup {s['speedup_1024'][0]:.2f}-{s['speedup_1024'][1]:.2f}x")
+    print(f"{shape.name}, batch {batch} (Mcycles)")
+    print(format_table(["seq", "design", "gemm", "gelu", "softmax", "layernorm", "other", "total", "NL share %",
+                        "speedup"], rows))
+    if out is not None:
+        from ..core._io import atomic_write_text
+
+        payload = {"model": shape.name, "batch": batch, "config": cfg.to_dict(), "fit": fit, "records": records,
+                   "speedup": {str(k): v for k, v in sp.items()}}
+        atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
+        print(f"wrote {out}")
+    if plot is not None:
+        from ..system._plot import plot_cycles
+
+        plot_cycles(records, str(plot), f"{shape.name}, batch {batch}: cycles by op class")
+        print(f"wrote {plot}")
+    return 0
