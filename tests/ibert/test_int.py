@@ -31,14 +31,15 @@ def golden_softmax(row: list[int], s: float, exp_bits: int = 16, out_bits: int =
     m = max(row)
     x0 = math.floor(-0.6931 / s)
     b_int, c_int = math.floor(b / s), math.floor(c / s**2)
-    ratio = (a * s**2 / 2**30) * (2 ** (exp_bits - 1) - 1)
+    mant, e = math.frexp((a * s**2 / 2**30) * (2 ** (exp_bits - 1) - 1))
+    mult, k = round(mant * 2**31), 31 - e
     es = []
     for v in row:
         v = max(v - m, 30 * x0)
         z = v // x0
         r = v - x0 * z
-        e = max((r * (r + b_int) + c_int) * 2 ** (30 - z), 0)
-        es.append(min(max(round(e * ratio), 0), 2 ** (exp_bits - 1) - 1))  # numpy-style half-even rounding below
+        e_full = max(r * (r + b_int) + c_int, 0) * 2 ** (30 - z)  # i-exp's integer output
+        es.append(min(max((e_full * mult + 2 ** (k - 1)) >> k, 0), 2 ** (exp_bits - 1) - 1))
     total = sum(es)
     factor = 2**32 // total
     return [(e * factor) // 2 ** (32 - out_bits) for e in es]

@@ -7,8 +7,9 @@ in I-BERT's kernels; all tensor arithmetic is integer (int64 holds every interme
 - :func:`int_gelu`: i-GELU, ``erf`` by the clipped second-order polynomial, output scale
   ``S * S_erf / 2``.
 - :func:`int_softmax`: i-exp (``z = floor(x / -ln2)`` capped at 30, a second-order polynomial
-  on the remainder, a left shift by ``30 - z``), requantisation of exp to ``exp_bits``, the
-  division as ``floor(2**32 / sum)`` then a multiply and a right shift to ``output_bits``.
+  on the remainder, a left shift by ``30 - z``), requantisation of exp to ``exp_bits`` with an
+  integer multiplier and shift (I-BERT's fixed-point rescale), the division as
+  ``floor(2**32 / sum)`` then a multiply and a right shift to ``output_bits``.
 - :func:`isqrt`: integer Newton iteration ``x <- floor((x + floor(n / x)) / 2)`` from
   ``2**ceil(bits(n) / 2)`` until it stops decreasing, i.e. ``floor(sqrt(n))``.
 - :func:`int_layernorm`: integer mean, a right shift that keeps ``sum(y**2) < 2**32``,
@@ -88,15 +89,40 @@ def int_exp(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
     return exp_int, exp_scale / 2**EXP_N
 
 
+def exp_requant_constants(scale: float, exp_bits: int = 16) -> tuple[int, int]:
+    """(M, k): the integer multiplier and shift that requantise i-exp's output to ``exp_bits``.
+
+    The real ratio ``exp_scale / e_scale`` (I-BERT's QuantAct rescale) is written
+    ``M * 2**-k`` with a 31-bit ``M``, as I-BERT's fixed-point multiplier does.
+    """
+    a = EXP_COEF[0]
+    ratio = (a * scale**2 / 2**EXP_N) * (2 ** (exp_bits - 1) - 1)
+    mant, e = math.frexp(ratio)
+    return int(round(mant * 2**31)), 31 - e
+
+
+def int_exp_requant(q: torch.Tensor, scale: float, exp_bits: int = 16) -> torch.Tensor:
+    """i-exp of ``q <= 0`` requantised to ``exp_bits`` (round half up, saturating): the value the
+    i-exp hardware unit outputs. ``poly * 2**(30 - z)`` then ``* M >> k`` is folded into one
+    right shift by ``k - 30 + z``."""
+    a, b, c = EXP_COEF
+    b, c = b / a, c / a
+    x0_int = _floor(EXP_X0 / scale)
+    q = torch.maximum(q, torch.tensor(EXP_N * x0_int, dtype=q.dtype, device=q.device))
+    z = _fdiv(q, x0_int)
+    r = q - x0_int * z
+    poly = torch.clamp(r * (r + _floor(b / scale)) + _floor(c / scale**2), min=0)
+    m, k = exp_requant_constants(scale, exp_bits)
+    sh = k - EXP_N + z
+    e = (poly * m + torch.pow(2, sh - 1)) >> sh
+    return torch.clamp(e, 0, 2 ** (exp_bits - 1) - 1)
+
+
 def int_softmax(q: torch.Tensor, scale: float, dim: int = -1, *, exp_bits: int = 16,
                 output_bits: int = 8) -> tuple[torch.Tensor, float]:
     """i-exp Softmax along ``dim``: returns (probabilities as integers, 2**-output_bits)."""
     q = q - q.amax(dim=dim, keepdim=True)
-    exp_int, exp_scale = int_exp(q, scale)
-    # requantise exp (at most ~1.0) to signed exp_bits with a fixed scale, rounding to nearest
-    e_scale = 1.0 / (2 ** (exp_bits - 1) - 1)
-    ratio = exp_scale / e_scale
-    e = torch.clamp(torch.round(exp_int.to(torch.float64) * ratio), 0, 2 ** (exp_bits - 1) - 1).to(torch.int64)
+    e = int_exp_requant(q, scale, exp_bits)
     total = e.sum(dim=dim, keepdim=True)
     factor = _fdiv(torch.full_like(total, 2**SOFTMAX_MAX_BIT), total)
     out = _fdiv(e * factor, 2 ** (SOFTMAX_MAX_BIT - output_bits))

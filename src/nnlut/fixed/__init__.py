@@ -1,0 +1,6 @@
+"""Fixed-point (INT16 input / INT32 accumulate) and FP16-parameter tables, bit-exact."""
+
+from ._quantize import DEFAULT_INPUT_RANGE, Fp16Table, choose_format, quantize_table, to_fp16
+from ._table import FixedFormat, FixedTable
+
+__all__ = ["DEFAULT_INPUT_RANGE", "FixedFormat", "FixedTable", "Fp16Table", "choose_format", "quantize_table", "to_fp16"]

@@ -1,0 +1,184 @@
+"""Fixed-point tables: integer breakpoints, slopes and intercepts, evaluated bit-exactly.
+
+Datapath (NN-LUT's INT32 unit): a signed ``in_bits`` input ``x`` with ``in_frac`` fractional
+bits; breakpoints on the same grid; signed ``slope_bits`` slopes with ``slope_frac``
+fractional bits; signed 32-bit intercepts with ``in_frac + slope_frac`` fractional bits.
+
+    idx = #{j : x >= bp[j]}
+    acc = s[idx] * x + t[idx]                           (fits in 32 bits, checked at build)
+    y   = saturate_out((acc + 2**(shift-1)) >> shift)   (round half up; shift = in + slope - out frac)
+
+``y`` has ``out_frac`` fractional bits. Float inputs are quantised to the input grid (round to
+nearest, saturating); scaled tables keep their exact power-of-two range reduction around the
+integer core.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .._errors import NNLUTError
+from ..core._scaling import Scaling
+
+
+def _sat(v: np.ndarray, bits: int) -> np.ndarray:
+    return np.clip(v, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
+
+
+@dataclass(frozen=True)
+class FixedFormat:
+    in_bits: int = 16
+    in_frac: int = 8
+    slope_bits: int = 16
+    slope_frac: int = 12
+    icpt_bits: int = 32
+    out_bits: int = 16
+    out_frac: int = 12
+
+    def __post_init__(self) -> None:
+        for f in ("in_bits", "slope_bits", "icpt_bits", "out_bits"):
+            v = getattr(self, f)
+            if not isinstance(v, int) or not 2 <= v <= 32:
+                raise NNLUTError(f"{f} must be an integer in [2, 32], got {v!r}")
+        if self.shift < 0:
+            raise NNLUTError(f"in_frac + slope_frac ({self.in_frac + self.slope_frac}) must be >= out_frac ({self.out_frac})")
+
+    @property
+    def shift(self) -> int:
+        return self.in_frac + self.slope_frac - self.out_frac
+
+    @property
+    def in_range(self) -> tuple[float, float]:
+        return -(2 ** (self.in_bits - 1)) / 2**self.in_frac, (2 ** (self.in_bits - 1) - 1) / 2**self.in_frac
+
+    def to_dict(self) -> dict[str, int]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class FixedTable:
+    """An integer table (see module docstring). Callable on numpy arrays and torch tensors of
+    real values; :meth:`eval_int` is the bit-exact integer core."""
+
+    fmt: FixedFormat
+    bp: np.ndarray  # int64, N-1
+    s: np.ndarray  # int64, N
+    t: np.ndarray  # int64, N
+    function: str | None = None
+    scaling: Scaling | None = None
+    limits: tuple[float, float] = (float("nan"), float("nan"))
+    meta: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def entries(self) -> int:
+        return len(self.s)
+
+    def __post_init__(self) -> None:
+        f = self.fmt
+        checks = ((self.bp, f.in_bits, "breakpoint"), (self.s, f.slope_bits, "slope"), (self.t, f.icpt_bits, "intercept"))
+        for arr, bits, what in checks:
+            if len(arr) and (arr.min() < -(2 ** (bits - 1)) or arr.max() > 2 ** (bits - 1) - 1):
+                raise NNLUTError(f"a {what} does not fit in {bits} signed bits")
+        if len(self.bp) != len(self.s) - 1 or len(self.s) != len(self.t):
+            raise NNLUTError("a fixed-point table needs N-1 breakpoints, N slopes and N intercepts")
+        if len(self.bp) > 1 and np.any(np.diff(self.bp) <= 0):
+            raise NNLUTError("fixed-point breakpoints must be strictly increasing")
+
+    # ------------------------------------------------------------------ integer core
+    def eval_int(self, x: Any) -> Any:
+        """Bit-exact integer evaluation of integer inputs (numpy int array or torch int tensor)."""
+        if type(x).__module__.startswith("torch"):
+            return self._eval_int_torch(x)
+        x = np.asarray(x, dtype=np.int64)
+        idx = np.searchsorted(self.bp, x, side="right")
+        acc = self.s[idx] * x + self.t[idx]
+        sh = self.fmt.shift
+        if sh > 0:
+            acc = (acc + (1 << (sh - 1))) >> sh
+        return _sat(acc, self.fmt.out_bits)
+
+    def _eval_int_torch(self, x: Any) -> Any:
+        import torch
+
+        key = str(x.device)
+        cache = self.meta.setdefault("_torch", {})
+        if key not in cache:
+            cache[key] = tuple(torch.tensor(a, dtype=torch.int64, device=x.device) for a in (self.bp, self.s, self.t))
+        bp, s, t = cache[key]
+        xi = x.to(torch.int64)
+        idx = torch.searchsorted(bp, xi.contiguous(), right=True)
+        acc = s[idx] * xi + t[idx]
+        sh = self.fmt.shift
+        if sh > 0:
+            acc = (acc + (1 << (sh - 1))) >> sh
+        lo, hi = -(2 ** (self.fmt.out_bits - 1)), 2 ** (self.fmt.out_bits - 1) - 1
+        return acc.clamp(lo, hi)
+
+    # ------------------------------------------------------------------ real values
+    def quantize_input(self, u: Any) -> Any:
+        f = self.fmt
+        lo, hi = -(2 ** (f.in_bits - 1)), 2 ** (f.in_bits - 1) - 1
+        if type(u).__module__.startswith("torch"):
+            import torch
+
+            return torch.clamp(torch.round(torch.nan_to_num(u.double() * 2.0**f.in_frac, nan=0.0)), lo, hi).to(torch.int64)
+        return np.clip(np.round(np.nan_to_num(np.asarray(u, dtype=np.float64) * 2.0**f.in_frac)), lo, hi).astype(np.int64)
+
+    def core(self, u: Any) -> Any:
+        """Real-valued evaluation of the integer core (input quantised, output dequantised)."""
+        y = self.eval_int(self.quantize_input(u))
+        scale = 2.0 ** -self.fmt.out_frac
+        if type(y).__module__.startswith("torch"):
+            import torch
+
+            return y.to(torch.float64) * scale
+        return y.astype(np.float64) * scale
+
+    def __call__(self, x: Any) -> Any:
+        """Evaluate on real inputs (numpy or torch; returns the input's float dtype)."""
+        is_torch = type(x).__module__.startswith("torch")
+        if self.scaling is None:
+            y = self.core(x)
+        else:
+            from ..core._eval import _NUMPY, _TorchOps
+
+            ops = _TorchOps() if is_torch else _NUMPY
+            xf = x.double() if is_torch else np.asarray(x, dtype=np.float64)
+            y = _scaled(self, xf, ops)
+        if is_torch:
+            import torch
+
+            y = torch.where(torch.isnan(x), x.double(), y)
+            y = torch.where(x == float("inf"), torch.full_like(y, self.limits[1]), y)
+            y = torch.where(x == float("-inf"), torch.full_like(y, self.limits[0]), y)
+            return y.to(x.dtype if x.is_floating_point() else torch.float32)
+        xa = np.asarray(x, dtype=np.float64)
+        y = np.where(np.isnan(xa), np.nan, y)
+        y = np.where(xa == np.inf, self.limits[1], np.where(xa == -np.inf, self.limits[0], y))
+        return y.astype(np.float32) if np.asarray(x).dtype == np.float32 else y
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"format": "nnlut.fixed-table", "version": 1, "function": self.function, "fmt": self.fmt.to_dict(),
+                "breakpoints": self.bp.tolist(), "slopes": self.s.tolist(), "intercepts": self.t.tolist(),
+                "scaling": self.scaling.to_dict() if self.scaling else None,
+                "meta": {k: v for k, v in self.meta.items() if not k.startswith("_")}}
+
+
+def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:
+    sc = ft.scaling
+    assert sc is not None
+    ax = ops.abs(x) if sc.negative == "odd" else x
+    mant, e = ops.frexp(ax)
+    big_e = e - 1
+    j = ops.floor_div(big_e, sc.q)
+    if sc.mode == "paper":
+        j = ops.minimum0(j)
+    u = ops.ldexp(mant * 2, big_e - sc.q * j)
+    y = ops.ldexp(ft.core(u), j * sc.shift_per_period)
+    y = ops.where(x == 0, ops.full_like(y, float("inf")), y)
+    if sc.negative == "odd":
+        return ops.where(x < 0, -y, y)
+    return ops.where(x < 0, ops.full_like(y, float("nan")), y)
