@@ -32,5 +32,21 @@ else
   say "python environment up to date"
 fi
 
+# hardware tools (Debian packages): Yosys, Icarus Verilog, OpenSTA and the OSU 0.18um library
+pkgs=()
+command -v yosys >/dev/null || pkgs+=(yosys)
+command -v iverilog >/dev/null || pkgs+=(iverilog)
+command -v sta >/dev/null || pkgs+=(opensta)
+[ -f /usr/share/qflow/tech/osu018/osu018_stdcells.lib ] || pkgs+=(qflow-tech-osu018)
+if [ ${#pkgs[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "installing ${pkgs[*]} with apt-get"
+    apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >&2 \
+      || say "apt-get could not install ${pkgs[*]}: the hardware flow and its tests will be skipped"
+  else
+    say "missing ${pkgs[*]} (needs root and apt-get): the hardware flow and its tests will be skipped"
+  fi
+fi
+
 # the labelled sentiment sets ship in the vaderSentiment 3.3.2 source distribution: fetch once
 "$VENV/bin/nnlut" data fetch >&2 || { say "could not fetch the sentiment data"; exit 1; }

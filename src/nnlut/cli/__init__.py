@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from .._errors import NNLUTError
 
-_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "data", "run")
+_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "data", "run")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nnlut {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _COMMANDS:
-        import_module(f"._{name}", __name__).register(sub)
+        if name != "export":  # registered by the hw module
+            import_module(f"._{name}", __name__).register(sub)
     return parser
 
 

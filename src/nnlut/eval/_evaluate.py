@@ -54,6 +54,8 @@ def default_configs(entries: int = 16, calibrate: int | None = 528) -> list[Eval
     ]
     if calibrate:
         configs.append(EvalConfig(f"nnlut{n}-all-calibrated", ApproxConfig(entries=n), calibrate))
+    configs += [EvalConfig(f"nnlut{n}-all-int16", ApproxConfig(entries=n, number_format="int16")),
+                EvalConfig(f"nnlut{n}-all-fp16", ApproxConfig(entries=n, number_format="fp16"))]
     configs += [
         EvalConfig(f"linear{n}-all", ApproxConfig(method="linear", entries=n)),
         EvalConfig(f"exponential{n}-all", ApproxConfig(method="exponential", entries=n)),

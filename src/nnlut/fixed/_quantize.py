@@ -207,7 +207,8 @@ class Fp16Table:
         return len(self.s)
 
     def core(self, u: Any) -> np.ndarray:
-        x = np.asarray(u, dtype=np.float16)
+        # finite inputs beyond FP16's range saturate at +-65504 (infinities are handled by the caller)
+        x = np.clip(np.asarray(u, dtype=np.float64), -65504.0, 65504.0).astype(np.float16)
         idx = np.searchsorted(self.bp, x, side="right")
         with np.errstate(all="ignore"):
             return (self.s[idx] * x + self.t[idx]).astype(np.float16)

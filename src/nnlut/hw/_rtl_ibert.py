@@ -45,7 +45,7 @@ module {name} (
     input  wire in_valid,
     input  wire signed [15:0] q_in,
     output reg  out_valid,
-    output reg  signed [47:0] y_out
+    output reg  signed [39:0] y_out
 );
     // stage 1: sign, clip |q| at -b, add b
     wire [16:0] absq = q_in[15] ? -{{q_in[15], q_in}} : {{1'b0, q_in}};
@@ -60,17 +60,17 @@ module {name} (
     wire signed [39:0] poly = t1 * t1 + {_sconst(k['c_int'], 40)};
     wire signed [39:0] signed_poly = (sgn1 == 2'b00) ? 40'sd0 : ((sgn1 == 2'b11) ? -poly : poly);
     wire signed [39:0] y_c = signed_poly >>> {GELU_N};
-    reg signed [39:0] y2;
+    reg signed [23:0] y2;  // |y| < 2**23 for any 16-bit input
     reg signed [15:0] q2;
     reg v2;
     // stage 3: q * (y + shift)
-    wire signed [47:0] out_c = q2 * (y2 + {_sconst(k['shift_int'], 40)});
+    wire signed [39:0] out_c = q2 * (y2 + {_sconst(k['shift_int'], 24)});
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             v1 <= 1'b0; v2 <= 1'b0; out_valid <= 1'b0;
         end else begin
             v1 <= in_valid; t1 <= t_c; sgn1 <= sgn_c; q1 <= q_in;
-            v2 <= v1; y2 <= y_c; q2 <= q1;
+            v2 <= v1; y2 <= y_c[23:0]; q2 <= q1;
             out_valid <= v2; y_out <= out_c;
         end
     end
@@ -111,17 +111,18 @@ module {name} (
     reg [4:0] z1;
     reg v1;
     // stage 2: r = q - x0 z, poly = r (r + b) + c (clamped at 0)
-    wire signed [32:0] r = q1 - $signed({{28'd0, z1}}) * {_sconst(x0, 33)};
-    wire signed [65:0] poly_c = r * (r + {_sconst(k['b_int'], 33)}) + {_sconst(k['c_int'], 66)};
-    wire [63:0] poly_pos = poly_c[65] ? 64'd0 : poly_c[63:0];
-    reg [63:0] p2;
+    // q in [30 x0, 0] so -x0 < r <= 0 fits 24 bits; the polynomial fits 48 bits
+    wire signed [23:0] r = q1[23:0] - $signed({{19'd0, z1}}) * {_sconst(x0, 24)};
+    wire signed [47:0] poly_c = r * (r + {_sconst(k['b_int'], 24)}) + {_sconst(k['c_int'], 48)};
+    wire [31:0] poly_pos = poly_c[47] ? 32'd0 : poly_c[31:0];
+    reg [31:0] p2;
     reg [4:0] z2;
     reg v2;
     // stage 3: (poly * M + 2^(sh-1)) >> sh with sh = k - 30 + z, saturate to {exp_bits} bits
     wire [6:0] sh = 7'd{k['k'] - EXP_N} + {{2'd0, z2}};
-    wire [127:0] prod = p2 * 128'd{k['m']};
-    wire [127:0] rounded = (prod + (128'd1 << (sh - 7'd1))) >> sh;
-    wire [{exp_bits - 1}:0] e_c = (rounded > 128'd{emax}) ? {exp_bits}'d{emax} : rounded[{exp_bits - 1}:0];
+    wire [79:0] prod = p2 * 80'd{k['m']};
+    wire [79:0] rounded = (prod + (80'd1 << (sh - 7'd1))) >> sh;
+    wire [{exp_bits - 1}:0] e_c = (rounded > 80'd{emax}) ? {exp_bits}'d{emax} : rounded[{exp_bits - 1}:0];
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) begin
             v1 <= 1'b0; v2 <= 1'b0; out_valid <= 1'b0;
@@ -157,8 +158,8 @@ module {name} (
     wire [32:0] rem_sh = {{rem[31:0], (i == 7'd{k_bits}) ? 1'b1 : 1'b0}};
     wire ge = rem_sh >= {{1'b0, d}};
     always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) begin
-            busy <= 1'b0; done <= 1'b0;
+        if (!rst_n) begin  // every register reset: no X in gate-level simulation
+            busy <= 1'b0; done <= 1'b0; rem <= 33'd0; d <= 32'd0; q <= {qw}'d0; i <= 7'd0; q_out <= {qw}'d0;
         end else begin
             done <= 1'b0;
             if (start && !busy) begin
@@ -210,8 +211,9 @@ module {name} (
     wire [32:0] q_next = {{q, ge}};
     wire [32:0] y = ({{16'd0, x}} + {{1'b0, q}}) >> 1;
     always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) begin
-            st <= IDLE; busy <= 1'b0; done <= 1'b0;
+        if (!rst_n) begin  // every register reset: no X in gate-level simulation
+            st <= IDLE; busy <= 1'b0; done <= 1'b0; n <= 32'd0; x <= 17'd1; rem <= 33'd0; q <= 32'd0;
+            i <= 6'd0; r_out <= 17'd0;
         end else begin
             done <= 1'b0;
             case (st)

@@ -4,8 +4,8 @@
 output shift), so one unit serves GELU, exp, 1/x and 1/sqrt(x) by reloading them. Its
 datapath is exactly :meth:`nnlut.fixed.FixedTable.eval_int`:
 
-    cycle 1: ge[j] = (x >= bp[j]); idx = popcount(ge)                 -> registered
-    cycle 2: acc = s[idx] * x + t[idx]; y = sat((acc + 2**(sh-1)) >>> sh) -> registered
+    cycle 1: ge[j] = (x >= bp[j]); idx = popcount(ge); read s[idx], t[idx]   -> registered
+    cycle 2: acc = s * x + t; y = sat((acc + 2**(sh-1)) >>> sh)             -> registered
 
 A new input is accepted every cycle; results appear two cycles later. ``nnlut_rom_<name>``
 is the same datapath with one table hard-wired (constants instead of registers).
@@ -71,21 +71,23 @@ module {name} (
         end
     endgenerate
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
-    reg [{idxw - 1}:0] idx1;
+    reg signed [{sw - 1}:0] s1;
+    reg signed [{tw - 1}:0] t1;
     reg signed [{iw - 1}:0] x1;
     reg v1;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) v1 <= 1'b0;
         else begin
             v1 <= in_valid;
-            idx1 <= idx_c;
+            s1 <= sl[idx_c];
+            t1 <= ic[idx_c];
             x1 <= x_in;
         end
     end
 
     // stage 2: one multiply-add, rounding shift, saturation
-    wire signed [{pw - 1}:0] prod = sl[idx1] * x1;
-    wire signed [{aw}:0] acc = prod + ic[idx1];
+    wire signed [{pw - 1}:0] prod = s1 * x1;
+    wire signed [{aw}:0] acc = prod + t1;
     wire signed [{aw}:0] half = (shamt == 6'd0) ? {aw + 1}'sd0 : ({aw + 1}'sd1 <<< (shamt - 6'd1));
     wire signed [{aw}:0] shifted = (acc + half) >>> shamt;
     wire signed [{ow - 1}:0] sat = (shifted > {omax}) ? {ow}'sd{omax} :
@@ -132,31 +134,33 @@ module {name} (
     wire [{max(nb - 1, 0)}:0] ge;
 {cmps}
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
-    reg [{idxw - 1}:0] idx1;
+    reg signed [{sw - 1}:0] sel_s;
+    reg signed [{tw - 1}:0] sel_t;
+    always @(*) begin
+        case (idx_c)
+{sl_case}
+            default: sel_s = {sw}'sd0;
+        endcase
+        case (idx_c)
+{ic_case}
+            default: sel_t = {tw}'sd0;
+        endcase
+    end
+    reg signed [{sw - 1}:0] s1;
+    reg signed [{tw - 1}:0] t1;
     reg signed [{iw - 1}:0] x1;
     reg v1;
     always @(posedge clk or negedge rst_n) begin
         if (!rst_n) v1 <= 1'b0;
         else begin
             v1 <= in_valid;
-            idx1 <= idx_c;
+            s1 <= sel_s;
+            t1 <= sel_t;
             x1 <= x_in;
         end
     end
-    reg signed [{sw - 1}:0] sel_s;
-    reg signed [{tw - 1}:0] sel_t;
-    always @(*) begin
-        case (idx1)
-{sl_case}
-            default: sel_s = {sw}'sd0;
-        endcase
-        case (idx1)
-{ic_case}
-            default: sel_t = {tw}'sd0;
-        endcase
-    end
-    wire signed [{pw - 1}:0] prod = sel_s * x1;
-    wire signed [{aw}:0] acc = prod + sel_t;
+    wire signed [{pw - 1}:0] prod = s1 * x1;
+    wire signed [{aw}:0] acc = prod + t1;
     wire signed [{aw}:0] shifted = (acc + {half}) >>> {sh};
     wire signed [{ow - 1}:0] sat = (shifted > {omax}) ? {ow}'sd{omax} :
                                   (shifted < {omin}) ? -{ow}'sd{-omin} : shifted[{ow - 1}:0];

@@ -37,6 +37,9 @@ class ApproxConfig:
             leaves that module exact. A key that matches no op is an error.
         tables: fixed tables to use instead of fitting, by function name (``gelu``, ``exp``,
             ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
+        number_format: ``None`` (float tables, default), ``"int16"`` (bit-exact INT16 input /
+            INT32 accumulate tables, :func:`nnlut.fixed.quantize_table`) or ``"fp16"`` (FP16
+            parameters and multiply-add).
         seed: fitting seed.
     """
 
@@ -47,6 +50,7 @@ class ApproxConfig:
     share_tables: bool = True
     overrides: dict[str, ApproxConfig | None] = field(default_factory=dict)
     tables: dict[str, Table] = field(default_factory=dict)
+    number_format: str | None = None
     seed: int = 0
 
     VERSION: ClassVar[int] = 1
@@ -65,6 +69,10 @@ class ApproxConfig:
             raise NNLUTError(f"method {self.method!r} is unknown; allowed: {', '.join(METHODS)}")
         if isinstance(self.entries, bool) or not isinstance(self.entries, int) or not 2 <= self.entries <= 4096:
             raise NNLUTError(f"entries must be an integer between 2 and 4096, got {self.entries!r}")
+        if self.number_format not in (None, "int16", "fp16"):
+            raise NNLUTError(f"number_format {self.number_format!r} is unknown; allowed: None, 'int16', 'fp16'")
+        if self.number_format is not None and self.method in ("ibert", "exact"):
+            raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
         if self.scaling not in SCALINGS:
             raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
         if not isinstance(self.overrides, Mapping):
@@ -101,7 +109,7 @@ class ApproxConfig:
             "version": self.VERSION,
             "ops": list(self.ops) if self.ops is not None else None,
             "method": self.method, "entries": self.entries, "scaling": self.scaling,
-            "share_tables": self.share_tables, "seed": self.seed,
+            "share_tables": self.share_tables, "seed": self.seed, "number_format": self.number_format,
             "overrides": {k: (v.to_dict() if v is not None else None) for k, v in self.overrides.items()},
             "tables": {k: t.to_dict() for k, t in self.tables.items()},
         }

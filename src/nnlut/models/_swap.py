@@ -30,6 +30,21 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
     return _TABLE_CACHE[key]
 
 
+_FORMAT_CACHE: dict[tuple[int, str], Any] = {}
+
+
+def _number_format(table: Table, fmt: str) -> Any:
+    """The fixed-point (int16) or FP16 version of ``table`` (memoised per table object)."""
+    from ..fixed import quantize_table, to_fp16
+
+    key = (id(table), fmt)
+    hit = _FORMAT_CACHE.get(key)
+    if hit is None or hit[0] is not table:
+        hit = (table, quantize_table(table) if fmt == "int16" else to_fp16(table))
+        _FORMAT_CACHE[key] = hit
+    return hit[1]
+
+
 @dataclass
 class ApproxReport:
     """What ``approximate_`` did: one record per replaced op, and the ops left exact."""
@@ -79,6 +94,8 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
         else:
             t = fitted_table(fn, cfg.method, cfg.entries, cfg.scaling, cfg.seed)
             tables[role] = t if cfg.share_tables else t.replace()
+    if cfg.number_format is not None:
+        tables = {role: _number_format(t, cfg.number_format) for role, t in tables.items()}
     kernel = make_kernel(site.op, cfg.method, tables, function=function)
     if cfg.share_tables:
         shared[key] = kernel

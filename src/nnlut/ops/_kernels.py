@@ -46,7 +46,8 @@ class Kernel:
     def describe(self) -> str:
         if not self.tables:
             return self.method
-        parts = [f"{role}:{t.entries}" for role, t in self.tables.items()]
+        parts = [f"{role}:{t.entries}" + ("" if isinstance(t, Table) else f" {type(t).__name__}")
+                 for role, t in self.tables.items()]
         return f"{self.method}({', '.join(parts)})"
 
 

@@ -160,10 +160,37 @@ def section_system(out: Path, settings: Settings) -> Section:
                    {"fit": fit, "records": records, "speedup": {str(k): v for k, v in sp.items()}})
 
 
+def section_hardware(out: Path, settings: Settings) -> Section:
+    """Generated units, verified and synthesized: NN-LUT against I-BERT."""
+    from ..cli._common import format_table
+    from ..cli._hw import hw_rows
+    from ..hw import missing_tools, run_flow
+
+    lack = missing_tools()
+    if lack:
+        return Section("hardware", "Hardware", "", "", skipped="hardware tools missing: " + ", ".join(lack))
+    rep = run_flow(str(out / "hw"), entries=settings.entries)
+    headers, rows = hw_rows(rep)
+    s = rep["summary"]
+    text = format_table(headers, rows)
+    text += (f"\nNN-LUT unit area / I-BERT units it replaces: {s['area_ratio_nnlut_over_ibert']:.2f} "
+             f"(four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f})")
+    md = (f"Every unit is generated, simulated with Icarus Verilog against the Python golden model "
+          f"({rep['vectors_per_unit']} vectors each, RTL and gate level), synthesized with Yosys to the OSU 0.18um "
+          f"library and timed with OpenSTA; {rep['power_note']}. Files in `hw/`.\n\n")
+    md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "\n".join("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |" for r in rows)
+    md += (f"\n\nThe programmable NN-LUT unit (serving GELU, exp, 1/x and 1/sqrt x by reloading) takes "
+           f"{s['area_ratio_nnlut_over_ibert']:.2f}x the area of I-BERT's {', '.join(s['ibert_set'])}; four hard-wired "
+           f"NN-LUT units take {s['area_ratio_roms_over_ibert']:.2f}x.\n")
+    return Section("hardware", "Hardware: NN-LUT unit against I-BERT's units", text, md, rep)
+
+
 SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "tables": section_tables,
     "models": section_models,
     "system": section_system,
+    "hardware": section_hardware,
 }
 
 

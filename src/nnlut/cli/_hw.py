@@ -1,0 +1,75 @@
+"""``nnlut hw`` (the hardware flow) and ``nnlut export`` (fixed-point table files)."""
+
+from __future__ import annotations
+
+import argparse
+
+from ._common import check_output_dir, format_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("hw", help="generate, verify, synthesize and time the NN-LUT unit and I-BERT's units",
+                       description="Generate Verilog for the NN-LUT unit (programmable and hard-wired) and I-BERT's "
+                                   "units, simulate each against the Python golden model (RTL and gate level), "
+                                   "synthesize to OSU 0.18um with Yosys and time it with OpenSTA.")
+    p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (Verilog, netlists, report.json)")
+    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
+    p.add_argument("--no-gate-level", action="store_true", help="skip the gate-level simulations (faster)")
+    p.set_defaults(handler=run_hw)
+
+    e = sub.add_parser("export", help="write a table in fixed point: JSON, C header and $readmemh files",
+                       description="Quantise a table file to the INT16/INT32 datapath and write it as JSON, a C "
+                                   "header and $readmemh memory files.")
+    e.add_argument("table", metavar="FILE.json", help="a table written by 'nnlut fit'")
+    e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
+    e.add_argument("--input-range", nargs=2, type=float, metavar=("LO", "HI"), help="input range of the integer format")
+    e.add_argument("--no-refit", action="store_true", help="round the values without refitting them to the rounded breakpoints")
+    e.set_defaults(handler=run_export)
+
+
+def hw_rows(report: dict) -> tuple[list[str], list[list]]:
+    headers = ["unit", "functions", "area um2", "fmax MHz", "latency", "cycles/elem", "power mW", "energy pJ/elem",
+               "vectors", "RTL mism.", "gate mism."]
+    rows = [[u["name"], "+".join(u["functions"]), u["area_um2"], u["fmax_mhz"], u["latency_cycles"],
+             u["cycles_per_element"], u["power_mw"], u["energy_pj_per_element"], u["sim_vectors"], u["sim_mismatches"],
+             "-" if u["gate_sim_mismatches"] is None else u["gate_sim_mismatches"]] for u in report["units"]]
+    return headers, rows
+
+
+def run_hw(args: argparse.Namespace) -> int:
+    from ..hw import run_flow
+
+    out = check_output_dir(args.out)
+    report = run_flow(str(out), entries=args.entries, gate_level=not args.no_gate_level)
+    print(format_table(*hw_rows(report)))
+    s = report["summary"]
+    print(f"\nNN-LUT unit (programmable, serves gelu/exp/reciprocal/rsqrt): {s['nnlut_unit_area_um2']:.0f} um2 = "
+          f"{s['area_ratio_nnlut_over_ibert']:.2f}x the I-BERT units it replaces ({' + '.join(s['ibert_set'])}: "
+          f"{s['ibert_units_area_um2']:.0f} um2); four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f}x")
+    print(f"{report['power_note']}; tools: {report['tools']['yosys']}, {report['tools']['iverilog']}, "
+          f"OpenSTA {report['tools']['sta']}")
+    print(f"wrote {out}/report.json")
+    return 0
+
+
+def run_export(args: argparse.Namespace) -> int:
+    from ..core._io import atomic_write_text, load
+    from ..fixed import quantize_table, to_c_header, to_json, to_memh
+
+    out = check_output_dir(args.out)
+    table = load(args.table)
+    ft = quantize_table(table, input_range=tuple(args.input_range) if args.input_range else None,
+                        refit=not args.no_refit)
+    name = table.function or "table"
+    atomic_write_text(out / f"{name}_fixed.json", to_json(ft))
+    atomic_write_text(out / f"{name}.h", to_c_header(ft, name))
+    for fname, text in to_memh(ft).items():
+        atomic_write_text(out / f"{name}_{fname}", text)
+    e = ft.meta["errors"]
+    print(f"{name}: {ft.entries} entries, format {e['format']}")
+    print(format_table(["max |error|", "in output LSBs", "float table max |error|", "extra over float (max LSB)",
+                        "extra over float (mean LSB)"],
+                       [[e["max_abs"], e["max_abs_lsb"], e["float_table_max_abs"], e["extra_over_float_max_lsb"],
+                         e["extra_over_float_mean_lsb"]]]))
+    print(f"wrote {out}/{name}_fixed.json, {name}.h and {name}_*.memh")
+    return 0

@@ -1,0 +1,124 @@
+"""Fixed-point and FP16 tables: bit-exact integer evaluation, bounded extra error, exports."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+
+from nnlut import NNLUTError
+from nnlut.fixed import FixedFormat, FixedTable, quantize_table, to_c_header, to_fp16, to_memh
+from nnlut.models import fitted_table
+
+# rounding the breakpoints, slopes and intercepts costs a few output LSBs at most (the output
+# rounding itself is half an LSB; exp's 1/1024 input grid adds up to ~3 LSB where it is steep)
+EXTRA_LSB = {"gelu": 1.0, "exp": 4.0, "reciprocal": 2.0, "rsqrt": 2.0}
+
+
+@pytest.fixture(scope="module")
+def fixed():
+    return {f: quantize_table(fitted_table(f, "nnlut", 16, "full")) for f in EXTRA_LSB}
+
+
+def golden(ft: FixedTable, x: int) -> int:
+    i = sum(1 for b in ft.bp if x >= b)
+    acc = int(ft.s[i]) * x + int(ft.t[i])
+    sh = ft.fmt.shift
+    if sh:
+        acc = (acc + (1 << (sh - 1))) >> sh
+    return max(-(2 ** (ft.fmt.out_bits - 1)), min(2 ** (ft.fmt.out_bits - 1) - 1, acc))
+
+
+@pytest.mark.parametrize("name", list(EXTRA_LSB))
+def test_integer_core_is_bit_exact(fixed, name):
+    ft = fixed[name]
+    xs = np.concatenate([np.random.default_rng(0).integers(-32768, 32768, 3000), ft.bp, ft.bp - 1, [-32768, 32767, 0]])
+    got = ft.eval_int(xs)
+    assert [int(v) for v in got] == [golden(ft, int(x)) for x in xs]
+    assert torch.equal(ft.eval_int(torch.tensor(xs)), torch.tensor(got))
+
+
+@pytest.mark.parametrize("name", list(EXTRA_LSB))
+def test_extra_error_over_float_is_a_few_lsb(fixed, name):
+    e = fixed[name].meta["errors"]
+    assert e["extra_over_float_max_lsb"] <= EXTRA_LSB[name]
+    assert e["input_codes"] > 1000
+    f = fixed[name].fmt
+    assert f.in_bits == 16 and f.slope_bits == 16 and f.icpt_bits == 32
+
+
+def test_fixed_table_on_real_inputs_with_scaling(fixed):
+    ft = fixed["rsqrt"]
+    x = np.geomspace(1e-6, 1e6, 2001)
+    rel = np.abs(ft(x) * np.sqrt(x) - 1)
+    assert rel.max() < 5e-4  # table 3.6e-4 plus one output LSB (2**-15) relative to >= 0.5
+    assert np.isnan(ft(np.array([-1.0])))[0] and ft(np.array([0.0]))[0] == np.inf
+
+
+def test_bad_formats():
+    with pytest.raises(NNLUTError, match="must be >= out_frac"):
+        FixedFormat(in_frac=2, slope_frac=2, out_frac=10)
+    with pytest.raises(NNLUTError, match="in \\[2, 32\\]"):
+        FixedFormat(in_bits=64)
+    with pytest.raises(NNLUTError, match="does not fit"):
+        FixedTable(FixedFormat(), np.array([0]), np.array([1, 40000]), np.array([0, 0]))
+
+
+@pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler")
+def test_c_header_compiles_and_matches(tmp_path, fixed):
+    ft = fixed["gelu"]
+    (tmp_path / "gelu.h").write_text(to_c_header(ft, "gelu"))
+    (tmp_path / "main.c").write_text(
+        '#include <stdio.h>\n#include "gelu.h"\n'
+        "int main(void) { for (long x = -32768; x < 32768; x += 7) printf(\"%d\\n\", gelu_eval((int32_t)x)); return 0; }\n")
+    subprocess.run(["gcc", "-std=c99", "-O2", "main.c", "-o", "main"], cwd=tmp_path, check=True)
+    out = subprocess.run(["./main"], cwd=tmp_path, check=True, capture_output=True, text=True).stdout.split()
+    xs = np.arange(-32768, 32768, 7)
+    assert [int(v) for v in out] == ft.eval_int(xs).tolist()
+
+
+def test_memh_round_trip(fixed):
+    ft = fixed["exp"]
+    files = to_memh(ft)
+
+    def back(text: str, bits: int) -> list[int]:
+        vals = [int(w, 16) for w in text.split()]
+        return [v - (1 << bits) if v >= 1 << (bits - 1) else v for v in vals]
+
+    assert back(files["breakpoints.memh"], 16) == ft.bp.tolist()
+    assert back(files["slopes.memh"], 16) == ft.s.tolist()
+    assert back(files["intercepts.memh"], 32) == ft.t.tolist()
+
+
+def test_fp16_table():
+    t = fitted_table("gelu", "nnlut", 16, "full")
+    h = to_fp16(t)
+    x = np.linspace(-8, 8, 20001)
+    ref = t(x)
+    # FP16 parameters and arithmetic: error ~ a few FP16 ulps of |y| <= 8 (ulp 2**-8 there)
+    assert np.max(np.abs(h(x) - ref)) < 0.02
+    assert h.bp.dtype == np.float16 and h.s.dtype == np.float16
+    y = h(torch.tensor([-1e6, 1e6, float("nan")]))
+    assert float(y[0]) == 0.0 and torch.isnan(y[2])
+
+
+def test_models_run_with_fixed_point_tables():
+    from nnlut import ApproxConfig, approximate_, restore_
+    from tests.models.conftest import batch, tiny_hf
+
+    m = tiny_hf("bert")
+    b = batch()
+    with torch.no_grad():
+        ref = m(**b).last_hidden_state
+    for nf in ("int16", "fp16"):
+        approximate_(m, ApproxConfig(number_format=nf))
+        with torch.no_grad():
+            y = m(**b).last_hidden_state
+        restore_(m)
+        valid = b["attention_mask"].bool()
+        assert float(torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1).min()) > 0.999
+    with pytest.raises(NNLUTError, match="number_format"):
+        ApproxConfig(number_format="int8")
