@@ -84,6 +84,10 @@ def _build() -> ctypes.CDLL:
     lib.nnlut_softmax_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p,
                                       ctypes.c_int64, ctypes.c_int64, ctypes.c_int]
     lib.nnlut_softmax_f32.restype = None
+    lib.nnlut_attn_softmax_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.POINTER(_PWL32), ctypes.c_void_p,
+                                           ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_float, ctypes.c_void_p] \
+        + [ctypes.c_int64] * 4 + [ctypes.c_int]
+    lib.nnlut_attn_softmax_f32.restype = None
     if lib.nnlut_kernels_abi() != 1:
         raise RuntimeError("nnlut kernels ABI mismatch")
     return lib
@@ -184,6 +188,36 @@ def softmax_f32(exp: Table, reciprocal: Table, x: torch.Tensor, dim: int) -> tor
         lib.nnlut_softmax_f32(_packed(exp).ref, _packed(reciprocal).ref, xc.data_ptr(), y.data_ptr(), rows, cols,
                               _threads())
     return y.movedim(-1, dim) if moved else y
+
+
+def attention_softmax_f32(exp: Table, reciprocal: Table, scores: torch.Tensor, scale: float,
+                          mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Fused ``softmax_lut(scores * scale + mask)`` over the last dim of (batch, heads, queries,
+    keys) float32 scores; None when the mask's layout is not one it reads directly."""
+    import torch
+
+    lib = library()
+    assert lib is not None
+    if scores.dim() != 4:
+        return None
+    b, h, q, k = scores.shape
+    xc = scores.contiguous()
+    mptr, strides = None, (0, 0, 0, 0)
+    if mask is not None:
+        if mask.dtype != torch.float32 or mask.dim() != 4 or mask.device.type != "cpu":
+            return None
+        m = mask[..., :k]
+        if any(ms not in (1, s) for ms, s in zip(m.shape, (b, h, q, k))):
+            return None
+        strides = tuple(st if size > 1 else 0 for st, size in zip(m.stride(), m.shape))
+        mptr = m.data_ptr()
+        keep = m
+    y = torch.empty_like(xc)
+    lib.nnlut_attn_softmax_f32(_packed(exp).ref, _packed(reciprocal).ref, xc.data_ptr(), y.data_ptr(), b, h, q, k,
+                               float(scale), mptr, *strides, _threads())
+    if mask is not None:
+        del keep
+    return y
 
 
 def usable(x: Any, dtypes: tuple[str, ...] = ("float32",)) -> bool:

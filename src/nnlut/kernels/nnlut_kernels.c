@@ -94,44 +94,124 @@ static void pwl_plain_block_generic(const pwl32_t *p, const float *x, float *y, 
 }
 
 #if defined(__AVX512F__)
-/* up to 32 entries: slopes and intercepts live in two registers each, the segment index is a
- * masked count of compares, and the gather is a two-register permute */
-static void pwl_plain_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
-    float sb[32], tb[32];
+/* Up to 32 entries. Slopes, intercepts and breakpoints live in registers; the segment index
+ * is a branch-free binary search: with the breakpoints padded to 16 (or 32) by +inf,
+ * idx = #{j : u >= bp[j]} in 4 (or 5) compare-and-add steps, each reading its probe
+ * breakpoint with a permute. The gather of slope and intercept is a permute too. */
+typedef struct {
+    __m512 s0, s1, t0, t1, b0, b1;
+    int wide;
+} pwlregs_t;
+
+static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
+    float sb[32], tb[32], bb[32];
     int ne = p->nb + 1;
-    for (int i = 0; i < 32; ++i) { sb[i] = p->s[i < ne ? i : ne - 1]; tb[i] = p->t[i < ne ? i : ne - 1]; }
-    const __m512 s0 = _mm512_loadu_ps(sb), s1 = _mm512_loadu_ps(sb + 16);
-    const __m512 t0 = _mm512_loadu_ps(tb), t1 = _mm512_loadu_ps(tb + 16);
-    const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
+    for (int i = 0; i < 32; ++i) {
+        sb[i] = p->s[i < ne ? i : ne - 1];
+        tb[i] = p->t[i < ne ? i : ne - 1];
+        bb[i] = i < p->nb ? p->bp[i] : INFINITY;
+    }
+    r->s0 = _mm512_loadu_ps(sb); r->s1 = _mm512_loadu_ps(sb + 16);
+    r->t0 = _mm512_loadu_ps(tb); r->t1 = _mm512_loadu_ps(tb + 16);
+    r->b0 = _mm512_loadu_ps(bb); r->b1 = _mm512_loadu_ps(bb + 16);
+    r->wide = p->nb > 15;
+}
+
+/* s[idx] * u + t[idx] (a rounded multiply, then a rounded add) */
+static inline __m512 pwl_core16(const pwlregs_t *r, __m512 u) {
+    __m512i idx = _mm512_setzero_si512();
+    if (r->wide) {
+        for (int step = 16; step >= 1; step >>= 1) {
+            __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+            __m512 b = _mm512_permutex2var_ps(r->b0, probe, r->b1);
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, b, _CMP_GE_OQ), idx, _mm512_set1_epi32(step));
+        }
+        __m512 sv = _mm512_permutex2var_ps(r->s0, idx, r->s1);
+        __m512 tv = _mm512_permutex2var_ps(r->t0, idx, r->t1);
+        return _mm512_add_ps(_mm512_mul_ps(sv, u), tv);
+    }
+    for (int step = 8; step >= 1; step >>= 1) {
+        __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+        __m512 b = _mm512_permutexvar_ps(probe, r->b0);
+        idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, b, _CMP_GE_OQ), idx, _mm512_set1_epi32(step));
+    }
+    return _mm512_add_ps(_mm512_mul_ps(_mm512_permutexvar_ps(idx, r->s0), u), _mm512_permutexvar_ps(idx, r->t0));
+}
+
+static inline __m512 clamp_edges(const pwl32_t *p, __m512 u) {
+    if (p->clamp_lo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, _mm512_set1_ps(p->lo), _CMP_LT_OQ), u, _mm512_set1_ps(p->lo));
+    if (p->clamp_hi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, _mm512_set1_ps(p->hi), _CMP_GT_OQ), u, _mm512_set1_ps(p->hi));
+    return u;
+}
+
+/* one vector of 16 inputs through the whole table: scaling, clamp, search, multiply-add,
+ * output scaling and special values (the reference evaluation's semantics) */
+static inline __m512 pwl_vec(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
     const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
-    const __m512 llo = _mm512_set1_ps(p->lim_lo), lhi = _mm512_set1_ps(p->lim_hi);
-    const __m512i one = _mm512_set1_epi32(1);
-    __m512 bp[32];
-    for (int j = 0; j < p->nb; ++j) bp[j] = _mm512_set1_ps(p->bp[j]);
-    int64_t i = 0;
-    for (; i < n; i += 16) {
+    __m512 v;
+    if (p->scaling == 0) {
+        v = pwl_core16(r, clamp_edges(p, xv));
+    } else {
+        __m512 ax = p->odd ? _mm512_abs_ps(xv) : xv;
+        /* exponent arithmetic in float (all values are small integers, so exact) */
+        __m512 ef = _mm512_getexp_ps(ax);                                  /* floor(log2 |x|), subnormals too */
+        __m512 m = _mm512_getmant_ps(ax, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);  /* in [1, 2) */
+        __m512 jf = p->q == 2 ? _mm512_roundscale_ps(_mm512_mul_ps(ef, _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC) : ef;
+        __mmask16 capped = 0;
+        if (p->scaling == 1) {
+            capped = _mm512_cmp_ps_mask(jf, _mm512_setzero_ps(), _CMP_GT_OQ);
+            jf = _mm512_mask_blend_ps(capped, jf, _mm512_setzero_ps());
+        }
+        __m512 rf = _mm512_sub_ps(ef, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->q)));
+        __m512 u = _mm512_mask_blend_ps(capped, _mm512_scalef_ps(m, rf), ax);
+        u = clamp_edges(p, u);
+        v = pwl_core16(r, u);
+        v = _mm512_scalef_ps(v, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->shift)));
+        __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
+        v = p->odd ? _mm512_mask_sub_ps(v, neg, _mm512_setzero_ps(), v) : _mm512_mask_blend_ps(neg, v, _mm512_set1_ps(NAN));
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), v, pinf);
+        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), v, xv);
+    }
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, pinf, _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_hi));
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, ninf, _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_lo));
+    return v;
+}
+
+static void pwl_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
+    pwlregs_t r;
+    pwl_regs(p, &r);
+    for (int64_t i = 0; i < n; i += 16) {
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-        __m512 xv = _mm512_maskz_loadu_ps(live, x + i);
-        __m512 u = xv;
-        if (p->clamp_lo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
-        if (p->clamp_hi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
-        __m512i idx = _mm512_setzero_si512();
-        for (int j = 0; j < p->nb; ++j)
-            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, bp[j], _CMP_GE_OQ), idx, one);
-        __m512 sv = _mm512_permutex2var_ps(s0, idx, s1);
-        __m512 tv = _mm512_permutex2var_ps(t0, idx, t1);
-        __m512 v = _mm512_add_ps(_mm512_mul_ps(sv, u), tv);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, pinf, _CMP_EQ_OQ), v, lhi);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, ninf, _CMP_EQ_OQ), v, llo);
-        _mm512_mask_storeu_ps(y + i, live, v);
+        _mm512_mask_storeu_ps(y + i, live, pwl_vec(p, &r, _mm512_maskz_loadu_ps(live, x + i)));
+    }
+}
+
+/* bfloat16 in and out: widen by a shift, round back to nearest even (NaN kept quiet) */
+static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n) {
+    pwlregs_t r;
+    pwl_regs(p, &r);
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    for (int64_t i = 0; i < n; i += 16) {
+        int64_t rem = n - i;
+        __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+        __m256i h = _mm256_maskz_loadu_epi16(live, x + i);
+        __m512 xv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+        __m512 v = pwl_vec(p, &r, xv);
+        __m512i u = _mm512_castps_si512(v);
+        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
+                                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+        __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+        __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+        __m512i out = _mm512_mask_blend_epi32(isnan, rounded, quiet);
+        _mm256_mask_storeu_epi16(y + i, live, _mm512_cvtepi32_epi16(out));
     }
 }
 #endif
 
 static void pwl_plain_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
-    if (p->nb < 32) { pwl_plain_block_avx512(p, x, y, n); return; }
+    if (p->nb <= 31 && p->scaling == 0) { pwl_block_avx512(p, x, y, n); return; }
 #endif
     pwl_plain_block_generic(p, x, y, n);
 }
@@ -209,6 +289,9 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
 }
 
 static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
+#if defined(__AVX512F__)
+    if (p->nb <= 31 && (p->q == 1 || p->q == 2)) { pwl_block_avx512(p, x, y, n); return; }
+#endif
     if (p->scaling == 0) pwl_plain_block(p, x, y, n);
     else if (p->q == 1 || p->q == 2) pwl_scaled_block(p, x, y, n);
     else for (int64_t i = 0; i < n; ++i) y[i] = pwl_scaled_one(p, x[i]);
@@ -243,6 +326,12 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
     for (int64_t c = 0; c < nchunks; ++c) {
         float xb[BLOCK], yb[BLOCK];
         int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+#if defined(__AVX512F__)
+        if (p->nb <= 31 && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
+            pwl_block_avx512_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
+            continue;
+        }
+#endif
         for (int64_t b = c * chunk; b < end; b += BLOCK) {
             int m = (int)((end - b) < BLOCK ? (end - b) : BLOCK);
             for (int e = 0; e < m; ++e) xb[e] = bf2f(x[b + e]);
@@ -271,6 +360,45 @@ void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, flo
             for (int64_t e = 0; e < m; ++e) zb[e] = xr[b + e] - mx;
             pwl_plain_block(pe, zb, yr + b, m);
             for (int64_t e = 0; e < m; ++e) sum += (double)yr[b + e];
+        }
+        float s1 = (float)sum, inv;
+        if (pr->scaling) inv = pwl_scaled_one(pr, s1);
+        else pwl_plain_block(pr, &s1, &inv, 1);
+        for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
+    }
+}
+
+/* Attention softmax: y = softmax_lut(x * scale + mask) for rows of `cols` scores. Rows are
+ * ordered (batch, head, query); the additive mask is read at
+ * mask[b * msb + h * msh + q * msq + k * msk] (strides in elements, 0 to broadcast), or not at
+ * all when mask is NULL. */
+void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t batch,
+                            int64_t heads, int64_t queries, int64_t cols, float scale, const float *mask,
+                            int64_t msb, int64_t msh, int64_t msq, int64_t msk, int threads) {
+    int64_t rows = batch * heads * queries;
+    #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; ++r) {
+        int64_t b = r / (heads * queries), h = (r / queries) % heads, q = r % queries;
+        const float *xr = x + r * cols;
+        const float *mr = mask ? mask + b * msb + h * msh + q * msq : 0;
+        float *yr = y + r * cols;
+        float mx = -INFINITY;
+        int any_nan = 0;
+        for (int64_t k = 0; k < cols; ++k) {
+            float v = xr[k] * scale;
+            if (mr) v = v + mr[k * msk];
+            yr[k] = v;
+            any_nan |= isnan(v);
+            mx = v > mx ? v : mx;
+        }
+        if (any_nan) mx = NAN;
+        double sum = 0.0;
+        float zb[BLOCK];
+        for (int64_t bb = 0; bb < cols; bb += BLOCK) {
+            int64_t m = (cols - bb) < BLOCK ? (cols - bb) : BLOCK;
+            for (int64_t e = 0; e < m; ++e) zb[e] = yr[bb + e] - mx;
+            pwl_plain_block(pe, zb, yr + bb, m);
+            for (int64_t e = 0; e < m; ++e) sum += (double)yr[bb + e];
         }
         float s1 = (float)sum, inv;
         if (pr->scaling) inv = pwl_scaled_one(pr, s1);

@@ -56,17 +56,22 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
     if groups > 1:
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
-    scores = torch.matmul(query, key.transpose(2, 3)) * scaling
-    if attention_mask is not None:
-        if attention_mask.dtype == torch.bool:
-            scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-        else:
-            scores = scores + attention_mask[..., : key.shape[-2]]
     softmax = module._modules.get("softmax")
-    if isinstance(softmax, ApproxSoftmax):
-        probs = softmax(scores, dim=-1)
-    else:
-        probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
+    raw = torch.matmul(query, key.transpose(2, 3))
+    probs = None
+    if isinstance(softmax, ApproxSoftmax) and (attention_mask is None or attention_mask.dtype != torch.bool):
+        probs = softmax.fused_attention(raw, scaling, attention_mask)  # one pass: scale, mask, softmax
+    if probs is None:
+        scores = raw * scaling
+        if attention_mask is not None:
+            if attention_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + attention_mask[..., : key.shape[-2]]
+        if isinstance(softmax, ApproxSoftmax):
+            probs = softmax(scores, dim=-1)
+        else:
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
     out = torch.matmul(probs.to(value.dtype), value).transpose(1, 2).contiguous()
     return out, probs

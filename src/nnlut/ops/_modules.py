@@ -117,6 +117,19 @@ class ApproxSoftmax(ApproxOp):
 
     OBSERVED_ROWS = 1024
 
+    def fused_attention(self, raw: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor | None:
+        """``self(raw * scale + mask)`` in one pass when the fused CPU kernel can take it
+        (float32 CPU tables and tensors, no observers or error tracking); else None."""
+        if self.observers or self.track:
+            return None
+        from ..core._table import Table
+        from ..kernels import _cpu
+
+        exp, rec = self.kernel.tables.get("exp"), self.kernel.tables.get("reciprocal")
+        if not (isinstance(exp, Table) and isinstance(rec, Table) and _cpu.usable(raw)):
+            return None
+        return _cpu.attention_softmax_f32(exp, rec, raw, scale, mask)
+
     def _table_inputs(self, x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
         """Inputs of the exp and reciprocal tables on a random subset of rows (bounded work)."""
         with torch.no_grad():
