@@ -49,10 +49,11 @@ def bench_ops(sizes, entries, dtypes, repeats):
                 for size in sizes:
                     x = gen(size).to(dtype)
                     reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
-                    t_native = median_ms(lambda: native(x), reps)
-                    t_copy = median_ms(lambda: x.clone(), reps)
-                    t_fused = median_ms(lambda: table(x), reps)
-                    t_ref = median_ms(lambda: evaluate_reference(table, x), reps) if size <= 1 << 24 else float("nan")
+                    t_native = median_ms(lambda native=native, x=x: native(x), reps)
+                    t_copy = median_ms(lambda x=x: x.clone(), reps)
+                    t_fused = median_ms(lambda table=table, x=x: table(x), reps)
+                    t_ref = (median_ms(lambda table=table, x=x: evaluate_reference(table, x), reps)
+                             if size <= 1 << 24 else float("nan"))
                     rec = {"function": name, "entries": n_entries, "dtype": str(dtype).replace("torch.", ""), "size": size,
                            "native_ms": t_native, "copy_ms": t_copy, "fused_ms": t_fused, "reference_ms": t_ref}
                     records.append(rec)

@@ -22,9 +22,28 @@ _LAZY = {
     "load_calibration": "nnlut.calibration",
 }
 
-__all__ = ["ApproxConfig", "FunctionSpec", "calibrate", "load_calibration", "save_calibration", "NNLUTError", "ReluNetwork", "Scaling", "Table", "Tail", "__version__",
-           "approximate_", "fit", "get_function", "list_functions", "load", "measure", "register_function", "restore_",
-           "track_errors"]
+__all__ = [
+    "ApproxConfig",
+    "FunctionSpec",
+    "calibrate",
+    "load_calibration",
+    "save_calibration",
+    "NNLUTError",
+    "ReluNetwork",
+    "Scaling",
+    "Table",
+    "Tail",
+    "__version__",
+    "approximate_",
+    "fit",
+    "get_function",
+    "list_functions",
+    "load",
+    "measure",
+    "register_function",
+    "restore_",
+    "track_errors",
+]
 
 
 def __getattr__(name: str) -> Any:

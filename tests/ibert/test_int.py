@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from nnlut.ibert import IBertGELU, IBertLayerNorm, IBertSoftmax, i_gelu, int_gelu, int_layernorm, int_softmax, isqrt, quantize
+from nnlut.ibert import (
+    IBertGELU,
+    IBertLayerNorm,
+    IBertSoftmax,
+    i_gelu,
+    int_gelu,
+    int_layernorm,
+    int_softmax,
+    isqrt,
+    quantize,
+)
 
 
 # ---------------------------------------------------------------- golden model (Python ints)
@@ -75,7 +85,7 @@ def test_int_gelu_bit_exact(scale):
     rng = np.random.default_rng(0)
     q = np.concatenate([rng.integers(-32767, 32768, 3000), [0, 1, -1, 32767, -32767]])
     got, gs = int_gelu(torch.tensor(q), scale)
-    for qi, gi in zip(q.tolist(), got.tolist()):
+    for qi, gi in zip(q.tolist(), got.tolist(), strict=False):
         want, ws = golden_gelu(qi, scale)
         assert gi == want
     assert gs == pytest.approx(golden_gelu(1, scale)[1], rel=0, abs=0)
@@ -88,7 +98,7 @@ def test_int_softmax_bit_exact():
     rows[3, 5:] = -(2**31)  # masked entries, saturated
     got, out_scale = int_softmax(torch.tensor(rows), s)
     assert out_scale == 2.0**-8
-    for r, g in zip(rows.tolist(), got.tolist()):
+    for r, g in zip(rows.tolist(), got.tolist(), strict=False):
         assert g == golden_softmax(r, s)
 
 
@@ -97,7 +107,7 @@ def test_int_layernorm_bit_exact_without_affine():
     rows = rng.integers(-(2**21), 2**21, (6, 96))
     rows[2] = 12345  # zero variance
     got, _ = int_layernorm(torch.tensor(rows), 1.0, None, None)
-    for r, g in zip(rows.tolist(), got.tolist()):
+    for r, g in zip(rows.tolist(), got.tolist(), strict=False):
         assert g == golden_layernorm(r)
 
 

@@ -8,7 +8,17 @@ import math
 import pytest
 
 from nnlut import NNLUTError
-from nnlut.system import BERT_BASE, EncoderShape, Gemm, NPUConfig, encoder_ops, gemm_compute_cycles, simulate, speedups, sweep
+from nnlut.system import (
+    BERT_BASE,
+    EncoderShape,
+    Gemm,
+    NPUConfig,
+    encoder_ops,
+    gemm_compute_cycles,
+    simulate,
+    speedups,
+    sweep,
+)
 
 
 def test_gemm_cycles_hand_calculations():
@@ -38,9 +48,9 @@ def test_trends():
     recs = sweep(BERT_BASE, [16, 64, 256, 1024, 4096], cfg)
     ib = [r for r in recs if r["design"] == "ibert"]
     shares = [r["nonlinear_share"] for r in ib]
-    assert all(a < b for a, b in zip(shares, shares[1:]))  # softmax grows as L^2
+    assert all(a < b for a, b in zip(shares, shares[1:], strict=False))  # softmax grows as L^2
     totals = [r["total"] for r in ib]
-    assert all(a < b for a, b in zip(totals, totals[1:]))
+    assert all(a < b for a, b in zip(totals, totals[1:], strict=False))
     sp = speedups(recs)
     assert all(v > 1 for v in sp.values())
     for r in recs:

@@ -16,7 +16,6 @@ scalesim = pytest.importorskip("scalesim.compute.systolic_compute_ws", reason="S
 @pytest.mark.parametrize("M,K,N,R,C", [(8, 4, 4, 4, 4), (10, 9, 5, 4, 4), (16, 32, 16, 8, 8), (33, 17, 12, 8, 4)])
 def test_against_scalesim(M, K, N, R, C):
     import numpy as np
-
     from scalesim.compute.systolic_compute_ws import systolic_compute_ws
     from scalesim.scale_config import scale_config
 

@@ -139,7 +139,7 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
             raise NNLUTError(f"calibrating the {table.function} table of {users[0][0]}: {e}") from None
         new_tables[tid] = new
         report.tables.append(_table_record(table, users, info))
-    for name, m in mods.items():
+    for m in mods.values():
         m.set_kernel(m.kernel.with_tables({role: new_tables[id(t)] for role, t in m.kernel.tables.items()}))
     report.seconds_refit = time.perf_counter() - t1
     logger.info("calibrated %d tables on %d batches in %.2f s", len(groups), report.batches, report.seconds)
@@ -207,7 +207,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     for name, entry in modules.items():
         if not isinstance(entry, dict) or not isinstance(entry.get("tables"), dict) or "op" not in entry:
             raise NNLUTError(f"{path}: module {name!r} needs 'op' and 'tables'")
-        for role, rel in entry["tables"].items():
+        for rel in entry["tables"].values():
             if rel in tables:
                 continue
             f = folder / str(rel)

@@ -51,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
              t.get("rms_after", float("nan")), "; ".join(t["notes"]) or "-"] for t in rep.tables]
     print(f"calibrated {len(rep.tables)} tables on {len(texts)} unlabeled sentences in {rep.seconds:.1f} s "
           f"(observing {rep.seconds_observe:.1f} s, refitting {rep.seconds_refit:.1f} s)"
-          + (f" = {rep.seconds / task.meta['finetune_seconds']:.1%} of fine-tuning time" if "finetune_seconds" in task.meta else ""))
+          + (f" = {rep.seconds / task.meta['finetune_seconds']:.1%} of fine-tuning time"
+             if "finetune_seconds" in task.meta else ""))
     print(format_table(["table", "modules", "samples", "rms error before", "rms error after", "notes"], rows))
     if args.evaluate and ref is not None and before is not None:
         after = run_model(clf, tok, task.test, desc="after")

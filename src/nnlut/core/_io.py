@@ -18,6 +18,7 @@ JSON. Floats are written with ``repr`` precision, so a saved table loads back bi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -146,10 +147,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             f.write(data)
         os.replace(tmp, path)
     except BaseException as e:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         if isinstance(e, OSError):
             raise NNLUTError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
         raise

@@ -175,12 +175,11 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
             if cfg is not None and ec.calibrate:
                 rec["calibration"] = _calibrate(task, ec.calibrate, batch_size)
             if cfg is not None:
-                with track_errors(clf) as tr:
-                    with torch.no_grad():
-                        for k, (_, batch) in enumerate(encode_batches(tok, task.test.texts, batch_size, 128)):
-                            if k >= TRACK_BATCHES:
-                                break
-                            clf(**batch)
+                with track_errors(clf) as tr, torch.no_grad():
+                    for k, (_, batch) in enumerate(encode_batches(tok, task.test.texts, batch_size, 128)):
+                        if k >= TRACK_BATCHES:
+                            break
+                        clf(**batch)
                 rec["per_op"] = _per_op(tr.report())
             out = run_model(clf, tok, task.test, batch_size=batch_size, desc=name)
             labels = task.test.labels[out["index"]]

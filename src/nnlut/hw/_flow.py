@@ -81,7 +81,7 @@ def _nnlut_unit(tables: dict[str, FixedTable], rng: np.random.Generator, vectors
         near = [int(b) + d for b in ft.bp for d in (-1, 0, 1)]
         xs = _edge_and_random(lo, hi, per, rng, near)
         ys = ft.eval_int(xs)
-        for x, y in zip(xs.tolist(), ys.tolist()):
+        for x, y in zip(xs.tolist(), ys.tolist(), strict=False):
             lines.append(tbm.stream_command(tbm.KIND_VEC, x=x, expected=y))
         n_vec += len(xs)
         for _ in range(3):  # drain the pipeline before the next table is loaded
@@ -98,7 +98,7 @@ def _nnlut_rom(name: str, ft: FixedTable, rng: np.random.Generator, vectors: int
     lo, hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
     xs = _edge_and_random(lo, hi, vectors, rng, [int(b) + d for b in ft.bp for d in (-1, 0, 1)])
     ys = ft.eval_int(xs)
-    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist())]
+    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist(), strict=False)]
     top = f"nnlut_rom_{name}"
     tb = tbm.stream_testbench(top, len(lines), len(lines), in_port="x_in", in_bits=fmt.in_bits, out_port="y_out",
                               out_bits=fmt.out_bits, latency=2, has_cfg=False, hexfile=f"{top}_vectors.hex")
@@ -108,9 +108,10 @@ def _nnlut_rom(name: str, ft: FixedTable, rng: np.random.Generator, vectors: int
 
 def _ibert_gelu(rng: np.random.Generator, vectors: int) -> Unit:
     k = rib.gelu_constants(GELU_SCALE)
-    xs = _edge_and_random(-32767, 32767, vectors, rng, [-k["b_int"] + d for d in (-1, 0, 1)] + [k["b_int"] + d for d in (-1, 0, 1)])
+    clip_edges = [sign * k["b_int"] + d for sign in (1, -1) for d in (-1, 0, 1)]
+    xs = _edge_and_random(-32767, 32767, vectors, rng, clip_edges)
     ys, _ = int_gelu(torch.tensor(xs), GELU_SCALE)
-    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist())]
+    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist(), strict=False)]
     tb = tbm.stream_testbench("ibert_gelu", len(lines), len(lines), in_port="q_in", in_bits=16, out_port="y_out",
                               out_bits=40, latency=3, has_cfg=False, hexfile="ibert_gelu_vectors.hex")
     return Unit("ibert_gelu", "ibert_gelu", rib.ibert_gelu_verilog(GELU_SCALE), "stream", tb, "ibert_gelu_vectors.hex",
@@ -124,7 +125,7 @@ def _ibert_exp(rng: np.random.Generator, vectors: int) -> Unit:
     small = rng.integers(30 * x0, 1, vectors // 2)
     xs = np.concatenate([_edge_and_random(-(2**31), 0, vectors - len(small), rng, edges), small])
     ys = int_exp_requant(torch.tensor(xs), EXP_SCALE)
-    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist())]
+    lines = [tbm.stream_command(tbm.KIND_VEC, x=x, expected=y) for x, y in zip(xs.tolist(), ys.tolist(), strict=False)]
     tb = tbm.stream_testbench("ibert_exp", len(lines), len(lines), in_port="q_in", in_bits=32, out_port="e_out",
                               out_bits=16, latency=3, has_cfg=False, hexfile="ibert_exp_vectors.hex")
     return Unit("ibert_exp", "ibert_exp", rib.ibert_exp_verilog(EXP_SCALE), "stream", tb, "ibert_exp_vectors.hex",
@@ -134,7 +135,7 @@ def _ibert_exp(rng: np.random.Generator, vectors: int) -> Unit:
 def _sequential(name: str, verilog: str, in_port: str, in_bits: int, out_port: str, out_bits: int,
                 fn: Callable[[np.ndarray], np.ndarray], xs: np.ndarray, latency: int, functions: list[str]) -> Unit:
     ys = fn(xs)
-    lines = [f"{((int(x) & ((1 << 64) - 1)) << 64) | (int(y) & ((1 << 64) - 1)):032x}" for x, y in zip(xs, ys)]
+    lines = [f"{((int(x) & ((1 << 64) - 1)) << 64) | (int(y) & ((1 << 64) - 1)):032x}" for x, y in zip(xs, ys, strict=False)]
     tb = tbm.sequential_testbench(name, len(lines), in_port=in_port, in_bits=in_bits, out_port=out_port,
                                   out_bits=out_bits, hexfile=f"{name}_vectors.hex")
     return Unit(name, name, verilog, "sequential", tb, f"{name}_vectors.hex", lines, len(lines), latency, "ibert",
@@ -152,7 +153,7 @@ def build_units(entries: int = 16, seed: int = 0, vectors: int = VECTORS) -> lis
     q4 = max(vectors // 4, 1)
     ds = np.concatenate([d_edges, rng.integers(1, 2**32, vectors // 2), 2 ** rng.integers(0, 32, q4)
                          + rng.integers(0, 3, q4), rng.integers(1, 2**20, q4)])
-    for kb, fn in ((32, "softmax division floor(2^32/sum)"), (31, "LayerNorm division floor(2^31/std)")):
+    for kb in (32, 31):  # floor(2^32 / sum) for Softmax, floor(2^31 / std) for LayerNorm
         units.append(_sequential(f"ibert_div{kb}", rib.ibert_div_verilog(kb, f"ibert_div{kb}"), "d_in", 32, "q_out", kb + 1,
                                  lambda d, kb=kb: np.array([(1 << kb) // int(v) for v in d], dtype=object), ds, kb + 1,
                                  ["reciprocal" if kb == 32 else "rsqrt"]))

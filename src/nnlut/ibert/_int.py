@@ -73,20 +73,23 @@ def int_gelu(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
     return q * (y + shift_int), scale * sig_scale / 2
 
 
-def int_exp(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
-    """i-exp for q <= 0: returns (exp_int, exp_scale)."""
+def _exp_poly(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(poly, z): ``q`` saturated at 30 x0, ``z = floor(q / x0)``, and the polynomial of the
+    remainder, ``r (r + b) + c`` (non-negative for q <= 0), in I-BERT's integer constants."""
     a, b, c = EXP_COEF
     b, c = b / a, c / a
     x0_int = _floor(EXP_X0 / scale)
     q = torch.maximum(q, torch.tensor(EXP_N * x0_int, dtype=q.dtype, device=q.device))
     z = _fdiv(q, x0_int)
     r = q - x0_int * z
-    b_int = _floor(b / scale)
-    c_int = _floor(c / scale**2)
-    poly = r * (r + b_int) + c_int
-    exp_scale = a * scale**2
-    exp_int = torch.clamp(poly * torch.pow(2, EXP_N - z), min=0)  # z in [0, 30]: an exact left shift
-    return exp_int, exp_scale / 2**EXP_N
+    return torch.clamp(r * (r + _floor(b / scale)) + _floor(c / scale**2), min=0), z
+
+
+def int_exp(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
+    """i-exp for q <= 0: returns (exp_int, exp_scale)."""
+    poly, z = _exp_poly(q, scale)
+    exp_int = poly * torch.pow(2, EXP_N - z)  # z in [0, 30]: an exact left shift
+    return exp_int, EXP_COEF[0] * scale**2 / 2**EXP_N
 
 
 def exp_requant_constants(scale: float, exp_bits: int = 16) -> tuple[int, int]:
@@ -105,13 +108,7 @@ def int_exp_requant(q: torch.Tensor, scale: float, exp_bits: int = 16) -> torch.
     """i-exp of ``q <= 0`` requantised to ``exp_bits`` (round half up, saturating): the value the
     i-exp hardware unit outputs. ``poly * 2**(30 - z)`` then ``* M >> k`` is folded into one
     right shift by ``k - 30 + z``."""
-    a, b, c = EXP_COEF
-    b, c = b / a, c / a
-    x0_int = _floor(EXP_X0 / scale)
-    q = torch.maximum(q, torch.tensor(EXP_N * x0_int, dtype=q.dtype, device=q.device))
-    z = _fdiv(q, x0_int)
-    r = q - x0_int * z
-    poly = torch.clamp(r * (r + _floor(b / scale)) + _floor(c / scale**2), min=0)
+    poly, z = _exp_poly(q, scale)
     m, k = exp_requant_constants(scale, exp_bits)
     sh = k - EXP_N + z
     e = (poly * m + torch.pow(2, sh - 1)) >> sh

@@ -207,9 +207,9 @@ def attention_softmax_f32(exp: Table, reciprocal: Table, scores: torch.Tensor, s
         if mask.dtype != torch.float32 or mask.dim() != 4 or mask.device.type != "cpu":
             return None
         m = mask[..., :k]
-        if any(ms not in (1, s) for ms, s in zip(m.shape, (b, h, q, k))):
+        if any(ms not in (1, s) for ms, s in zip(m.shape, (b, h, q, k), strict=False)):
             return None
-        strides = tuple(st if size > 1 else 0 for st, size in zip(m.stride(), m.shape))
+        strides = tuple(st if size > 1 else 0 for st, size in zip(m.stride(), m.shape, strict=False))
         mptr = m.data_ptr()
         keep = m
     y = torch.empty_like(xc)

@@ -341,33 +341,6 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
     }
 }
 
-/* Row softmax from tables: y = exp(x - max) * reciprocal(sum), rows of `cols` contiguous
- * float32 values. The row sum is accumulated in double, then rounded to float. */
-void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t rows,
-                       int64_t cols, int threads) {
-    #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
-    for (int64_t r = 0; r < rows; ++r) {
-        const float *xr = x + r * cols;
-        float *yr = y + r * cols;
-        float mx = -INFINITY;
-        int any_nan = 0;
-        for (int64_t k = 0; k < cols; ++k) { float v = xr[k]; any_nan |= isnan(v); mx = v > mx ? v : mx; }
-        if (any_nan) mx = NAN;
-        float zb[BLOCK];
-        double sum = 0.0;
-        for (int64_t b = 0; b < cols; b += BLOCK) {
-            int64_t m = (cols - b) < BLOCK ? (cols - b) : BLOCK;
-            for (int64_t e = 0; e < m; ++e) zb[e] = xr[b + e] - mx;
-            pwl_plain_block(pe, zb, yr + b, m);
-            for (int64_t e = 0; e < m; ++e) sum += (double)yr[b + e];
-        }
-        float s1 = (float)sum, inv;
-        if (pr->scaling) inv = pwl_scaled_one(pr, s1);
-        else pwl_plain_block(pr, &s1, &inv, 1);
-        for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
-    }
-}
-
 /* Attention softmax: y = softmax_lut(x * scale + mask) for rows of `cols` scores. Rows are
  * ordered (batch, head, query); the additive mask is read at
  * mask[b * msb + h * msh + q * msq + k * msk] (strides in elements, 0 to broadcast), or not at
@@ -405,6 +378,13 @@ void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x
         else pwl_plain_block(pr, &s1, &inv, 1);
         for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
     }
+}
+
+/* Row softmax from tables: y = exp(x - max) * reciprocal(sum), rows of `cols` contiguous
+ * float32 values. The row sum is accumulated in double, then rounded to float. */
+void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t rows,
+                       int64_t cols, int threads) {
+    nnlut_attn_softmax_f32(pe, pr, x, y, rows, 1, 1, cols, 1.0f, 0, 0, 0, 0, 0, threads);
 }
 
 int nnlut_kernels_abi(void) { return 1; }

@@ -2,7 +2,15 @@
 
 from ._kernels import ROLES, Kernel, make_kernel
 from ._lut import lut_activation, lut_gelu, lut_layernorm, lut_rmsnorm, lut_silu, lut_softmax
-from ._modules import ApproxActivation, ApproxLayerNorm, ApproxOp, ApproxRMSNorm, ApproxSoftmax, approx_modules, track_errors
+from ._modules import (
+           ApproxActivation,
+           ApproxLayerNorm,
+           ApproxOp,
+           ApproxRMSNorm,
+           ApproxSoftmax,
+           approx_modules,
+           track_errors,
+)
 
 __all__ = ["ROLES", "ApproxActivation", "ApproxLayerNorm", "ApproxOp", "ApproxRMSNorm", "ApproxSoftmax", "Kernel",
            "approx_modules", "lut_activation", "lut_gelu", "lut_layernorm", "lut_rmsnorm", "lut_silu", "lut_softmax",

@@ -90,7 +90,10 @@ class ApproxActivation(ApproxOp):
             self._observe({"act": x})
         y = self.kernel(x)
         if self.track:
-            ref = self.original(x) if self.original is not None else make_kernel(self.op, "exact", function=self.kernel.function)(x)
+            if self.original is not None:
+                ref = self.original(x)
+            else:
+                ref = make_kernel(self.op, "exact", function=self.kernel.function)(x)
             self.stats.update(y, ref)
         return y
 

@@ -197,7 +197,7 @@ SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
 def run_study(out_dir: str, settings: Settings, sections: list[str] | None = None,
               echo: Callable[[str], None] | None = None) -> list[Section]:
     """Run the study's sections into ``out_dir``; write ``results.json`` and ``report.md``."""
-    names = list(SECTIONS) if not sections else sections
+    names = sections if sections else list(SECTIONS)
     unknown = [n for n in names if n not in SECTIONS]
     if unknown:
         raise NNLUTError(f"unknown section(s) {', '.join(unknown)}; available: {', '.join(SECTIONS)}")

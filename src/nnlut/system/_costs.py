@@ -130,7 +130,7 @@ def _count(run: Any, lut_fns: dict[str, Any] | None = None) -> OpCost:
     return counter.cost
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def kernel_costs(design: str) -> dict[str, OpCost]:
     """Costs of the GELU, Softmax and LayerNorm kernels of ``design`` (``ibert`` or ``nnlut``)."""
     x = _probe()

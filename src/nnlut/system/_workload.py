@@ -82,23 +82,23 @@ def encoder_ops(shape: EncoderShape, seq_len: int, batch: int = 1) -> tuple[list
     """The GEMMs and vector ops of one encoder forward pass (embedding LayerNorm included)."""
     if seq_len < 1 or batch < 1:
         raise NNLUTError(f"seq_len and batch must be positive, got {seq_len} and {batch}")
-    L, B, H, I, A, d = seq_len, batch, shape.hidden, shape.intermediate, shape.heads, shape.head_dim
+    L, B, H, F, A, d = seq_len, batch, shape.hidden, shape.intermediate, shape.heads, shape.head_dim
     tokens = B * L
     g = [
         Gemm("qkv", tokens, H, H, 3),
         Gemm("scores", L, d, L, B * A),  # Q K^T per head: K^T is the stationary operand
         Gemm("context", L, L, d, B * A),  # P V per head
         Gemm("attn_out", tokens, H, H, 1),
-        Gemm("ffn_up", tokens, H, I, 1),
-        Gemm("ffn_down", tokens, I, H, 1),
+        Gemm("ffn_up", tokens, H, F, 1),
+        Gemm("ffn_down", tokens, F, H, 1),
     ]
     gemms = [Gemm(x.name, x.M, x.K, x.N, x.count * shape.layers) for x in g]
     ew = [
-        Elementwise("gelu", tokens * I * shape.layers, tokens * shape.layers),
+        Elementwise("gelu", tokens * F * shape.layers, tokens * shape.layers),
         Elementwise("softmax", B * A * L * L * shape.layers, B * A * L * shape.layers),
         Elementwise("layernorm", tokens * H * (2 * shape.layers + 1), tokens * (2 * shape.layers + 1)),
         # residual additions and bias additions of the 6 GEMM outputs
-        Elementwise("other", tokens * H * 2 * shape.layers + tokens * (4 * H + I + H) * shape.layers,
+        Elementwise("other", tokens * H * 2 * shape.layers + tokens * (4 * H + F + H) * shape.layers,
                     tokens * shape.layers),
     ]
     return gemms, ew
