@@ -95,7 +95,6 @@ def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
     from ._hf import ADAPTERS, uses_attention_registry
 
     sites: list[Site] = []
-    parents = {id(m): (n, m) for n, m in model.named_modules(remove_duplicate=False)}
     for pname, parent in model.named_modules(remove_duplicate=False):
         for attr, module in parent.named_children():
             name = f"{pname}.{attr}" if pname else attr
@@ -122,5 +121,4 @@ def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
                 if "softmax" in module._modules or hasattr(module, "softmax"):
                     raise NNLUTError(f"attention module {name!r} already has an attribute 'softmax'")
                 sites.append(Site(f"{name}.softmax", "softmax", "attention", parent, attr, module))
-    del parents
     return sites

@@ -11,7 +11,7 @@ from .._errors import NNLUTError
 from .._logging import logger
 from ..core._table import Table
 from ..ops._kernels import ROLES, Kernel, make_kernel
-from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxOp, ApproxRMSNorm, ApproxSoftmax
+from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
 from ._config import ApproxConfig
 from ._sites import Site, find_sites
 
@@ -226,7 +226,3 @@ def approximation_report(model: nn.Module) -> ApproxReport | None:
     """The report of the last ``approximate_`` on ``model``, or None."""
     state = model.__dict__.get(_STATE)
     return state.report if state is not None else None
-
-
-def is_approximated(model: nn.Module) -> bool:
-    return model.__dict__.get(_STATE) is not None or any(isinstance(m, ApproxOp) for m in model.modules())
