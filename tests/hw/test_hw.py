@@ -38,8 +38,10 @@ def test_costs_are_measured(rtl_report):
     assert s["area_ratio_nnlut_over_ibert"] == pytest.approx(by["nnlut_unit"]["area_um2"] / s["ibert_units_area_um2"])
 
 
-def test_gate_level_and_report_file(tmp_path):
-    rep = run_flow(str(tmp_path), vectors=200, gate_level=True, only=("nnlut_unit", "ibert_gelu"))
+def test_gate_level_and_report_file(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative output folder, as `nnlut run --out results` gives
+    rep = run_flow("out", vectors=200, gate_level=True, only=("nnlut_unit", "ibert_gelu"))
+    tmp_path = tmp_path / "out"
     for u in rep["units"]:
         assert u["gate_sim_mismatches"] == 0 and u["gate_sim_vectors"] >= 200
     data = json.loads((tmp_path / "report.json").read_text())

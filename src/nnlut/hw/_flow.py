@@ -177,7 +177,7 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     lack = tools.missing()
     if lack:
         raise NNLUTError("the hardware flow needs " + ", ".join(lack) + " (scripts/setup.sh installs them)")
-    out = Path(out_dir)
+    out = Path(out_dir).resolve()  # the tools run inside this folder: every path must be absolute
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     units = [u for u in build_units(entries, seed, vectors) if only is None or u.name in only]
