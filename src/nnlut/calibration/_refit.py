@@ -59,16 +59,9 @@ class RefitInfo:
 def reduce_inputs(table: Table, x: np.ndarray) -> np.ndarray:
     """The values the piecewise-linear core of ``table`` sees for inputs ``x`` (before clamping):
     the range-reduced mantissas for scaled tables, ``x`` itself otherwise."""
-    sc = table.scaling
-    if sc is None:
-        return x
-    ax = np.abs(x) if sc.negative == "odd" else x
-    m, e = np.frexp(ax)
-    big_e = e - 1
-    j = np.floor_divide(big_e, sc.q)
-    if sc.mode == "paper":
-        j = np.minimum(j, 0)
-    return np.ldexp(m * 2, (big_e - sc.q * j).astype(np.int32))
+    from ..core._eval import reduce_input
+
+    return x if table.scaling is None else reduce_input(table.scaling, x)[0]
 
 
 def _fit_tails(table: Table, spec: FunctionSpec) -> tuple[Tail, Tail]:

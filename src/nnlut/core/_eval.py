@@ -14,6 +14,7 @@ import numpy as np
 from .._errors import NNLUTError
 
 if TYPE_CHECKING:
+    from ._scaling import Scaling
     from ._table import Table
 
 
@@ -139,17 +140,34 @@ def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
 
 
 # ---------------------------------------------------------------------------- shared steps
+def reduce_input(sc: Scaling, x: Any, ops: Any = None) -> tuple[Any, Any]:
+    """Range reduction: (u, j) with ``u = |x| * P**-j`` (exactly) in [1, P), or ``|x|`` itself
+    where paper mode caps ``j`` at 0. ``ops`` defaults to numpy."""
+    ops = _NUMPY if ops is None else ops
+    ax = ops.abs(x) if sc.negative == "odd" else x
+    mant, e = ops.frexp(ax)  # ax = mant * 2**e, mant in [0.5, 1)
+    big_e = e - 1  # ax = (2 mant) * 2**big_e
+    j = ops.floor_div(big_e, sc.q)
+    if sc.mode == "paper":
+        j = ops.minimum0(j)
+    return ops.ldexp(mant * 2, big_e - sc.q * j), j
+
+
+def restore_output(sc: Scaling, x: Any, y: Any, j: Any, ops: Any = None) -> Any:
+    """The exact power-of-two output correction of :func:`reduce_input`, with the scaled
+    functions' values at 0 (inf) and below 0 (odd symmetry or NaN)."""
+    ops = _NUMPY if ops is None else ops
+    y = ops.ldexp(y, j * sc.shift_per_period)
+    y = ops.where(x == 0, ops.full_like(y, float("inf")), y)
+    if sc.negative == "odd":
+        return ops.where(x < 0, -y, y)
+    return ops.where(x < 0, ops.full_like(y, float("nan")), y)
+
+
 def _evaluate_generic(table: Table, x: Any, ops: Any) -> Any:
     sc = table.scaling
     if sc is not None:
-        ax = ops.abs(x) if sc.negative == "odd" else x
-        mant, e = ops.frexp(ax)  # ax = mant * 2**e, mant in [0.5, 1)
-        big_e = e - 1  # ax = (2 mant) * 2**big_e
-        j = ops.floor_div(big_e, sc.q)
-        if sc.mode == "paper":
-            j = ops.minimum0(j)
-        # exact: equals ax * P**-j, in [1, P) whenever j was not capped at 0 by paper mode
-        u = ops.ldexp(mant * 2, big_e - sc.q * j)
+        u, j = reduce_input(sc, x, ops)
     else:
         u = x
     lo_c = table.tails[0] == "clamp"
@@ -159,13 +177,7 @@ def _evaluate_generic(table: Table, x: Any, ops: Any) -> Any:
         u = ops.clamp(u, lo if lo_c else None, hi if hi_c else None)
     y = ops.pwl(table, u)
     if sc is not None:
-        y = ops.ldexp(y, j * sc.shift_per_period)
-        zero = x == 0
-        y = ops.where(zero, ops.full_like(y, float("inf")), y)
-        if sc.negative == "odd":
-            y = ops.where(x < 0, -y, y)
-        else:
-            y = ops.where(x < 0, ops.full_like(y, float("nan")), y)
+        y = restore_output(sc, x, y, j, ops)
     lo_lim, hi_lim = table.limits
     y = ops.where(x == float("inf"), ops.full_like(y, hi_lim), y)
     y = ops.where(x == float("-inf"), ops.full_like(y, lo_lim), y)

@@ -232,19 +232,14 @@ class Fp16Table:
 
 
 def _fp16_scaled(t16: Fp16Table, x: np.ndarray) -> np.ndarray:
-    from ..core._eval import _NUMPY
-    from ._table import _scaled
+    from ..core._eval import reduce_input, restore_output
 
-    class _Core16:
-        scaling = t16.source.scaling
-
-        @staticmethod
-        def core(u: np.ndarray) -> np.ndarray:
-            lo, hi = t16.source.domain  # type: ignore[misc]
-            return t16.core(np.clip(u, lo, hi)).astype(np.float64)
-
+    sc = t16.source.scaling
+    assert sc is not None
+    lo, hi = t16.source.domain  # type: ignore[misc]
     with np.errstate(all="ignore"):
-        return _scaled(_Core16, x, _NUMPY)  # type: ignore[arg-type]
+        u, j = reduce_input(sc, x)
+        return restore_output(sc, x, t16.core(np.clip(u, lo, hi)).astype(np.float64), j)
 
 
 def to_fp16(table: Table) -> Fp16Table:
@@ -252,6 +247,5 @@ def to_fp16(table: Table) -> Fp16Table:
     bp16 = table.breakpoints.astype(np.float16)
     keep = np.concatenate([[True], np.diff(bp16.astype(np.float64)) > 0]) if len(bp16) else np.zeros(0, bool)
     bp = bp16[keep]
-    seg_keep = np.concatenate([[0], 1 + np.flatnonzero(keep[1:])]) if len(bp16) else np.array([0])
     seg_keep = np.concatenate([[0], 1 + np.flatnonzero(keep)]) if len(bp16) else np.array([0])
     return Fp16Table(bp, table.slopes[seg_keep].astype(np.float16), table.intercepts[seg_keep].astype(np.float16), table)

@@ -168,17 +168,9 @@ class FixedTable:
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:
+    from ..core._eval import reduce_input, restore_output
+
     sc = ft.scaling
     assert sc is not None
-    ax = ops.abs(x) if sc.negative == "odd" else x
-    mant, e = ops.frexp(ax)
-    big_e = e - 1
-    j = ops.floor_div(big_e, sc.q)
-    if sc.mode == "paper":
-        j = ops.minimum0(j)
-    u = ops.ldexp(mant * 2, big_e - sc.q * j)
-    y = ops.ldexp(ft.core(u), j * sc.shift_per_period)
-    y = ops.where(x == 0, ops.full_like(y, float("inf")), y)
-    if sc.negative == "odd":
-        return ops.where(x < 0, -y, y)
-    return ops.where(x < 0, ops.full_like(y, float("nan")), y)
+    u, j = reduce_input(sc, x, ops)
+    return restore_output(sc, x, ft.core(u), j, ops)

@@ -142,10 +142,12 @@ def _sequential(name: str, verilog: str, in_port: str, in_bits: int, out_port: s
                 functions)
 
 
-def build_units(entries: int = 16, seed: int = 0, vectors: int = VECTORS) -> list[Unit]:
-    """Every unit with its Verilog, testbench and ``vectors`` golden vectors (edge values first)."""
+def build_units(entries: int = 16, seed: int = 0, vectors: int = VECTORS,
+                tables: dict[str, FixedTable] | None = None) -> list[Unit]:
+    """Every unit with its Verilog, testbench and ``vectors`` golden vectors (edge values first);
+    ``tables`` are the fixed-point paper tables (made from ``entries`` when not given)."""
     rng = np.random.default_rng(seed)
-    tables = paper_tables(entries)
+    tables = tables if tables is not None else paper_tables(entries)
     units = [_nnlut_unit(tables, rng, vectors)]
     units += [_nnlut_rom(n, ft, rng, vectors) for n, ft in tables.items()]
     units += [_ibert_gelu(rng, vectors), _ibert_exp(rng, vectors)]
@@ -180,7 +182,8 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     out = Path(out_dir).resolve()  # the tools run inside this folder: every path must be absolute
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    units = [u for u in build_units(entries, seed, vectors) if only is None or u.name in only]
+    tables = paper_tables(entries)
+    units = [u for u in build_units(entries, seed, vectors, tables) if only is None or u.name in only]
     records = []
     for u in progress(units, desc="hardware units"):
         vfile = out / f"{u.top}.v"
@@ -235,6 +238,6 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     report = {"tools": tools.versions(), "library": "OSU 0.18um (qflow-tech-osu018)", "units": records,
               "summary": summary, "seconds": time.perf_counter() - t0, "vectors_per_unit": vectors,
               "power_note": f"OpenSTA total power at {1000 / PERIOD_NS:.0f} MHz with switching activity {ACTIVITY} on every net",
-              "fixed_point_tables": {n: t.meta["errors"] for n, t in paper_tables(entries).items()}}
+              "fixed_point_tables": {n: t.meta["errors"] for n, t in tables.items()}}
     atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=float) + "\n")
     return report

@@ -19,6 +19,23 @@ from __future__ import annotations
 from ..fixed._table import FixedFormat, FixedTable
 
 
+def _stage1_regs(fmt: FixedFormat, slope: str, icpt: str) -> str:
+    """The registers between the two stages: selected slope and intercept, input, valid."""
+    return f"""    reg signed [{fmt.slope_bits - 1}:0] s1;
+    reg signed [{fmt.icpt_bits - 1}:0] t1;
+    reg signed [{fmt.in_bits - 1}:0] x1;
+    reg v1;
+    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) v1 <= 1'b0;
+        else begin
+            v1 <= in_valid;
+            s1 <= {slope};
+            t1 <= {icpt};
+            x1 <= x_in;
+        end
+    end"""
+
+
 def _stage2(fmt: FixedFormat, shift: str, half: str) -> str:
     """Multiply-add, rounding shift, saturation and the output register (both unit kinds)."""
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
@@ -89,19 +106,7 @@ module {name} (
         end
     endgenerate
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
-    reg signed [{sw - 1}:0] s1;
-    reg signed [{tw - 1}:0] t1;
-    reg signed [{iw - 1}:0] x1;
-    reg v1;
-    always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) v1 <= 1'b0;
-        else begin
-            v1 <= in_valid;
-            s1 <= sl[idx_c];
-            t1 <= ic[idx_c];
-            x1 <= x_in;
-        end
-    end
+{_stage1_regs(fmt, "sl[idx_c]", "ic[idx_c]")}
 
     // stage 2: one multiply-add, rounding shift, saturation
 {_stage2(fmt, "shamt", f"(shamt == 6'd0) ? {aw + 1}'sd0 : ({aw + 1}'sd1 <<< (shamt - 6'd1))")}
@@ -151,19 +156,7 @@ module {name} (
             default: sel_t = {tw}'sd0;
         endcase
     end
-    reg signed [{sw - 1}:0] s1;
-    reg signed [{tw - 1}:0] t1;
-    reg signed [{iw - 1}:0] x1;
-    reg v1;
-    always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) v1 <= 1'b0;
-        else begin
-            v1 <= in_valid;
-            s1 <= sel_s;
-            t1 <= sel_t;
-            x1 <= x_in;
-        end
-    end
+{_stage1_regs(fmt, "sel_s", "sel_t")}
 {_stage2(fmt, str(sh), half)}
 endmodule
 `default_nettype wire
