@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -60,6 +60,12 @@ class ScalingSpec:
     exponent: float
     period: int
     negative: Literal["odd", "nan"] = "nan"
+
+    def scaling(self, mode: Literal["paper", "full"]) -> Any:
+        """The :class:`~nnlut.core._scaling.Scaling` of a table in ``mode``."""
+        from ._scaling import Scaling
+
+        return Scaling(mode, self.exponent, self.period, self.negative)
 
 
 @dataclass(frozen=True)

@@ -47,7 +47,7 @@ class _Problem:
             if eval_domain[0] <= 0:
                 raise NNLUTError(f"{spec.name} is undefined on [{eval_domain[0]:g}, {eval_domain[1]:g}]: it needs x > 0")
             self.table_domain = spec.full_range_domain
-            self.scaling: Scaling | None = Scaling("full", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+            self.scaling: Scaling | None = spec.scaling.scaling("full")
             self.tails = (Tail("clamp"), Tail("clamp"))
             self.error = error or "rel"
         else:
@@ -61,11 +61,11 @@ class _Problem:
                         f"got [{lo:g}, {hi:g}]"
                     )
                 self.table_domain = (1.0, hi)
-                self.scaling = Scaling("paper", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+                self.scaling = spec.scaling.scaling("paper")
             elif domain is None:
                 self.table_domain = spec.table_domain
                 if spec.scaling is not None and self.table_domain[0] == 1.0:
-                    self.scaling = Scaling("paper", spec.scaling.exponent, spec.scaling.period, spec.scaling.negative)
+                    self.scaling = spec.scaling.scaling("paper")
             else:
                 self.table_domain = eval_domain
             self.tails = spec.tails

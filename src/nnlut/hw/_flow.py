@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -201,8 +202,6 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
         cycles = float(u.latency)
         per_element = 1.0
         if u.kind == "sequential":
-            import re
-
             m = re.search(r"cycles: mean (\d+) max (\d+)", simout)
             cycles = float(m.group(2)) if m else float(u.latency)
             per_element = float(m.group(1)) if m else cycles
