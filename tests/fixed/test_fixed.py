@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nnlut import NNLUTError
-from nnlut.fixed import FixedFormat, FixedTable, quantize_table, to_c_header, to_fp16, to_memh
+from nnlut.fixed import FixedFormat, FixedTable, choose_format, quantize_table, to_c_header, to_fp16, to_memh
 from nnlut.models import fitted_table
 
 # rounding the breakpoints, slopes and intercepts costs a few output LSBs at most (the output
@@ -20,34 +20,66 @@ EXTRA_LSB = {"gelu": 1.0, "exp": 4.0, "reciprocal": 2.0, "rsqrt": 2.0}
 
 @pytest.fixture(scope="module")
 def fixed():
+    """Default format: intercepts two guard bits below the output LSB."""
     return {f: quantize_table(fitted_table(f, "nnlut", 16, "full")) for f in EXTRA_LSB}
+
+
+@pytest.fixture(scope="module")
+def fixed_exact():
+    """Intercepts at the product's precision: an exact INT32 multiply-add."""
+    out = {}
+    for f in EXTRA_LSB:
+        t = fitted_table(f, "nnlut", 16, "full")
+        out[f] = quantize_table(t, choose_format(t, icpt_guard=None))
+    return out
 
 
 def golden(ft: FixedTable, x: int) -> int:
     i = sum(1 for b in ft.bp if x >= b)
-    acc = int(ft.s[i]) * x + int(ft.t[i])
+    f = ft.fmt
+    prod = int(ft.s[i]) * x
+    acc = prod // 2 ** (f.in_frac + f.slope_frac - f.t_frac) + int(ft.t[i])  # floor division: a flooring shift
     sh = ft.fmt.shift
     if sh:
         acc = (acc + (1 << (sh - 1))) >> sh
     return max(-(2 ** (ft.fmt.out_bits - 1)), min(2 ** (ft.fmt.out_bits - 1) - 1, acc))
 
 
+@pytest.mark.parametrize("exact", [False, True])
 @pytest.mark.parametrize("name", list(EXTRA_LSB))
-def test_integer_core_is_bit_exact(fixed, name):
-    ft = fixed[name]
+def test_integer_core_is_bit_exact(fixed, fixed_exact, name, exact):
+    ft = (fixed_exact if exact else fixed)[name]
+    assert (ft.fmt.pshift == 0) == exact
     xs = np.concatenate([np.random.default_rng(0).integers(-32768, 32768, 3000), ft.bp, ft.bp - 1, [-32768, 32767, 0]])
     got = ft.eval_int(xs)
     assert [int(v) for v in got] == [golden(ft, int(x)) for x in xs]
     assert torch.equal(ft.eval_int(torch.tensor(xs)), torch.tensor(got))
 
 
+@pytest.mark.parametrize("exact", [False, True])
 @pytest.mark.parametrize("name", list(EXTRA_LSB))
-def test_extra_error_over_float_is_a_few_lsb(fixed, name):
-    e = fixed[name].meta["errors"]
+def test_extra_error_over_float_is_a_few_lsb(fixed, fixed_exact, name, exact):
+    ft = (fixed_exact if exact else fixed)[name]
+    e = ft.meta["errors"]
     assert e["extra_over_float_max_lsb"] <= EXTRA_LSB[name]
     assert e["input_codes"] > 1000
-    f = fixed[name].fmt
-    assert f.in_bits == 16 and f.slope_bits == 16 and f.icpt_bits == 32
+    f = ft.fmt
+    assert f.in_bits == 16 and f.slope_bits == 16
+    if exact:
+        assert f.icpt_bits == 32 and f.pshift == 0
+    else:  # output-precision intercepts fit in 20 bits, and cost at most a quarter LSB more
+        assert f.shift == 2 and f.icpt_bits <= 20
+        assert e["extra_over_float_max_lsb"] <= fixed_exact[name].meta["errors"]["extra_over_float_max_lsb"] + 0.375
+
+
+def test_intercept_width_is_checked():
+    t = fitted_table("reciprocal", "nnlut", 16, "full")
+    with pytest.raises(NNLUTError, match="need 19 bits with 2 guard bits; icpt_bits is 16"):
+        choose_format(t, icpt_bits=16)
+    with pytest.raises(NNLUTError, match="icpt_guard must be"):
+        choose_format(t, icpt_guard=-1)
+    with pytest.raises(NNLUTError, match="icpt_frac \\(30\\) must be <="):
+        FixedFormat(in_frac=8, slope_frac=12, icpt_frac=30)
 
 
 def test_fixed_table_on_real_inputs_with_scaling(fixed):
@@ -68,8 +100,10 @@ def test_bad_formats():
 
 
 @pytest.mark.skipif(shutil.which("gcc") is None, reason="needs a C compiler")
-def test_c_header_compiles_and_matches(tmp_path, fixed):
-    ft = fixed["gelu"]
+@pytest.mark.parametrize("name", ["gelu", "exp"])
+def test_c_header_compiles_and_matches(tmp_path, fixed, name):
+    ft = fixed[name]
+    assert ft.fmt.pshift > 0  # exercises the arithmetic shift of negative products
     (tmp_path / "gelu.h").write_text(to_c_header(ft, "gelu"))
     (tmp_path / "main.c").write_text(
         '#include <stdio.h>\n#include "gelu.h"\n'
@@ -90,7 +124,8 @@ def test_memh_round_trip(fixed):
 
     assert back(files["breakpoints.memh"], 16) == ft.bp.tolist()
     assert back(files["slopes.memh"], 16) == ft.s.tolist()
-    assert back(files["intercepts.memh"], 32) == ft.t.tolist()
+    assert back(files["intercepts.memh"], ft.fmt.icpt_bits) == ft.t.tolist()
+    assert back(files["pshift.memh"], 8) == [ft.fmt.pshift] and back(files["shift.memh"], 8) == [ft.fmt.shift]
 
 
 def test_fp16_table():

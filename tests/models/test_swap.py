@@ -194,3 +194,22 @@ def test_weights_untouched_by_swap_and_forward(toy):
     _out(toy, torch.randn(2, 5, 16))
     restore_(toy)
     assert all(torch.equal(before[k], v) for k, v in toy.state_dict().items())
+
+
+def test_attention_matmuls_per_batch_match_torch_matmul():
+    from nnlut.models._hf import _context, _scores
+
+    g = torch.Generator().manual_seed(0)
+    hid = torch.randn(3, 7, 4 * 8, generator=g)
+    q = hid.view(3, 7, 4, 8).transpose(1, 2)  # the heads-split layout HuggingFace passes
+    k = torch.randn(3, 9, 4, 8, generator=g).transpose(1, 2)
+    v = torch.randn(3, 9, 4, 8, generator=g).transpose(1, 2)
+    with torch.no_grad():
+        s = _scores(q, k)
+        assert s.is_contiguous() and torch.allclose(s, q @ k.transpose(2, 3), atol=1e-5)
+        p = torch.softmax(s, -1)
+        c = _context(p, v)
+        assert c.shape == (3, 7, 4, 8) and c.is_contiguous()
+        assert torch.allclose(c, (p @ v).transpose(1, 2), atol=1e-5)
+    s = _scores(q.requires_grad_(), k)  # with autograd: the plain matmul path
+    assert s.requires_grad and torch.allclose(s.detach(), q.detach() @ k.transpose(2, 3), atol=1e-5)

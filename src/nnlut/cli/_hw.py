@@ -23,6 +23,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     e.add_argument("table", metavar="FILE.json", help="a table written by 'nnlut fit'")
     e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
     e.add_argument("--input-range", nargs=2, type=float, metavar=("LO", "HI"), help="input range of the integer format")
+    e.add_argument("--exact-intercepts", action="store_true",
+                   help="keep intercepts at the product's precision (32-bit, exact multiply-add) instead of two "
+                        "guard bits below the output LSB")
     e.add_argument("--no-refit", action="store_true", help="round the values without refitting them to the rounded breakpoints")
     e.set_defaults(handler=run_export)
 
@@ -54,12 +57,13 @@ def run_hw(args: argparse.Namespace) -> int:
 
 def run_export(args: argparse.Namespace) -> int:
     from ..core._io import atomic_write_text, load
-    from ..fixed import quantize_table, to_c_header, to_json, to_memh
+    from ..fixed import choose_format, quantize_table, to_c_header, to_json, to_memh
 
     out = check_output_dir(args.out)
     table = load(args.table)
-    ft = quantize_table(table, input_range=tuple(args.input_range) if args.input_range else None,
-                        refit=not args.no_refit)
+    rng = tuple(args.input_range) if args.input_range else None
+    fmt = choose_format(table, rng, icpt_guard=None if args.exact_intercepts else 2)
+    ft = quantize_table(table, fmt, input_range=rng, refit=not args.no_refit)
     name = table.function or "table"
     atomic_write_text(out / f"{name}_fixed.json", to_json(ft))
     atomic_write_text(out / f"{name}.h", to_c_header(ft, name))

@@ -19,7 +19,7 @@ import numpy as np
 from .._errors import NNLUTError
 from ..core._functions import get_function
 from ..core._table import Table
-from ._table import FixedFormat, FixedTable
+from ._table import FixedFormat, FixedTable, accumulate
 
 # input ranges of the unscaled functions in fixed point: wide enough for real activations on
 # the asymptote segments; exp below -32 is exactly 0 in the table
@@ -56,8 +56,13 @@ def _core_problem(table: Table, input_range: tuple[float, float] | None) -> _Cor
 
 
 def choose_format(table: Table, input_range: tuple[float, float] | None = None, *, in_bits: int = 16,
-                  slope_bits: int = 16, out_bits: int = 16) -> FixedFormat:
-    """Q formats for ``table`` so that inputs, outputs, slopes and the accumulator fit."""
+                  slope_bits: int = 16, out_bits: int = 16, icpt_bits: int | None = None,
+                  icpt_guard: int | None = 2) -> FixedFormat:
+    """Q formats for ``table`` so that inputs, outputs, slopes, intercepts and the accumulator
+    fit. ``icpt_guard``: the intercepts sit that many bits below the output LSB (the product is
+    truncated onto that grid before the add; see :mod:`nnlut.fixed`); None puts them at the
+    product's precision (an exact INT32 multiply-add). ``icpt_bits``: the intercepts' width;
+    None picks the smallest that holds them (32 for ``icpt_guard=None``)."""
     core = _core_problem(table, input_range)
     fin = _frac_for(core.lo, core.hi, in_bits)
     grid = np.arange(math.ceil(core.lo * 2**fin), math.floor(core.hi * 2**fin) + 1) / 2**fin
@@ -66,16 +71,32 @@ def choose_format(table: Table, input_range: tuple[float, float] | None = None, 
     fout = _frac_for(float(min(y.min(), 0.0)), float(max(y.max(), 0.0)), out_bits)
     smax = float(np.max(np.abs(table.slopes))) or 1.0
     fs = _frac_for(-smax, smax, slope_bits)
-    # keep the intercepts and the accumulator inside 32 bits
+    if icpt_guard is not None and not (isinstance(icpt_guard, int) and 0 <= icpt_guard <= 16):
+        raise NNLUTError(f"icpt_guard must be an integer in [0, 16] or None, got {icpt_guard!r}")
+    if icpt_bits is not None and not (isinstance(icpt_bits, int) and 2 <= icpt_bits <= 32):
+        raise NNLUTError(f"icpt_bits must be an integer in [2, 32] or None, got {icpt_bits!r}")
+    auto_bits = icpt_bits is None
+    icpt_bits = 32 if icpt_bits is None else icpt_bits
+    tmax = float(np.max(np.abs(table.intercepts)))
+    # keep the intercepts and the accumulator inside their widths
     while fs > -8:
         scale = 2.0 ** (fin + fs)
         acc = np.max(np.abs(y)) * scale + smax * 2.0 ** fs  # |s x + t| ~ |y|; one slope LSB of slack
-        if np.max(np.abs(table.intercepts)) * scale < 2**31 - 1 and acc < 2**31 - 1:
+        t_scale = scale if icpt_guard is None else 2.0 ** (min(fout, fin + fs) + icpt_guard)
+        if (icpt_guard is not None or tmax * t_scale < 2 ** (icpt_bits - 1) - 1) and acc < 2**31 - 1:
             break
         fs -= 1
     fout = min(fout, fin + fs)
-    return FixedFormat(in_bits=in_bits, in_frac=fin, slope_bits=slope_bits, slope_frac=fs, out_bits=out_bits,
-                       out_frac=fout)
+    icpt_frac = None if icpt_guard is None else min(fout + icpt_guard, fin + fs)
+    if icpt_frac is not None:
+        need = int(math.ceil(tmax * 2.0**icpt_frac) + 2).bit_length() + 1  # two LSBs of rounding slack
+        if auto_bits:
+            icpt_bits = max(need, 2)
+        if need > icpt_bits or need > 32:
+            raise NNLUTError(f"intercepts up to {tmax:g} need {need} bits with {icpt_guard} guard bits; "
+                             f"icpt_bits is {icpt_bits}")
+    return FixedFormat(in_bits=in_bits, in_frac=fin, slope_bits=slope_bits, slope_frac=fs, icpt_bits=icpt_bits,
+                       out_bits=out_bits, out_frac=fout, icpt_frac=icpt_frac)
 
 
 def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range: tuple[float, float] | None = None,
@@ -118,25 +139,24 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
         keep = np.concatenate([[0], 1 + np.flatnonzero(np.diff(np.round(table.breakpoints * 2**fin)) > 0)])
         s_f, t_f = s_f[keep], t_f[keep]
     # 3. integer slopes and intercepts, rounded the way that minimises each segment's max error
-    scale_st = 2.0 ** (fin + fmt.slope_frac)
+    scale_t = 2.0**fmt.t_frac
     out_lsb = 2.0 ** -fmt.out_frac
     seg = np.searchsorted(bp, codes, side="right")
     s_i = np.zeros(len(s_f), dtype=np.int64)
     t_i = np.zeros(len(t_f), dtype=np.int64)
 
     def seg_err(si: int, ti: int, xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> float:
-        acc = si * xs + ti
-        sh = fmt.shift
-        y = (acc + (1 << (sh - 1))) >> sh if sh > 0 else acc
-        y = np.clip(y, -(2 ** (fmt.out_bits - 1)), 2 ** (fmt.out_bits - 1) - 1)
+        y = np.clip(accumulate(fmt, si, xs, ti), -(2 ** (fmt.out_bits - 1)), 2 ** (fmt.out_bits - 1) - 1)
         return float(np.max(np.abs(y * out_lsb - ys) * ws)) if len(xs) else 0.0
 
+    # a truncated product sits up to one intercept LSB low: the intercept may round one higher
+    t_extra = (1,) if fmt.pshift > 0 else ()
     for k in range(len(s_f)):
         sel = seg == k
         xs, ys, ws = codes[sel], fx[sel], weight[sel]
-        s_exact, t_exact = s_f[k] * 2.0**fmt.slope_frac, t_f[k] * scale_st
-        cands = [(int(a), int(b)) for a in (math.floor(s_exact), math.ceil(s_exact))
-                 for b in (math.floor(t_exact), math.ceil(t_exact))]
+        s_exact, t_exact = s_f[k] * 2.0**fmt.slope_frac, t_f[k] * scale_t
+        t_cands = (math.floor(t_exact), math.ceil(t_exact), *(math.ceil(t_exact) + d for d in t_extra))
+        cands = [(int(a), int(b)) for a in (math.floor(s_exact), math.ceil(s_exact)) for b in t_cands]
         s_i[k], t_i[k] = min(cands, key=lambda c: seg_err(c[0], c[1], xs, ys, ws))
     s_i = np.clip(s_i, -(2 ** (fmt.slope_bits - 1)), 2 ** (fmt.slope_bits - 1) - 1)
     t_i = np.clip(t_i, -(2 ** (fmt.icpt_bits - 1)), 2 ** (fmt.icpt_bits - 1) - 1)
@@ -154,9 +174,7 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
             trial = bp.copy()
             trial[j] = cand
             idx = np.searchsorted(trial, xs, side="right")
-            acc = s_i[idx] * xs + t_i[idx]
-            sh = fmt.shift
-            y = (acc + (1 << (sh - 1))) >> sh if sh > 0 else acc
+            y = accumulate(fmt, s_i[idx], xs, t_i[idx])
             err = float(np.max(np.abs(y * out_lsb - fx[win]) * weight[win]))
             if best is None or err < best[0] - 1e-15:
                 best = (err, cand)

@@ -2,13 +2,17 @@
 
 Datapath (NN-LUT's INT32 unit): a signed ``in_bits`` input ``x`` with ``in_frac`` fractional
 bits; breakpoints on the same grid; signed ``slope_bits`` slopes with ``slope_frac``
-fractional bits; signed 32-bit intercepts with ``in_frac + slope_frac`` fractional bits.
+fractional bits; signed ``icpt_bits`` intercepts with ``icpt_frac`` fractional bits.
 
     idx = #{j : x >= bp[j]}
-    acc = s[idx] * x + t[idx]                           (fits in 32 bits, checked at build)
-    y   = saturate_out((acc + 2**(shift-1)) >> shift)   (round half up; shift = in + slope - out frac)
+    acc = ((s[idx] * x) >> pshift) + t[idx]             (pshift = in_frac + slope_frac - icpt_frac)
+    y   = saturate_out((acc + 2**(shift-1)) >> shift)   (round half up; shift = icpt_frac - out_frac)
 
-``y`` has ``out_frac`` fractional bits. Float inputs are quantised to the input grid (round to
+``y`` has ``out_frac`` fractional bits; ``>>`` is an arithmetic (flooring) shift. With
+``icpt_frac`` unset the intercept sits at the product's precision (``pshift`` = 0: the exact
+INT32 multiply-add). Setting it a few guard bits above ``out_frac`` stores the intercepts at
+output precision: the product is truncated to the intercept grid before the add, which costs
+at most one guard LSB and makes every intercept register much narrower in hardware. Float inputs are quantised to the input grid (round to
 nearest, saturating); scaled tables keep their exact power-of-two range reduction around the
 integer core.
 """
@@ -37,25 +41,52 @@ class FixedFormat:
     icpt_bits: int = 32
     out_bits: int = 16
     out_frac: int = 12
+    icpt_frac: int | None = None  # None: in_frac + slope_frac
 
     def __post_init__(self) -> None:
         for f in ("in_bits", "slope_bits", "icpt_bits", "out_bits"):
             v = getattr(self, f)
             if not isinstance(v, int) or not 2 <= v <= 32:
                 raise NNLUTError(f"{f} must be an integer in [2, 32], got {v!r}")
+        if self.icpt_frac is not None and not isinstance(self.icpt_frac, int):
+            raise NNLUTError(f"icpt_frac must be an integer or None, got {self.icpt_frac!r}")
+        if self.t_frac > self.in_frac + self.slope_frac:
+            raise NNLUTError(f"icpt_frac ({self.t_frac}) must be <= in_frac + slope_frac ({self.in_frac + self.slope_frac})")
         if self.shift < 0:
-            raise NNLUTError(f"in_frac + slope_frac ({self.in_frac + self.slope_frac}) must be >= out_frac ({self.out_frac})")
+            raise NNLUTError(f"the intercept's fractional bits ({self.t_frac}) must be >= out_frac ({self.out_frac})")
+
+    @property
+    def t_frac(self) -> int:
+        """Fractional bits of the intercepts (and of the accumulator)."""
+        return self.in_frac + self.slope_frac if self.icpt_frac is None else self.icpt_frac
+
+    @property
+    def pshift(self) -> int:
+        """Right shift of the product onto the intercept grid (0: exact multiply-add)."""
+        return self.in_frac + self.slope_frac - self.t_frac
 
     @property
     def shift(self) -> int:
-        return self.in_frac + self.slope_frac - self.out_frac
+        """Final rounding shift from the accumulator to the output grid."""
+        return self.t_frac - self.out_frac
 
     @property
     def in_range(self) -> tuple[float, float]:
         return -(2 ** (self.in_bits - 1)) / 2**self.in_frac, (2 ** (self.in_bits - 1) - 1) / 2**self.in_frac
 
-    def to_dict(self) -> dict[str, int]:
+    def to_dict(self) -> dict[str, int | None]:
         return dict(self.__dict__)
+
+
+def accumulate(fmt: FixedFormat, s: Any, x: Any, t: Any) -> Any:
+    """The unit's multiply-add and rounding shift, before saturation (numpy or torch int64)."""
+    prod = s * x
+    if fmt.pshift > 0:
+        prod = prod >> fmt.pshift
+    acc = prod + t
+    if fmt.shift > 0:
+        acc = (acc + (1 << (fmt.shift - 1))) >> fmt.shift
+    return acc
 
 
 @dataclass(frozen=True)
@@ -94,11 +125,7 @@ class FixedTable:
             return self._eval_int_torch(x)
         x = np.asarray(x, dtype=np.int64)
         idx = np.searchsorted(self.bp, x, side="right")
-        acc = self.s[idx] * x + self.t[idx]
-        sh = self.fmt.shift
-        if sh > 0:
-            acc = (acc + (1 << (sh - 1))) >> sh
-        return _sat(acc, self.fmt.out_bits)
+        return _sat(accumulate(self.fmt, self.s[idx], x, self.t[idx]), self.fmt.out_bits)
 
     def _eval_int_torch(self, x: Any) -> Any:
         import torch
@@ -110,10 +137,7 @@ class FixedTable:
         bp, s, t = cache[key]
         xi = x.to(torch.int64)
         idx = torch.searchsorted(bp, xi.contiguous(), right=True)
-        acc = s[idx] * xi + t[idx]
-        sh = self.fmt.shift
-        if sh > 0:
-            acc = (acc + (1 << (sh - 1))) >> sh
+        acc = accumulate(self.fmt, s[idx], xi, t[idx])
         lo, hi = -(2 ** (self.fmt.out_bits - 1)), 2 ** (self.fmt.out_bits - 1) - 1
         return acc.clamp(lo, hi)
 

@@ -18,7 +18,7 @@ import torch
 from .._errors import NNLUTError
 from .._logging import logger, progress
 from ..core._io import atomic_write_text
-from ..fixed import FixedTable, quantize_table
+from ..fixed import FixedTable, choose_format, quantize_table
 from ..ibert._int import int_exp_requant, int_gelu, isqrt
 from . import _rtl_ibert as rib
 from . import _rtl_nnlut as rnn
@@ -30,6 +30,7 @@ EXP_SCALE = 2.0**-12  # i-exp's static input scale (as the Softmax op uses)
 VECTORS = 10_000
 ACTIVITY = 0.1
 PERIOD_NS = 10.0  # power is reported at 100 MHz
+ICPT_BITS, ICPT_GUARD = 20, 2  # the NN-LUT unit's intercept registers
 
 
 @dataclass
@@ -49,10 +50,16 @@ class Unit:
 
 
 def paper_tables(entries: int = 16) -> dict[str, FixedTable]:
-    """The four paper functions' NN-LUT tables in fixed point (reciprocal and rsqrt range-reduced)."""
+    """The four paper functions' NN-LUT tables in fixed point (reciprocal and rsqrt
+    range-reduced), in the unit's common format: 16-bit inputs, slopes and outputs, 20-bit
+    intercepts two guard bits below the output LSB."""
     from ..models._swap import fitted_table
 
-    return {f: quantize_table(fitted_table(f, "nnlut", entries, "full")) for f in ("gelu", "exp", "reciprocal", "rsqrt")}
+    out = {}
+    for f in ("gelu", "exp", "reciprocal", "rsqrt"):
+        table = fitted_table(f, "nnlut", entries, "full")
+        out[f] = quantize_table(table, choose_format(table, icpt_bits=ICPT_BITS, icpt_guard=ICPT_GUARD))
+    return out
 
 
 def _edge_and_random(lo: int, hi: int, n: int, rng: np.random.Generator, extra: list[int] = ()) -> np.ndarray:  # type: ignore[assignment]
@@ -68,9 +75,12 @@ def _nnlut_unit(tables: dict[str, FixedTable], rng: np.random.Generator, vectors
     lines, n_vec = [], 0
     per = math.ceil(vectors / len(tables))
     lo, hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
-    for ft in tables.values():
-        if ft.fmt.in_bits != fmt.in_bits or ft.entries != entries:
-            raise NNLUTError("all tables of one unit need the same widths and entry count")
+    for name, ft in tables.items():
+        f = ft.fmt
+        if (f.in_bits, f.slope_bits, f.icpt_bits, f.out_bits, f.shift, ft.entries) != (
+                fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits, fmt.shift, entries):
+            raise NNLUTError(f"table {name!r} does not fit the unit: every table needs the same widths, final shift "
+                             f"and entry count ({fmt}, {entries} entries); got {f}, {ft.entries} entries")
         # reprogram: breakpoints, slopes, intercepts, shift (one register write per cycle)
         for j, b in enumerate(ft.bp):
             lines.append(tbm.stream_command(tbm.KIND_CFG, addr=j, data=int(b)))
@@ -78,7 +88,7 @@ def _nnlut_unit(tables: dict[str, FixedTable], rng: np.random.Generator, vectors
             lines.append(tbm.stream_command(tbm.KIND_CFG, addr=64 + j, data=int(v)))
         for j, v in enumerate(ft.t):
             lines.append(tbm.stream_command(tbm.KIND_CFG, addr=128 + j, data=int(v)))
-        lines.append(tbm.stream_command(tbm.KIND_CFG, addr=192, data=ft.fmt.shift))
+        lines.append(tbm.stream_command(tbm.KIND_CFG, addr=192, data=ft.fmt.pshift))
         near = [int(b) + d for b in ft.bp for d in (-1, 0, 1)]
         xs = _edge_and_random(lo, hi, per, rng, near)
         ys = ft.eval_int(xs)

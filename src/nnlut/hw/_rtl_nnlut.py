@@ -1,17 +1,23 @@
 """Verilog for the NN-LUT unit: one compare stage, one multiply-add, two pipeline stages.
 
 ``nnlut_unit`` has programmable table registers (breakpoints, slopes, intercepts and the
-output shift), so one unit serves GELU, exp, 1/x and 1/sqrt(x) by reloading them. Its
+product shift), so one unit serves GELU, exp, 1/x and 1/sqrt(x) by reloading them. Its
 datapath is exactly :meth:`nnlut.fixed.FixedTable.eval_int`:
 
-    cycle 1: ge[j] = (x >= bp[j]); idx = popcount(ge); read s[idx], t[idx]   -> registered
-    cycle 2: acc = s * x + t; y = sat((acc + 2**(sh-1)) >>> sh)             -> registered
+    cycle 1: ge[j] = (x >= bp[j]); idx = popcount(ge); read s[idx], t[idx]        -> registered
+    cycle 2: acc = ((s * x) >>> psh) + t; y = sat((acc + 2**(sh-1)) >>> sh)      -> registered
 
-A new input is accepted every cycle; results appear two cycles later. ``nnlut_rom_<name>``
-is the same datapath with one table hard-wired (constants instead of registers).
+A new input is accepted every cycle; results appear two cycles later. ``sh`` (the guard bits
+of the intercepts) is fixed when the unit is generated; ``psh`` is a register.
+``nnlut_rom_<name>`` is the same datapath with one table hard-wired (constants).
 
 Programming interface: ``cfg_we`` with ``cfg_addr[7:6]`` = 0 breakpoint, 1 slope,
-2 intercept, 3 shift, and ``cfg_addr[5:0]`` the index.
+2 intercept, 3 product shift, and ``cfg_addr[5:0]`` the index; a write presented in one
+cycle lands at the next rising edge. The table registers hold their value without load
+multiplexers: each word has its own clock gate (the write enable is caught by a
+falling-edge flop and ANDed with the clock, so the gated clock cannot glitch), the usual
+register-file structure where a library, like OSU's, has no integrated clock-gating cell.
+Inputs must therefore be stable from the falling edge to the rising edge of a write cycle.
 """
 
 from __future__ import annotations
@@ -36,15 +42,18 @@ def _stage1_regs(fmt: FixedFormat, slope: str, icpt: str) -> str:
     end"""
 
 
-def _stage2(fmt: FixedFormat, shift: str, half: str) -> str:
-    """Multiply-add, rounding shift, saturation and the output register (both unit kinds)."""
+def _stage2(fmt: FixedFormat, pshift: str) -> str:
+    """Multiply, product shift, add, rounding shift, saturation and the output register."""
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
-    pw, aw = iw + sw, max(iw + sw, tw) + 1
+    pw = iw + sw
+    aw = max(pw, tw) + 1
+    sh = fmt.shift
     omax, omin = 2 ** (ow - 1) - 1, -(2 ** (ow - 1))
+    rounded = f"(acc + {aw}'sd{1 << (sh - 1)}) >>> {sh}" if sh > 0 else "acc"
     return f"""    wire signed [{pw - 1}:0] prod = s1 * x1;
-    wire signed [{aw}:0] acc = prod + t1;
-    wire signed [{aw}:0] half = {half};
-    wire signed [{aw}:0] shifted = (acc + half) >>> {shift};
+    wire signed [{pw - 1}:0] prod_sh = prod >>> {pshift};
+    wire signed [{aw - 1}:0] acc = prod_sh + t1;
+    wire signed [{aw - 1}:0] shifted = {rounded};
     wire signed [{ow - 1}:0] sat = (shifted > {omax}) ? {ow}'sd{omax} :
                                   (shifted < {omin}) ? -{ow}'sd{-omin} : shifted[{ow - 1}:0];
     always @(posedge clk or negedge rst_n) begin
@@ -62,12 +71,34 @@ def _popcount(n: int) -> str:
     return terms or "0"
 
 
+def _select(name: str, words: list[str], width: int, idxw: int) -> str:
+    """A case statement choosing ``words[idx_c]`` (combinational)."""
+    arms = "\n".join(f"            {idxw}'d{k}: {name} = {w};" for k, w in enumerate(words))
+    return f"""    reg signed [{width - 1}:0] {name};
+    always @(*) begin
+        case (idx_c)
+{arms}
+            default: {name} = {width}'sd0;
+        endcase
+    end"""
+
+
 def nnlut_unit_verilog(entries: int, fmt: FixedFormat, name: str = "nnlut_unit") -> str:
-    """Programmable N-entry unit for the widths of ``fmt``."""
+    """Programmable N-entry unit for the widths (and final shift) of ``fmt``."""
+    if not 2 <= entries <= 64:
+        raise ValueError(f"the programmable unit holds 2 to 64 entries, got {entries}")
     nb = entries - 1
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     idxw = max(1, entries.bit_length())
-    aw = max(iw + sw, tw) + 1
+    # table words: (register name, width, address)
+    words = ([(f"bp{j}", iw, j) for j in range(nb)] + [(f"sl{k}", sw, 64 + k) for k in range(entries)]
+             + [(f"ic{k}", tw, 128 + k) for k in range(entries)] + [("psh", 6, 192)])
+    nw = len(words)
+    regs = "\n".join(f"    reg {'signed ' if w != 'psh' else ''}[{bits - 1}:0] {w};" for w, bits, _ in words)
+    sel = "\n".join(f"    assign wsel[{i}] = cfg_we && (cfg_addr == 8'd{addr});" for i, (_, _, addr) in enumerate(words))
+    writes = "\n".join(f"    always @(posedge gclk[{i}]) {w} <= cfg_data[{bits - 1}:0];"
+                        for i, (w, bits, _) in enumerate(words))
+    cmps = "\n".join(f"    assign ge[{j}] = (x_in >= bp{j});" for j in range(nb))
     return f"""// Generated by nnlut: programmable {entries}-entry NN-LUT unit, 2-cycle pipeline.
 `default_nettype none
 module {name} (
@@ -81,35 +112,25 @@ module {name} (
     output reg                  out_valid,
     output reg  signed [{ow - 1}:0]   y_out
 );
-    reg signed [{iw - 1}:0] bp [0:{max(nb - 1, 0)}];
-    reg signed [{sw - 1}:0] sl [0:{entries - 1}];
-    reg signed [{tw - 1}:0] ic [0:{entries - 1}];
-    reg [5:0] shamt;
+    // table registers, one clock gate per word
+{regs}
+    wire [{nw - 1}:0] wsel;
+{sel}
+    reg [{nw - 1}:0] wen;
+    always @(negedge clk) wen <= wsel;
+    wire [{nw - 1}:0] gclk = {{{nw}{{clk}}}} & wen;
+{writes}
 
-    always @(posedge clk) begin
-        if (cfg_we) begin
-            case (cfg_addr[7:6])
-                2'd0: bp[cfg_addr[5:0]] <= cfg_data[{iw - 1}:0];
-                2'd1: sl[cfg_addr[5:0]] <= cfg_data[{sw - 1}:0];
-                2'd2: ic[cfg_addr[5:0]] <= cfg_data[{tw - 1}:0];
-                default: shamt <= cfg_data[5:0];
-            endcase
-        end
-    end
-
-    // stage 1: compare against every breakpoint, count
+    // stage 1: compare against every breakpoint, count, select
     wire [{max(nb - 1, 0)}:0] ge;
-    genvar g;
-    generate
-        for (g = 0; g < {nb}; g = g + 1) begin : cmp
-            assign ge[g] = (x_in >= bp[g]);
-        end
-    endgenerate
+{cmps}
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
-{_stage1_regs(fmt, "sl[idx_c]", "ic[idx_c]")}
+{_select("sel_s", [f"sl{k}" for k in range(entries)], sw, idxw)}
+{_select("sel_t", [f"ic{k}" for k in range(entries)], tw, idxw)}
+{_stage1_regs(fmt, "sel_s", "sel_t")}
 
     // stage 2: one multiply-add, rounding shift, saturation
-{_stage2(fmt, "shamt", f"(shamt == 6'd0) ? {aw + 1}'sd0 : ({aw + 1}'sd1 <<< (shamt - 6'd1))")}
+{_stage2(fmt, "psh")}
 endmodule
 `default_nettype wire
 """
@@ -125,12 +146,9 @@ def nnlut_rom_verilog(ft: FixedTable, name: str) -> str:
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     nb, n = len(ft.bp), ft.entries
     idxw = max(1, n.bit_length())
-    aw = max(iw + sw, tw) + 1
-    sh = fmt.shift
     cmps = "\n".join(f"    assign ge[{j}] = (x_in >= {_const(int(b), iw)});" for j, b in enumerate(ft.bp))
-    sl_case = "\n".join(f"            {idxw}'d{k}: sel_s = {_const(int(v), sw)};" for k, v in enumerate(ft.s))
-    ic_case = "\n".join(f"            {idxw}'d{k}: sel_t = {_const(int(v), tw)};" for k, v in enumerate(ft.t))
-    half = f"{aw + 1}'sd{1 << (sh - 1)}" if sh > 0 else f"{aw + 1}'sd0"
+    sel_s = _select("sel_s", [_const(int(v), sw) for v in ft.s], sw, idxw)
+    sel_t = _select("sel_t", [_const(int(v), tw) for v in ft.t], tw, idxw)
     return f"""// Generated by nnlut: hard-wired {n}-entry NN-LUT unit for {ft.function}, 2-cycle pipeline.
 `default_nettype none
 module {name} (
@@ -144,20 +162,10 @@ module {name} (
     wire [{max(nb - 1, 0)}:0] ge;
 {cmps}
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
-    reg signed [{sw - 1}:0] sel_s;
-    reg signed [{tw - 1}:0] sel_t;
-    always @(*) begin
-        case (idx_c)
-{sl_case}
-            default: sel_s = {sw}'sd0;
-        endcase
-        case (idx_c)
-{ic_case}
-            default: sel_t = {tw}'sd0;
-        endcase
-    end
+{sel_s}
+{sel_t}
 {_stage1_regs(fmt, "sel_s", "sel_t")}
-{_stage2(fmt, str(sh), half)}
+{_stage2(fmt, str(fmt.pshift))}
 endmodule
 `default_nettype wire
 """

@@ -45,8 +45,10 @@ module tb;
         $readmemh("{hexfile}", mem);
         repeat (3) @(posedge clk);
         rst_n = 1;
+        // inputs change 10 ns after the rising edge (the unit's clock gates sample their
+        // write enables on the falling edge)
         for (i = 0; i < {n_cmds}; i = i + 1) begin
-            @(negedge clk);
+            @(posedge clk); #10;
             cmd = mem[i];
             kind = cmd[175:172];
             {cfg_drive}
@@ -57,7 +59,7 @@ module tb;
                 nin = nin + 1;
             end
         end
-        @(negedge clk);
+        @(posedge clk); #10;
         in_valid = 0; {cfg_idle}
         repeat ({latency + 3}) @(posedge clk);
         if (nout != nin) begin

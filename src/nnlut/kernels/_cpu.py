@@ -88,7 +88,10 @@ def _build() -> ctypes.CDLL:
                                            ctypes.c_void_p] + [ctypes.c_int64] * 4 + [ctypes.c_float, ctypes.c_void_p] \
         + [ctypes.c_int64] * 4 + [ctypes.c_int]
     lib.nnlut_attn_softmax_f32.restype = None
-    if lib.nnlut_kernels_abi() != 1:
+    lib.nnlut_layernorm_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
+                                        ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_int]
+    lib.nnlut_layernorm_f32.restype = None
+    if lib.nnlut_kernels_abi() != 2:
         raise RuntimeError("nnlut kernels ABI mismatch")
     return lib
 
@@ -191,9 +194,11 @@ def softmax_f32(exp: Table, reciprocal: Table, x: torch.Tensor, dim: int) -> tor
 
 
 def attention_softmax_f32(exp: Table, reciprocal: Table, scores: torch.Tensor, scale: float,
-                          mask: torch.Tensor | None) -> torch.Tensor | None:
+                          mask: torch.Tensor | None, inplace: bool = False) -> torch.Tensor | None:
     """Fused ``softmax_lut(scores * scale + mask)`` over the last dim of (batch, heads, queries,
-    keys) float32 scores; None when the mask's layout is not one it reads directly."""
+    keys) float32 scores; None when the mask's layout is not one it reads directly.
+    ``inplace``: write the result over ``scores`` when it is contiguous (it saves a fresh
+    allocation, whose page faults cost as much as the softmax itself)."""
     import torch
 
     lib = library()
@@ -212,11 +217,36 @@ def attention_softmax_f32(exp: Table, reciprocal: Table, scores: torch.Tensor, s
         strides = tuple(st if size > 1 else 0 for st, size in zip(m.stride(), m.shape, strict=False))
         mptr = m.data_ptr()
         keep = m
-    y = torch.empty_like(xc)
+    y = xc if inplace and xc.data_ptr() == scores.data_ptr() else torch.empty_like(xc)
     lib.nnlut_attn_softmax_f32(_packed(exp).ref, _packed(reciprocal).ref, xc.data_ptr(), y.data_ptr(), b, h, q, k,
                                float(scale), mptr, *strides, _threads())
     if mask is not None:
         del keep
+    return y
+
+
+def layernorm_f32(rsqrt: Table, x: torch.Tensor, cols: int, weight: torch.Tensor | None, bias: torch.Tensor | None,
+                  eps: float) -> torch.Tensor | None:
+    """Fused LUT LayerNorm over the trailing ``cols`` values of a float32 CPU tensor; None when
+    the weight or bias is not a float32 CPU tensor of ``cols`` values."""
+    import torch
+
+    lib = library()
+    assert lib is not None
+    params = []
+    for p in (weight, bias):
+        if p is None:
+            params.append(None)
+            continue
+        if p.dtype != torch.float32 or p.device.type != "cpu" or p.numel() != cols:
+            return None
+        params.append(p.detach().contiguous())
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    rows = xc.numel() // cols if cols else 0
+    if rows and cols:
+        lib.nnlut_layernorm_f32(_packed(rsqrt).ref, xc.data_ptr(), *(0 if p is None else p.data_ptr() for p in params),
+                                y.data_ptr(), rows, cols, float(eps), _threads())
     return y
 
 

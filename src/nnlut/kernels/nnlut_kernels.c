@@ -177,13 +177,42 @@ static inline __m512 pwl_vec(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
     return v;
 }
 
+/* Scaled tables, the common case: when every input is a positive normal float, the range
+ * reduction is integer arithmetic on the exponent field (u = x * 2**(-q j) and
+ * y = v * 2**(j shift), both exact), as long as every output stays normal; otherwise the
+ * vector takes pwl_vec. Same values as pwl_vec, bit for bit. */
+static inline __m512 pwl_vec_scaled(const pwl32_t *p, const pwlregs_t *r, __m512 xv, __mmask16 live) {
+    const __m512i bits = _mm512_castps_si512(xv);
+    __mmask16 normal = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(bits, _mm512_set1_epi32(0x00800000)),
+                                               _mm512_set1_epi32(0x7f000000));
+    if ((normal & live) != live) return pwl_vec(p, r, xv);
+    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
+    __m512i j = p->q == 2 ? _mm512_srai_epi32(e, 1) : e;
+    if (p->scaling == 1) j = _mm512_min_epi32(j, _mm512_setzero_si512());
+    __m512i qj = p->q == 2 ? _mm512_slli_epi32(j, 24) : _mm512_slli_epi32(j, 23);
+    __m512 u = clamp_edges(p, _mm512_castsi512_ps(_mm512_sub_epi32(bits, qj)));
+    __m512 v = pwl_core16(r, u);
+    __m512i vb = _mm512_castps_si512(v);
+    __m512i k = _mm512_mullo_epi32(j, _mm512_set1_epi32(p->shift));
+    __m512i ve = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(vb, 23), _mm512_set1_epi32(0xff)), k);
+    /* v normal and v * 2**k normal: both exponent fields in [1, 254] */
+    __mmask16 ok = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(ve, _mm512_set1_epi32(1)), _mm512_set1_epi32(254))
+                 & _mm512_cmplt_epu32_mask(_mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(vb, 23),
+                                                                             _mm512_set1_epi32(0xff)),
+                                                            _mm512_set1_epi32(1)), _mm512_set1_epi32(254));
+    if ((ok & live) != live) return pwl_vec(p, r, xv);
+    return _mm512_castsi512_ps(_mm512_add_epi32(vb, _mm512_slli_epi32(k, 23)));
+}
+
 static void pwl_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
     pwlregs_t r;
     pwl_regs(p, &r);
     for (int64_t i = 0; i < n; i += 16) {
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-        _mm512_mask_storeu_ps(y + i, live, pwl_vec(p, &r, _mm512_maskz_loadu_ps(live, x + i)));
+        __m512 xv = _mm512_maskz_loadu_ps(live, x + i);
+        __m512 v = p->scaling && (p->q == 1 || p->q == 2) ? pwl_vec_scaled(p, &r, xv, live) : pwl_vec(p, &r, xv);
+        _mm512_mask_storeu_ps(y + i, live, v);
     }
 }
 
@@ -197,7 +226,7 @@ static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t 
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
         __m256i h = _mm256_maskz_loadu_epi16(live, x + i);
         __m512 xv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        __m512 v = pwl_vec(p, &r, xv);
+        __m512 v = p->scaling && (p->q == 1 || p->q == 2) ? pwl_vec_scaled(p, &r, xv, live) : pwl_vec(p, &r, xv);
         __m512i u = _mm512_castps_si512(v);
         __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
                                                              _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
@@ -344,39 +373,78 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
 /* Attention softmax: y = softmax_lut(x * scale + mask) for rows of `cols` scores. Rows are
  * ordered (batch, head, query); the additive mask is read at
  * mask[b * msb + h * msh + q * msq + k * msk] (strides in elements, 0 to broadcast), or not at
- * all when mask is NULL. */
+ * all when mask is NULL. The row max is exact in any order; the row sum is accumulated in
+ * double in 8 interleaved partial sums (a fixed order), then rounded to float. */
 void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t batch,
                             int64_t heads, int64_t queries, int64_t cols, float scale, const float *mask,
                             int64_t msb, int64_t msh, int64_t msq, int64_t msk, int threads) {
     int64_t rows = batch * heads * queries;
+#if defined(__AVX512F__)
+    pwlregs_t re;   /* the exp table in registers, built once for every row */
+    const int vec_exp = pe->nb <= 31 && pe->scaling == 0;
+    if (vec_exp) pwl_regs(pe, &re);
+#endif
     #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
     for (int64_t r = 0; r < rows; ++r) {
         int64_t b = r / (heads * queries), h = (r / queries) % heads, q = r % queries;
         const float *xr = x + r * cols;
         const float *mr = mask ? mask + b * msb + h * msh + q * msq : 0;
         float *yr = y + r * cols;
+        if (!mr) for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale;
+        else if (msk == 1) for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale + mr[k];
+        else for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale + mr[k * msk];
+        /* max in 16 lanes; a NaN anywhere makes the row NaN, as in the reference */
+        float lane[16];
+        int nan_lane[16];
+        for (int l = 0; l < 16; ++l) { lane[l] = -INFINITY; nan_lane[l] = 0; }
+        int64_t k = 0;
+        for (; k + 16 <= cols; k += 16)
+            for (int l = 0; l < 16; ++l) {
+                float v = yr[k + l];
+                nan_lane[l] |= (v != v);
+                lane[l] = v > lane[l] ? v : lane[l];
+            }
         float mx = -INFINITY;
         int any_nan = 0;
-        for (int64_t k = 0; k < cols; ++k) {
-            float v = xr[k] * scale;
-            if (mr) v = v + mr[k * msk];
-            yr[k] = v;
-            any_nan |= isnan(v);
-            mx = v > mx ? v : mx;
-        }
+        for (int l = 0; l < 16; ++l) { mx = lane[l] > mx ? lane[l] : mx; any_nan |= nan_lane[l]; }
+        for (; k < cols; ++k) { float v = yr[k]; any_nan |= (v != v); mx = v > mx ? v : mx; }
         if (any_nan) mx = NAN;
-        double sum = 0.0;
+        double sum;
+#if defined(__AVX512F__)
+        if (vec_exp) {   /* exp table and row sum in one pass; 16 double lanes */
+            __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+            const __m512 mxv = _mm512_set1_ps(mx);
+            for (int64_t j = 0; j < cols; j += 16) {
+                int64_t rem = cols - j;
+                __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+                __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, yr + j), mxv);
+                __m512 v = _mm512_maskz_mov_ps(live, pwl_vec(pe, &re, z));
+                _mm512_mask_storeu_ps(yr + j, live, v);
+                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+                a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+            }
+            sum = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+        } else
+#endif
+        {
+        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+        double tail = 0.0;
         float zb[BLOCK];
         for (int64_t bb = 0; bb < cols; bb += BLOCK) {
             int64_t m = (cols - bb) < BLOCK ? (cols - bb) : BLOCK;
             for (int64_t e = 0; e < m; ++e) zb[e] = yr[bb + e] - mx;
             pwl_plain_block(pe, zb, yr + bb, m);
-            for (int64_t e = 0; e < m; ++e) sum += (double)yr[bb + e];
+            int64_t e = 0;
+            for (; e + 8 <= m; e += 8)
+                for (int l = 0; l < 8; ++l) acc[l] += (double)yr[bb + e + l];
+            for (; e < m; ++e) tail += (double)yr[bb + e];
+        }
+        sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
         }
         float s1 = (float)sum, inv;
         if (pr->scaling) inv = pwl_scaled_one(pr, s1);
         else pwl_plain_block(pr, &s1, &inv, 1);
-        for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
+        for (int64_t j = 0; j < cols; ++j) yr[j] = yr[j] * inv;
     }
 }
 
@@ -387,4 +455,45 @@ void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, flo
     nnlut_attn_softmax_f32(pe, pr, x, y, rows, 1, 1, cols, 1.0f, 0, 0, 0, 0, 0, threads);
 }
 
-int nnlut_kernels_abi(void) { return 1; }
+/* sum of n floats in double, in 8 interleaved partial sums (a fixed order, so results do not
+ * depend on the thread count; the compiler vectorises the lanes) */
+static inline double sum8(const float *v, int64_t n, int squares) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; ++l) {
+            double d = (double)v[k + l];
+            acc[l] += squares ? d * d : d;
+        }
+    double tail = 0.0;
+    for (; k < n; ++k) {
+        double d = (double)v[k];
+        tail += squares ? d * d : d;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+/* LayerNorm over rows of `cols` contiguous float32 values with an rsqrt table. The mean and
+ * the variance are accumulated in double and rounded to float; every later step has the
+ * reference's float32 roundings: d = x - mean, r = table(var + eps), y = ((d * r) * w) + b.
+ * w and b may be NULL. */
+void nnlut_layernorm_f32(const pwl32_t *pr, const float *x, const float *w, const float *b, float *y, int64_t rows,
+                         int64_t cols, float eps, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float mean = (float)(sum8(xr, cols, 0) / (double)cols);
+        for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] - mean;
+        float var = (float)(sum8(yr, cols, 1) / (double)cols);
+        float v = var + eps, inv;
+        if (pr->scaling) inv = pwl_scaled_one(pr, v);
+        else pwl_plain_block(pr, &v, &inv, 1);
+        if (w && b) for (int64_t k = 0; k < cols; ++k) yr[k] = (yr[k] * inv) * w[k] + b[k];
+        else if (w) for (int64_t k = 0; k < cols; ++k) yr[k] = (yr[k] * inv) * w[k];
+        else if (b) for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv + b[k];
+        else for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
+    }
+}
+
+int nnlut_kernels_abi(void) { return 2; }

@@ -57,10 +57,11 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     softmax = module._modules.get("softmax")
-    raw = torch.matmul(query, key.transpose(2, 3))
+    raw = _scores(query, key)
     probs = None
     if isinstance(softmax, ApproxSoftmax) and (attention_mask is None or attention_mask.dtype != torch.bool):
-        probs = softmax.fused_attention(raw, scaling, attention_mask)  # one pass: scale, mask, softmax
+        # one pass over the (temporary) scores: scale, mask, softmax
+        probs = softmax.fused_attention(raw, scaling, attention_mask, inplace=True)
     if probs is None:
         scores = raw * scaling
         if attention_mask is not None:
@@ -73,8 +74,39 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
         else:
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
-    out = torch.matmul(probs.to(value.dtype), value).transpose(1, 2).contiguous()
-    return out, probs
+    return _context(probs.to(value.dtype), value), probs
+
+
+def _per_batch(*ts: torch.Tensor) -> bool:
+    """Whether batched matmuls over dim 0 read these (batch, heads, rows, cols) views in place:
+    HuggingFace's heads-split projections are not foldable into one batch dim, so
+    ``torch.matmul`` would copy them first."""
+    return (not torch.is_grad_enabled() and all(t.dim() == 4 and t.device.type == "cpu" for t in ts)
+            and ts[0].shape[0] > 1)
+
+
+def _scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """query @ key^T as a contiguous (batch, heads, queries, keys) tensor."""
+    if not _per_batch(query, key) or query.dtype != key.dtype:
+        return torch.matmul(query, key.transpose(2, 3)).contiguous()
+    b, h, q, _ = query.shape
+    out = torch.empty(b, h, q, key.shape[2], dtype=query.dtype)
+    for i in range(b):
+        torch.bmm(query[i], key[i].transpose(1, 2), out=out[i])
+    return out
+
+
+def _context(probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """(probs @ value) laid out as (batch, queries, heads, head_dim), contiguous."""
+    if not _per_batch(probs, value) or probs.shape[1] != value.shape[1]:
+        return torch.matmul(probs, value).transpose(1, 2).contiguous()
+    b, h, q, _ = probs.shape
+    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
+    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
+    for i in range(b):
+        torch.bmm(probs[i], value[i], out=tmp)
+        out[i].copy_(tmp.transpose(0, 1))
+    return out
 
 
 def uses_attention_registry(module: nn.Module) -> bool:

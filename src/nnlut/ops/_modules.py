@@ -120,9 +120,11 @@ class ApproxSoftmax(ApproxOp):
 
     OBSERVED_ROWS = 1024
 
-    def fused_attention(self, raw: torch.Tensor, scale: float, mask: torch.Tensor | None) -> torch.Tensor | None:
+    def fused_attention(self, raw: torch.Tensor, scale: float, mask: torch.Tensor | None,
+                        inplace: bool = False) -> torch.Tensor | None:
         """``self(raw * scale + mask)`` in one pass when the fused CPU kernel can take it
-        (float32 CPU tables and tensors, no observers or error tracking); else None."""
+        (float32 CPU tables and tensors, no observers or error tracking); else None.
+        ``inplace``: overwrite ``raw`` (a contiguous temporary) with the probabilities."""
         if self.observers or self.track:
             return None
         from ..core._table import Table
@@ -131,7 +133,7 @@ class ApproxSoftmax(ApproxOp):
         exp, rec = self.kernel.tables.get("exp"), self.kernel.tables.get("reciprocal")
         if not (isinstance(exp, Table) and isinstance(rec, Table) and _cpu.usable(raw)):
             return None
-        return _cpu.attention_softmax_f32(exp, rec, raw, scale, mask)
+        return _cpu.attention_softmax_f32(exp, rec, raw, scale, mask, inplace=inplace)
 
     def _table_inputs(self, x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
         """Inputs of the exp and reciprocal tables on a random subset of rows (bounded work)."""
