@@ -12,9 +12,10 @@ fractional bits; signed ``icpt_bits`` intercepts with ``icpt_frac`` fractional b
 ``icpt_frac`` unset the intercept sits at the product's precision (``pshift`` = 0: the exact
 INT32 multiply-add). Setting it a few guard bits above ``out_frac`` stores the intercepts at
 output precision: the product is truncated to the intercept grid before the add, which costs
-at most one guard LSB and makes every intercept register much narrower in hardware. Float inputs are quantised to the input grid (round to
-nearest, saturating); scaled tables keep their exact power-of-two range reduction around the
-integer core.
+at most one guard LSB and makes every intercept register much narrower in hardware.
+
+Float inputs are quantised to the input grid (round to nearest, saturating); scaled tables
+keep their exact power-of-two range reduction around the integer core.
 """
 
 from __future__ import annotations
