@@ -36,6 +36,10 @@ def test_costs_are_measured(rtl_report):
     assert by["ibert_div32"]["latency_cycles"] == 34
     s = rtl_report["summary"]
     assert s["area_ratio_nnlut_over_ibert"] == pytest.approx(by["nnlut_unit"]["area_um2"] / s["ibert_units_area_um2"])
+    # the design target: one programmable unit in at most 0.4x the area of I-BERT's five units
+    assert s["area_ratio_nnlut_over_ibert"] <= 0.4
+    nn = by["nnlut_unit"]
+    assert 0 < nn["power_mw"] < nn["details"]["power_mw_clocks_all_toggling"]  # gated clocks still when streaming
 
 
 def test_gate_level_and_report_file(tmp_path, monkeypatch):

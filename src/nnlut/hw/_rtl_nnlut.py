@@ -24,6 +24,9 @@ from __future__ import annotations
 
 from ..fixed._table import FixedFormat, FixedTable
 
+# the cell the enable flops of the table registers' clock gates map to (OSU 0.18um)
+CLOCK_GATE_CELL = "DFFNEGX1"
+
 
 def _stage1_regs(fmt: FixedFormat, slope: str, icpt: str) -> str:
     """The registers between the two stages: selected slope and intercept, input, valid."""

@@ -118,9 +118,12 @@ def synthesize(verilog: Path, top: str, cwd: Path) -> tuple[float, Path, dict[st
     return float(m.group(1)), netlist, cells
 
 
-def timing_and_power(netlist: Path, top: str, cwd: Path, period_ns: float = 10.0, activity: float = 0.1) -> dict[str, float]:
+def timing_and_power(netlist: Path, top: str, cwd: Path, period_ns: float = 10.0, activity: float = 0.1,
+                     clock_gates: str | None = None) -> dict[str, float]:
     """OpenSTA: worst setup slack at ``period_ns`` -> fmax; total power at that clock with the
-    given switching activity on every net."""
+    given switching activity on every net. ``clock_gates``: the cell type holding the clock
+    gates' enables; power is then also reported with those enables held at 0 (no register
+    writes: the gated clocks are still), as ``power_w_gates_off``."""
     lib = liberty()
     tcl = cwd / f"{top}_sta.tcl"
     sta_netlist = cwd / f"{top}_sta.v"
@@ -134,15 +137,20 @@ def timing_and_power(netlist: Path, top: str, cwd: Path, period_ns: float = 10.0
         "report_checks -path_delay max -digits 4\n"
         f"set_power_activity -global -activity {activity}\n"
         "report_power\n"
-        "exit\n"
+        + (f"set_case_analysis 0 [get_pins -of_objects [get_cells -filter \"ref_name == {clock_gates}\"] "
+           "-filter \"direction == output\"]\nreport_power\n" if clock_gates else "")
+        + "exit\n"
     )
     out = run(["sta", "-no_splash", "-exit", tcl.name], cwd, what=f"OpenSTA ({top})")
     slacks = [float(v) for v in re.findall(r"(-?[0-9.]+)\s+slack \((?:MET|VIOLATED)\)", out)]
-    p = re.search(r"^Total\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)", out, flags=re.M)
-    if not slacks or not p:
+    totals = re.findall(r"^Total\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)", out, flags=re.M)
+    if not slacks or len(totals) != (2 if clock_gates else 1):
         raise NNLUTError(f"could not read OpenSTA's timing/power for {top}:\n{out[-1200:]}")
     wns = min(slacks)  # over every path group (register-to-register, I/O, asynchronous reset)
     # OpenSTA reports slack in the liberty's time unit (ns) and power in W
     crit = period_ns - wns
-    return {"critical_path_ns": crit, "fmax_mhz": 1000.0 / crit, "power_w_at_period": float(p.group(4)),
-            "period_ns": period_ns, "activity": activity}
+    res = {"critical_path_ns": crit, "fmax_mhz": 1000.0 / crit, "power_w_at_period": float(totals[0][3]),
+           "period_ns": period_ns, "activity": activity}
+    if clock_gates:
+        res["power_w_gates_off"] = float(totals[1][3])
+    return res
