@@ -177,42 +177,13 @@ static inline __m512 pwl_vec(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
     return v;
 }
 
-/* Scaled tables, the common case: when every input is a positive normal float, the range
- * reduction is integer arithmetic on the exponent field (u = x * 2**(-q j) and
- * y = v * 2**(j shift), both exact), as long as every output stays normal; otherwise the
- * vector takes pwl_vec. Same values as pwl_vec, bit for bit. */
-static inline __m512 pwl_vec_scaled(const pwl32_t *p, const pwlregs_t *r, __m512 xv, __mmask16 live) {
-    const __m512i bits = _mm512_castps_si512(xv);
-    __mmask16 normal = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(bits, _mm512_set1_epi32(0x00800000)),
-                                               _mm512_set1_epi32(0x7f000000));
-    if ((normal & live) != live) return pwl_vec(p, r, xv);
-    __m512i e = _mm512_sub_epi32(_mm512_srli_epi32(bits, 23), _mm512_set1_epi32(127));
-    __m512i j = p->q == 2 ? _mm512_srai_epi32(e, 1) : e;
-    if (p->scaling == 1) j = _mm512_min_epi32(j, _mm512_setzero_si512());
-    __m512i qj = p->q == 2 ? _mm512_slli_epi32(j, 24) : _mm512_slli_epi32(j, 23);
-    __m512 u = clamp_edges(p, _mm512_castsi512_ps(_mm512_sub_epi32(bits, qj)));
-    __m512 v = pwl_core16(r, u);
-    __m512i vb = _mm512_castps_si512(v);
-    __m512i k = _mm512_mullo_epi32(j, _mm512_set1_epi32(p->shift));
-    __m512i ve = _mm512_add_epi32(_mm512_and_si512(_mm512_srli_epi32(vb, 23), _mm512_set1_epi32(0xff)), k);
-    /* v normal and v * 2**k normal: both exponent fields in [1, 254] */
-    __mmask16 ok = _mm512_cmplt_epu32_mask(_mm512_sub_epi32(ve, _mm512_set1_epi32(1)), _mm512_set1_epi32(254))
-                 & _mm512_cmplt_epu32_mask(_mm512_sub_epi32(_mm512_and_si512(_mm512_srli_epi32(vb, 23),
-                                                                             _mm512_set1_epi32(0xff)),
-                                                            _mm512_set1_epi32(1)), _mm512_set1_epi32(254));
-    if ((ok & live) != live) return pwl_vec(p, r, xv);
-    return _mm512_castsi512_ps(_mm512_add_epi32(vb, _mm512_slli_epi32(k, 23)));
-}
-
 static void pwl_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
     pwlregs_t r;
     pwl_regs(p, &r);
     for (int64_t i = 0; i < n; i += 16) {
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-        __m512 xv = _mm512_maskz_loadu_ps(live, x + i);
-        __m512 v = p->scaling && (p->q == 1 || p->q == 2) ? pwl_vec_scaled(p, &r, xv, live) : pwl_vec(p, &r, xv);
-        _mm512_mask_storeu_ps(y + i, live, v);
+        _mm512_mask_storeu_ps(y + i, live, pwl_vec(p, &r, _mm512_maskz_loadu_ps(live, x + i)));
     }
 }
 
@@ -226,7 +197,7 @@ static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t 
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
         __m256i h = _mm256_maskz_loadu_epi16(live, x + i);
         __m512 xv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        __m512 v = p->scaling && (p->q == 1 || p->q == 2) ? pwl_vec_scaled(p, &r, xv, live) : pwl_vec(p, &r, xv);
+        __m512 v = pwl_vec(p, &r, xv);
         __m512i u = _mm512_castps_si512(v);
         __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
                                                              _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
@@ -370,6 +341,24 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
     }
 }
 
+/* sum of n floats in double, in 8 interleaved partial sums (a fixed order, so results do not
+ * depend on the thread count; the compiler vectorises the lanes) */
+static inline double sum8(const float *v, int64_t n, int squares) {
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    int64_t k = 0;
+    for (; k + 8 <= n; k += 8)
+        for (int l = 0; l < 8; ++l) {
+            double d = (double)v[k + l];
+            acc[l] += squares ? d * d : d;
+        }
+    double tail = 0.0;
+    for (; k < n; ++k) {
+        double d = (double)v[k];
+        tail += squares ? d * d : d;
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
 /* Attention softmax: y = softmax_lut(x * scale + mask) for rows of `cols` scores. Rows are
  * ordered (batch, head, query); the additive mask is read at
  * mask[b * msb + h * msh + q * msq + k * msk] (strides in elements, 0 to broadcast), or not at
@@ -427,19 +416,13 @@ void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x
         } else
 #endif
         {
-        double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-        double tail = 0.0;
-        float zb[BLOCK];
-        for (int64_t bb = 0; bb < cols; bb += BLOCK) {
-            int64_t m = (cols - bb) < BLOCK ? (cols - bb) : BLOCK;
-            for (int64_t e = 0; e < m; ++e) zb[e] = yr[bb + e] - mx;
-            pwl_plain_block(pe, zb, yr + bb, m);
-            int64_t e = 0;
-            for (; e + 8 <= m; e += 8)
-                for (int l = 0; l < 8; ++l) acc[l] += (double)yr[bb + e + l];
-            for (; e < m; ++e) tail += (double)yr[bb + e];
-        }
-        sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+            float zb[BLOCK];
+            for (int64_t bb = 0; bb < cols; bb += BLOCK) {
+                int64_t m = (cols - bb) < BLOCK ? (cols - bb) : BLOCK;
+                for (int64_t e = 0; e < m; ++e) zb[e] = yr[bb + e] - mx;
+                pwl_plain_block(pe, zb, yr + bb, m);
+            }
+            sum = sum8(yr, cols, 0);
         }
         float s1 = (float)sum, inv;
         if (pr->scaling) inv = pwl_scaled_one(pr, s1);
@@ -453,24 +436,6 @@ void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x
 void nnlut_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x, float *y, int64_t rows,
                        int64_t cols, int threads) {
     nnlut_attn_softmax_f32(pe, pr, x, y, rows, 1, 1, cols, 1.0f, 0, 0, 0, 0, 0, threads);
-}
-
-/* sum of n floats in double, in 8 interleaved partial sums (a fixed order, so results do not
- * depend on the thread count; the compiler vectorises the lanes) */
-static inline double sum8(const float *v, int64_t n, int squares) {
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    int64_t k = 0;
-    for (; k + 8 <= n; k += 8)
-        for (int l = 0; l < 8; ++l) {
-            double d = (double)v[k + l];
-            acc[l] += squares ? d * d : d;
-        }
-    double tail = 0.0;
-    for (; k < n; ++k) {
-        double d = (double)v[k];
-        tail += squares ? d * d : d;
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 }
 
 /* LayerNorm over rows of `cols` contiguous float32 values with an rsqrt table. The mean and
