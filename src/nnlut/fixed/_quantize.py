@@ -19,7 +19,7 @@ import numpy as np
 from .._errors import NNLUTError
 from ..core._functions import get_function
 from ..core._table import Table
-from ._table import FixedFormat, FixedTable, accumulate
+from ._table import FixedFormat, FixedTable, _sat, accumulate
 
 # input ranges of the unscaled functions in fixed point: wide enough for real activations on
 # the asymptote segments; exp below -32 is exactly 0 in the table
@@ -82,8 +82,8 @@ def choose_format(table: Table, input_range: tuple[float, float] | None = None, 
     while fs > -8:
         scale = 2.0 ** (fin + fs)
         acc = np.max(np.abs(y)) * scale + smax * 2.0 ** fs  # |s x + t| ~ |y|; one slope LSB of slack
-        t_scale = scale if icpt_guard is None else 2.0 ** (min(fout, fin + fs) + icpt_guard)
-        if (icpt_guard is not None or tmax * t_scale < 2 ** (icpt_bits - 1) - 1) and acc < 2**31 - 1:
+        # guard-bit intercepts do not depend on the slope format (their width is checked below)
+        if (icpt_guard is not None or tmax * scale < 2 ** (icpt_bits - 1) - 1) and acc < 2**31 - 1:
             break
         fs -= 1
     fout = min(fout, fin + fs)
@@ -91,7 +91,7 @@ def choose_format(table: Table, input_range: tuple[float, float] | None = None, 
     if icpt_frac is not None:
         need = int(math.ceil(tmax * 2.0**icpt_frac) + 2).bit_length() + 1  # two LSBs of rounding slack
         if auto_bits:
-            icpt_bits = max(need, 2)
+            icpt_bits = need
         if need > icpt_bits or need > 32:
             raise NNLUTError(f"intercepts up to {tmax:g} need {need} bits with {icpt_guard} guard bits; "
                              f"icpt_bits is {icpt_bits}")
@@ -146,7 +146,7 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
     t_i = np.zeros(len(t_f), dtype=np.int64)
 
     def seg_err(si: int, ti: int, xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> float:
-        y = np.clip(accumulate(fmt, si, xs, ti), -(2 ** (fmt.out_bits - 1)), 2 ** (fmt.out_bits - 1) - 1)
+        y = _sat(accumulate(fmt, si, xs, ti), fmt.out_bits)
         return float(np.max(np.abs(y * out_lsb - ys) * ws)) if len(xs) else 0.0
 
     # a truncated product sits up to one intercept LSB low: the intercept may round one higher

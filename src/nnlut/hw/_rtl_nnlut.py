@@ -22,6 +22,7 @@ Inputs must therefore be stable from the falling edge to the rising edge of a wr
 
 from __future__ import annotations
 
+from .._errors import NNLUTError
 from ..fixed._table import FixedFormat, FixedTable
 
 # the cell the enable flops of the table registers' clock gates map to (OSU 0.18um)
@@ -89,7 +90,7 @@ def _select(name: str, words: list[str], width: int, idxw: int) -> str:
 def nnlut_unit_verilog(entries: int, fmt: FixedFormat, name: str = "nnlut_unit") -> str:
     """Programmable N-entry unit for the widths (and final shift) of ``fmt``."""
     if not 2 <= entries <= 64:
-        raise ValueError(f"the programmable unit holds 2 to 64 entries, got {entries}")
+        raise NNLUTError(f"the programmable unit holds 2 to 64 entries, got {entries}")
     nb = entries - 1
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     idxw = max(1, entries.bit_length())

@@ -13,6 +13,7 @@ in float32 and returned in their dtype, as PyTorch's own kernels do.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,10 +85,7 @@ def lut_layernorm(
 
         if _cpu.usable(xf) and not any(p is not None and p.requires_grad and torch.is_grad_enabled()
                                        for p in (weight, bias)):
-            cols = 1
-            for n in normalized_shape:
-                cols *= int(n)
-            y = _cpu.layernorm_f32(rsqrt, xf, cols, weight, bias, eps)  # type: ignore[arg-type]
+            y = _cpu.layernorm_f32(rsqrt, xf, math.prod(normalized_shape), weight, bias, eps)  # type: ignore[arg-type]
             if y is not None:
                 return y.to(x.dtype)
     mean = xf.mean(dim=dims, keepdim=True)
