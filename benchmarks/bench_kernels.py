@@ -30,31 +30,39 @@ FUNCS = {
 }
 
 
-def median_ms(fn, repeats: int) -> float:
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def median_ms(fn, repeats: int, device: str = "cpu") -> float:
     fn()  # warm-up
+    _sync(device)
     times = []
     for _ in range(repeats):
         t0 = time.perf_counter()
         fn()
+        _sync(device)
         times.append(time.perf_counter() - t0)
     return 1000 * statistics.median(times)
 
 
-def bench_ops(sizes, entries, dtypes, repeats):
+def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
     rows, records = [], []
     for name, (native, gen, kw) in FUNCS.items():
         for n_entries in entries:
             table = nnlut.fit(name, n_entries, **kw)
             for dtype in dtypes:
                 for size in sizes:
-                    x = gen(size).to(dtype)
+                    x = gen(size).to(device=device, dtype=dtype)
                     reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
-                    t_native = median_ms(lambda native=native, x=x: native(x), reps)
-                    t_copy = median_ms(lambda x=x: x.clone(), reps)
-                    t_fused = median_ms(lambda table=table, x=x: table(x), reps)
-                    t_ref = (median_ms(lambda table=table, x=x: evaluate_reference(table, x), reps)
+                    t_native = median_ms(lambda native=native, x=x: native(x), reps, device)
+                    t_copy = median_ms(lambda x=x: x.clone(), reps, device)
+                    t_fused = median_ms(lambda table=table, x=x: table(x), reps, device)
+                    t_ref = (median_ms(lambda table=table, x=x: evaluate_reference(table, x), reps, device)
                              if size <= 1 << 24 else float("nan"))
                     rec = {"function": name, "entries": n_entries, "dtype": str(dtype).replace("torch.", ""), "size": size,
+                           "device": device,
                            "native_ms": t_native, "copy_ms": t_copy, "fused_ms": t_fused, "reference_ms": t_ref}
                     records.append(rec)
                     rows.append([name, n_entries, rec["dtype"], size, t_native, t_ref, t_fused, t_copy,
@@ -62,22 +70,25 @@ def bench_ops(sizes, entries, dtypes, repeats):
     return rows, records
 
 
-def bench_model(batch: int, tokens: int, repeats: int):
+def bench_model(batch: int, tokens: int, repeats: int, device: str = "cpu"):
     """Original (as loaded: sdpa attention) against all ops on 16-entry tables, timed in
     alternation so that both see the same machine load; the median of each is compared."""
     from nnlut.eval._models import load_encoder
 
     tok, model = load_encoder("minilm")
+    model.to(device)
     texts = ["a movie that is long and then longer still " * 20] * batch
-    inputs = tok(texts, padding="max_length", truncation=True, max_length=tokens, return_tensors="pt")
+    inputs = tok(texts, padding="max_length", truncation=True, max_length=tokens, return_tensors="pt").to(device)
 
     def fwd():
         with torch.no_grad():
             model(**inputs)
 
     def once() -> float:
+        _sync(device)
         t0 = time.perf_counter()
         fwd()
+        _sync(device)
         return 1000 * (time.perf_counter() - t0)
 
     fwd()
@@ -91,7 +102,7 @@ def bench_model(batch: int, tokens: int, repeats: int):
         lut.append(once())
         nnlut.restore_(model)
     o, l_ = statistics.median(orig), statistics.median(lut)
-    return {"batch": batch, "tokens": tokens, "original_ms": o, "lut_ms": l_, "ratio": l_ / o,
+    return {"batch": batch, "tokens": tokens, "device": device, "original_ms": o, "lut_ms": l_, "ratio": l_ / o,
             "original_runs_ms": orig, "lut_runs_ms": lut}
 
 
@@ -103,16 +114,26 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
+                    help="where to run (default: cuda when present; there the fused path is the Triton kernel)")
     args = ap.parse_args()
-    print(f"fused kernels: {'available' if _cpu.available() else 'UNAVAILABLE: ' + str(_cpu.unavailable_reason())}; "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats)
+    if args.device == "cuda":
+        from nnlut.kernels import _triton
+
+        probe = torch.ones(1, device="cuda")
+        state = "available" if _triton.usable(probe) else f"UNAVAILABLE: {_triton._import_error()}"
+        print(f"Triton kernel: {state}; torch {torch.__version__}, {torch.cuda.get_device_name()}")
+    else:
+        print(f"fused kernels: {'available' if _cpu.available() else 'UNAVAILABLE: ' + str(_cpu.unavailable_reason())}; "
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats,
+                              args.device)
     print(format_table(["function", "N", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
                         "fused/native", "fused/copy"], rows))
     result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "ops": records}
+              "device": args.device, "ops": records}
     if not args.no_model:
-        m = bench_model(32, 128, max(args.repeats, 9))
+        m = bench_model(32, 128, max(args.repeats, 9), args.device)
         result["model"] = m
         print(f"\nMiniLM forward, batch {m['batch']} x {m['tokens']} tokens: original {m['original_ms']:.1f} ms, "
               f"all ops on 16-entry tables {m['lut_ms']:.1f} ms, ratio {m['ratio']:.3f}")

@@ -134,6 +134,11 @@ def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
 
         if _cpu.usable(x, ("float32", "bfloat16")):
             return _cpu.pwl(table, x)
+    if fused and x.is_cuda:
+        from ..kernels import _triton
+
+        if _triton.usable(x):
+            return _triton.pwl(table, x)
     compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
     y = _evaluate_generic(table, compute, _TORCH)
     return y.to(out_dtype)

@@ -1,4 +1,5 @@
-"""Fused table-evaluation kernels: compiled CPU kernels with a reference fallback."""
+"""Fused table-evaluation kernels: compiled CPU kernels and, on CUDA, a Triton kernel (both
+optional), with the reference evaluation as the fallback."""
 
 from ._cpu import available, unavailable_reason
 

@@ -1,0 +1,79 @@
+"""Fused table evaluation on CUDA tensors with Triton (optional).
+
+One kernel evaluates a table, scaled or not, in one pass over memory with the reference
+evaluation's semantics (:mod:`nnlut.core._eval`): power-of-two range reduction by exponent
+arithmetic (subnormal inputs included), saturation at ``clamp`` edges, the segment index
+``#{j : u >= bp[j]}`` by compare-and-count, one multiply and one add (rounded separately:
+the kernel is compiled without FMA contraction), the exact power-of-two output correction,
+then the special values. Half-precision inputs are computed in float32 and rounded once,
+as the reference does.
+
+Triton is imported lazily; without it (or without CUDA) :func:`available` is False and CUDA
+tensors take the torch reference path. ``TRITON_INTERPRET=1`` runs the same kernel on CPU
+tensors, which is how the tests check it on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..core._table import Table
+
+BLOCK = 1024
+
+
+@functools.lru_cache(maxsize=1)
+def _import_error() -> str | None:
+    try:
+        import triton  # noqa: F401
+    except Exception as e:  # any import problem means: no Triton path
+        return f"triton unavailable: {e}"
+    return None
+
+
+def interpreting() -> bool:
+    """Whether Triton runs kernels in its CPU interpreter."""
+    return os.environ.get("TRITON_INTERPRET", "0").strip() not in ("", "0")
+
+
+def usable(x: Any) -> bool:
+    """Whether table evaluation sends ``x`` to the Triton kernel: a CUDA tensor of float32,
+    bfloat16 or float16, no autograd, with Triton importable."""
+    import torch
+
+    return (x.is_cuda and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
+            and not (x.requires_grad and torch.is_grad_enabled()) and _import_error() is None)
+
+
+def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate ``table`` on a float32, bfloat16 or float16 tensor with the Triton kernel: a
+    CUDA tensor (see :func:`usable`), or a CPU tensor under ``TRITON_INTERPRET=1``."""
+    import torch
+    import triton
+
+    sc = table.scaling
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    n = xc.numel()
+    if n == 0:
+        return y
+    bp, s, t = table.torch_params(torch.float32, xc.device)
+    lo, hi = table.domain if table.domain else (0.0, 0.0)
+    grid = (triton.cdiv(n, BLOCK),)
+    kwargs = {} if interpreting() else {"enable_fp_fusion": False}
+    from ._triton_kernels import pwl_kernel
+
+    bf16 = xc.dtype == torch.bfloat16
+    xa, ya = (xc.view(torch.int16), y.view(torch.int16)) if bf16 else (xc, y)
+    pwl_kernel[grid](xa, ya, n, bp, s, t, len(table.breakpoints), float(lo), float(hi), float(table.limits[0]),
+                    float(table.limits[1]), CLAMP_LO=table.tails[0] == "clamp", CLAMP_HI=table.tails[1] == "clamp",
+                    SCALED=sc is not None, PAPER=sc is not None and sc.mode == "paper", Q=sc.q if sc else 1,
+                    SHIFT=sc.shift_per_period if sc else 0, ODD=sc is not None and sc.negative == "odd",
+                    BF16=bf16, BLOCK=BLOCK, **kwargs)
+    return y
+
