@@ -56,6 +56,8 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     import torch
     import triton
 
+    from ._triton_kernels import pwl_kernel
+
     sc = table.scaling
     xc = x.contiguous()
     y = torch.empty_like(xc)
@@ -65,9 +67,7 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     bp, s, t = table.torch_params(torch.float32, xc.device)
     lo, hi = table.domain if table.domain else (0.0, 0.0)
     grid = (triton.cdiv(n, BLOCK),)
-    kwargs = {} if interpreting() else {"enable_fp_fusion": False}
-    from ._triton_kernels import pwl_kernel
-
+    kwargs = {} if interpreting() else {"enable_fp_fusion": False}  # s*u and +t rounded separately
     bf16 = xc.dtype == torch.bfloat16
     xa, ya = (xc.view(torch.int16), y.view(torch.int16)) if bf16 else (xc, y)
     pwl_kernel[grid](xa, ya, n, bp, s, t, len(table.breakpoints), float(lo), float(hi), float(table.limits[0]),
