@@ -32,6 +32,16 @@ def test_network_to_table_is_exact(net):
     assert np.all(np.abs(table(x) - net(x)) <= CONVERSION_ATOL * (1 + np.abs(x)) * (1 + np.max(np.abs(net.m))))
 
 
+def test_network_with_switch_points_beyond_float_range():
+    # |n| so small that -b/n overflows: such neurons are linear over every finite input
+    net = ReluNetwork(np.array([2.2e-311, -2.2e-311, 1.0, 2.2e-311]), np.array([1.0, 1.0, 0.5, -1.0]),
+                      np.array([2.0, -1.0, 3.0, 7.0]), 0.25, 0.5)
+    bps, s, t = net.to_table_arrays()
+    assert np.all(np.isfinite(bps)) and len(bps) == 1
+    x = np.linspace(-1e3, 1e3, 2001)
+    np.testing.assert_allclose(Table(bps, s, t)(x), net(x), rtol=1e-12, atol=1e-9)
+
+
 @given(tables_params(min_entries=2, continuous=True))
 def test_table_to_network_round_trip(params):
     table = Table(*params)

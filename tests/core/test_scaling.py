@@ -58,6 +58,31 @@ def test_subnormal_and_extreme_float32_inputs(fitted):
     np.testing.assert_allclose(y.double().numpy(), ref, rtol=4e-4)
 
 
+def test_output_correction_beyond_a_float32_power_of_two():
+    # f(x) = 1/x on [1, 4) with values near 0.1: an input in [2**-128, 2**-126) needs the
+    # correction 2**128, which is no float32, though the result (~1e37) is; every backend
+    # must round x * 2**k once, like float64 arithmetic rounded to float32
+    torch = pytest.importorskip("torch")
+    from nnlut.core._eval import evaluate_reference
+
+    table = Table([1.5, 2.5, 3.2], [0.01, -0.01, 0.02, 0.0], [0.05, 0.1, 0.12, 0.2], domain=(1.0, 4.0),
+                  tails=("clamp", "clamp"), scaling=Scaling("full", -1.0, 4))
+    e = torch.tensor([-128.0, -127.5, -127.0, -126.5, 125.5, 126.0, 127.0])
+    x = torch.exp2(e).float()
+    # exact: reduce by hand in float64, evaluate the table's float32 arithmetic, scale in float64
+    xd = x.double()
+    j = torch.floor(torch.floor(torch.log2(xd)) / 2)
+    u = (xd / 4.0**j).float()
+    idx = torch.searchsorted(torch.tensor(table.breakpoints, dtype=torch.float32), u, right=True)
+    v = torch.tensor(table.slopes, dtype=torch.float32)[idx] * u + torch.tensor(table.intercepts, dtype=torch.float32)[idx]
+    want = (v.double() * torch.exp2(-2 * j)).float()
+    assert torch.isfinite(want[:4]).all() and float(want[0]) > 1e37
+    assert torch.equal(evaluate_reference(table, x), want)
+    assert torch.equal(table(x), want)
+    # the float64 numpy path agrees to float32 rounding
+    np.testing.assert_allclose(table(x.numpy().astype(np.float64)), want.double().numpy(), rtol=1e-6)
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

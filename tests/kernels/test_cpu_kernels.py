@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import nnlut
 from nnlut.core._eval import evaluate_reference
+from nnlut.core._scaling import Scaling
 from nnlut.kernels import _cpu
 from nnlut.models import fitted_table
 from nnlut.ops import lut_softmax
@@ -41,6 +42,50 @@ def test_random_tables_bit_identical(params, tails):
     table = nnlut.Table(*params, domain=(-50.0, 60.0), tails=tails)
     x = torch.cat([SPECIALS, torch.linspace(-200, 200, 4001), torch.tensor(table.breakpoints, dtype=torch.float32)])
     assert _same(table(x), evaluate_reference(table, x))
+
+
+def _positive_every_exponent(seed: int) -> torch.Tensor:
+    """Positive float32 values of every exponent, subnormals to the largest, in runs of 16 that
+    hold normal values only (the kernels' direct path) and runs mixed with special values."""
+    g = torch.Generator().manual_seed(seed)
+    # first, for every exponent, aligned runs of 16 values of that exponent (256 in all, its
+    # smallest and largest among them), so each exponent reaches the direct path on its own
+    e = torch.arange(-126, 128, dtype=torch.float64)
+    runs = torch.exp2(e)[:, None] * (1 + torch.rand(len(e), 256, generator=g, dtype=torch.float64))
+    runs[:, 0], runs[:, 1] = torch.exp2(e), torch.exp2(e + 1) * (1 - 2.0**-24)
+    edges = runs.float().reshape(-1)
+    wide = torch.exp2(torch.rand(60_000, generator=g, dtype=torch.float64) * 256 - 127).float()
+    dense = (1 + 3 * torch.rand(20_000, generator=g)) * 2.0 ** torch.randint(-8, 9, (20_000,), generator=g)
+    return torch.cat([edges, wide[wide > 0], dense, SPECIALS])
+
+
+@pytest.mark.parametrize("period,exponent", [(2, -1.0), (4, -0.5), (2, 1.0), (4, 0.5), (4, -1.0), (2, -2.0)])
+@pytest.mark.parametrize("mode", ["full", "paper"])
+@pytest.mark.parametrize("signs", ["positive", "mixed"])
+def test_range_reduced_random_tables_bit_identical(period, exponent, mode, signs):
+    # random tables on [1, period): the direct path (cell lookup, exponent add) must agree with
+    # the reference bit for bit wherever it is taken, and hand every other input to the general path
+    rng = np.random.default_rng(abs(hash((period, exponent, mode, signs))) % 2**32)
+    for n in (1, 2, 5, 16, 24, 32):
+        bps = np.sort(1 + (period - 1) * rng.random(n - 1))
+        if signs == "positive":
+            s, t = rng.uniform(-0.2, 0.2, n), rng.uniform(0.5, 4.0, n)
+        else:
+            s, t = rng.uniform(-3, 3, n), rng.uniform(-3, 3, n)
+        table = nnlut.Table(bps, s, t, domain=(1.0, float(period)), tails=("clamp", "clamp"),
+                            scaling=Scaling(mode, exponent, period, "odd" if signs == "mixed" else "nan"))
+        x = _positive_every_exponent(n)
+        x = torch.cat([x, -x[::7]])
+        assert _same(table(x), evaluate_reference(table, x)), n
+        xb = x.to(torch.bfloat16)
+        assert _same(table(xb), evaluate_reference(table, xb)), n
+
+
+def test_range_reduced_fitted_tables_every_exponent(fitted):
+    for name, entries in (("rsqrt", 8), ("rsqrt", 16), ("rsqrt", 32), ("reciprocal", 16), ("reciprocal", 64)):
+        table = fitted(name, entries, range_reduction=True)
+        x = _positive_every_exponent(entries)
+        assert _same(table(x), evaluate_reference(table, x)), (name, entries)
 
 
 def test_non_contiguous_and_shapes(fitted):

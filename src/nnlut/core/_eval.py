@@ -90,8 +90,14 @@ class _TorchOps:
         return m, e
 
     def ldexp(self, x, e):  # noqa: ANN001, ANN201
-        # multiply by an exactly representable power of two
-        return x * self.torch.exp2(e.to(x.dtype))
+        # x * 2**e rounded once, also where 2**e alone is not a float of x's dtype (a subnormal
+        # input's reciprocal needs 2**128): float32 and narrower are scaled exactly in float64,
+        # float64 in two exact steps
+        t = self.torch
+        if x.dtype == t.float64:
+            h = t.div(e, 2, rounding_mode="floor")
+            return x * t.exp2(h.to(x.dtype)) * t.exp2((e - h).to(x.dtype))
+        return (x.double() * t.exp2(e.double())).to(x.dtype)
 
     def floor_div(self, a, q):  # noqa: ANN001, ANN201
         return self.torch.div(a, q, rounding_mode="floor")

@@ -64,9 +64,17 @@ class ReluNetwork:
         """Exact (breakpoints, slopes, intercepts). Neurons with n == 0 fold into the bias;
         neurons sharing a switch point share a breakpoint."""
         const = self.bias + float(np.sum(self.m[self.n == 0] * np.maximum(self.b[self.n == 0], 0.0)))
-        live = self.n != 0
-        n, b, m = self.n[live], self.b[live], self.m[live]
-        d = -b / n
+        skip = self.skip
+        with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+            d_all = -self.b / self.n
+        # a switch point beyond the float range (|n| tiny): the neuron is linear over every
+        # finite input, always on (its term joins the skip line) or always off (dropped)
+        far = (self.n != 0) & ~np.isfinite(d_all)
+        on = far & ((self.n > 0) == (d_all < 0))
+        skip += float(np.sum(self.m[on] * self.n[on]))
+        const += float(np.sum(self.m[on] * self.b[on]))
+        live = (self.n != 0) & ~far
+        n, b, m, d = self.n[live], self.b[live], self.m[live], d_all[live]
         order = np.argsort(d, kind="stable")
         n, b, m, d = n[order], b[order], m[order], d[order]
         bps, first = np.unique(d, return_index=True)
@@ -82,7 +90,7 @@ class ReluNetwork:
         # segment i (0..k): right-active neurons with breakpoint index < i, left-active with index >= i
         slopes = np.concatenate([[0.0], np.cumsum(pos_s)]) + np.concatenate([np.cumsum(neg_s[::-1])[::-1], [0.0]])
         intercepts = np.concatenate([[0.0], np.cumsum(pos_t)]) + np.concatenate([np.cumsum(neg_t[::-1])[::-1], [0.0]])
-        return bps, slopes + self.skip, intercepts + const
+        return bps, slopes + skip, intercepts + const
 
     @classmethod
     def from_table(cls, table: Table, *, rtol: float = 1e-9) -> ReluNetwork:

@@ -51,7 +51,9 @@ def pwl_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, lo, hi, lim_lo, lim_hi
     y = tl.load(s_ptr + idx) * u
     y = y + tl.load(t_ptr + idx)
     if SCALED:
-        y = y * pow2(j * SHIFT)
+        # y * 2**(j * SHIFT) rounded once: exact in float64 (2**128 is not a float32)
+        k = (j * SHIFT).to(tl.int64)
+        y = (y.to(tl.float64) * ((k + 1023) << 52).to(tl.float64, bitcast=True)).to(tl.float32)
         y = tl.where(x == 0.0, float("inf"), y)
         if ODD:
             y = tl.where(x < 0.0, -y, y)

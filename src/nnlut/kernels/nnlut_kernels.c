@@ -8,9 +8,13 @@
  * right=True), branch-free so the compiler vectorises the element loop; tables with more
  * than COUNT_MAX breakpoints use a branch-free binary search instead.
  */
+#define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
+#if defined(__linux__)
+#include <sys/mman.h>
+#endif
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
@@ -101,7 +105,13 @@ static void pwl_plain_block_generic(const pwl32_t *p, const float *x, float *y, 
 typedef struct {
     __m512 s0, s1, t0, t1, b0, b1;
     int wide;
+    /* direct path for range-reduced tables (see scaled_direct_prep) */
+    int direct, steps, q;
+    __m512i cell_base, xlo, xspan, kscale;
+    __m512i cell_base1;
 } pwlregs_t;
+
+static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r);
 
 static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
     float sb[32], tb[32], bb[32];
@@ -115,6 +125,108 @@ static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
     r->t0 = _mm512_loadu_ps(tb); r->t1 = _mm512_loadu_ps(tb + 16);
     r->b0 = _mm512_loadu_ps(bb); r->b1 = _mm512_loadu_ps(bb + 16);
     r->wide = p->nb > 15;
+    scaled_direct_prep(p, r);
+}
+
+/* Range-reduced tables (period 2**q, q = 1 or 2) have a shorter exact path for positive
+ * normal inputs whose result stays normal. The reduced input u in [1, 2**q) is the input's
+ * mantissa with a fixed exponent, so five of its bits (the top mantissa bits, and for q = 2
+ * the exponent's low bit) split [1, 2**q) into 32 cells. A table of each cell's first segment
+ * replaces most of the binary search: idx = base[cell], then one compare per breakpoint that
+ * can fall inside a cell. The output scaling 2**(j * shift) is an integer add to the exponent
+ * field, exact because the window below keeps every result normal. Inputs outside the window
+ * (zero, negative, subnormal, inf, NaN, or an exponent whose result would leave the normal
+ * range) take the general path, vector by vector. */
+static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r) {
+    r->direct = 0;
+    if (p->scaling == 0 || (p->q != 1 && p->q != 2) || p->nb > 31) return;
+    const int q = p->q, w = 17 + q;
+    const float P = (float)(1 << q);
+    if ((p->clamp_lo && p->lo > 1.0f) || (p->clamp_hi && p->hi < P)) return;   /* a clamp would act */
+    int32_t base[32];
+    int steps = 0;
+    for (int c = 0; c < 32; ++c) {
+        uint32_t b0 = (q == 1 || c >= 16) ? 0x3f800000u : 0x40000000u;
+        uint32_t cc = q == 2 ? (uint32_t)(c & 15) : (uint32_t)c;
+        float first = u2f(b0 + (cc << w)), last = u2f(b0 + ((cc + 1) << w) - 1u);
+        int i0 = 0, i1 = 0;
+        for (int j = 0; j < p->nb; ++j) { i0 += p->bp[j] <= first; i1 += p->bp[j] <= last; }
+        base[c] = i0;
+        steps = i1 - i0 > steps ? i1 - i0 : steps;
+    }
+    if (steps > 3) return;   /* the binary search is as short */
+    /* smallest and largest |s*u + t| over [1, P): each segment's value is monotone in u */
+    float amin = INFINITY, amax = 0.0f;
+    for (int i = 0; i <= p->nb; ++i) {
+        float a = i == 0 ? 1.0f : (p->bp[i - 1] > 1.0f ? p->bp[i - 1] : 1.0f);
+        float e = i == p->nb ? P : (p->bp[i] < P ? p->bp[i] : P);
+        if (!(a < e)) continue;
+        e = u2f(f2u(e) - 1u);   /* the largest float below the segment's end */
+        float va = p->s[i] * a, ve = p->s[i] * e;
+        va = va + p->t[i];
+        ve = ve + p->t[i];
+        if (!isfinite(va) || !isfinite(ve) || va == 0.0f || ve == 0.0f || ((va < 0.0f) != (ve < 0.0f))) return;
+        float lo = fabsf(va) < fabsf(ve) ? fabsf(va) : fabsf(ve), hi = fabsf(va) < fabsf(ve) ? fabsf(ve) : fabsf(va);
+        amin = lo < amin ? lo : amin;
+        amax = hi > amax ? hi : amax;
+    }
+    int emin = (int)(f2u(amin) >> 23), emax = (int)(f2u(amax) >> 23);
+    if (emin < 1 || emax > 254) return;
+    /* inputs 2**E with E in [-126, 127]; j = floor(E / q); keep j with a normal result */
+    int jlo = floordiv(-126, q), jhi = floordiv(127, q), alo = 1, ahi = 0;
+    if (p->scaling == 1 && jhi > 0) jhi = 0;   /* paper scaling feeds x >= 2**q to the table as it is */
+    for (int j = jlo; j <= jhi; ++j) {
+        int k = j * p->shift;
+        if (emin + k >= 1 && emax + k <= 254) {
+            if (alo > ahi) alo = ahi = j;
+            else ahi = j;
+        }
+    }
+    if (alo > ahi) return;
+    int Elo = q * alo > -126 ? q * alo : -126, Ehi = q * ahi + q - 1 < 127 ? q * ahi + q - 1 : 127;
+    r->cell_base = _mm512_loadu_si512(base);
+    r->cell_base1 = _mm512_loadu_si512(base + 16);
+    r->xlo = _mm512_set1_epi32((int32_t)((uint32_t)(Elo + 127) << 23));
+    r->xspan = _mm512_set1_epi32((int32_t)((uint32_t)(Ehi - Elo + 1) << 23));
+    r->kscale = _mm512_set1_epi32((int32_t)((uint32_t)p->shift << 23));
+    r->steps = steps;
+    r->q = q;
+    r->direct = 1;
+}
+
+/* the direct path for 16 inputs inside the window: bit-identical to pwl_vec there. Called
+ * with constant q, steps and wide (see DIRECT_LOOP), so each case compiles to its own loop. */
+static inline __attribute__((always_inline)) __m512 pwl_direct(const pwlregs_t *r, __m512i xi, const int q,
+                                                               const int steps, const int wide) {
+    __m512i ub;   /* the reduced input's bits: mantissa with exponent 0 (or 1 for odd E, q = 2) */
+    if (q == 2)
+        ub = _mm512_add_epi32(_mm512_and_si512(_mm512_xor_si512(xi, _mm512_set1_epi32(0x00800000)), _mm512_set1_epi32(0x00ffffff)),
+                              _mm512_set1_epi32(0x3f800000));
+    else
+        ub = _mm512_or_si512(_mm512_and_si512(xi, _mm512_set1_epi32(0x007fffff)), _mm512_set1_epi32(0x3f800000));
+    __m512 u = _mm512_castsi512_ps(ub);
+    __m512i idx = _mm512_permutex2var_epi32(r->cell_base, _mm512_srli_epi32(ub, 17 + q), r->cell_base1);
+    __m512 v;
+    if (wide) {
+        for (int k = 0; k < steps; ++k) {
+            __m512 b = _mm512_permutex2var_ps(r->b0, idx, r->b1);
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, b, _CMP_GE_OQ), idx, _mm512_set1_epi32(1));
+        }
+        v = _mm512_add_ps(_mm512_mul_ps(_mm512_permutex2var_ps(r->s0, idx, r->s1), u), _mm512_permutex2var_ps(r->t0, idx, r->t1));
+    } else {
+        for (int k = 0; k < steps; ++k) {
+            __m512 b = _mm512_permutexvar_ps(idx, r->b0);
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, b, _CMP_GE_OQ), idx, _mm512_set1_epi32(1));
+        }
+        v = _mm512_add_ps(_mm512_mul_ps(_mm512_permutexvar_ps(idx, r->s0), u), _mm512_permutexvar_ps(idx, r->t0));
+    }
+    /* j = floor(E / q), E = exponent field - 127; the result's exponent field gains j * shift */
+    __m512i j = _mm512_srai_epi32(_mm512_sub_epi32(xi, _mm512_set1_epi32(127 << 23)), 22 + q);
+    return _mm512_castsi512_ps(_mm512_add_epi32(_mm512_castps_si512(v), _mm512_mullo_epi32(j, r->kscale)));
+}
+
+static inline int in_direct_window(const pwlregs_t *r, __m512i xi) {
+    return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(xi, r->xlo), r->xspan) == (__mmask16)0xffff;
 }
 
 /* s[idx] * u + t[idx] (a rounded multiply, then a rounded add) */
@@ -177,10 +289,64 @@ static inline __m512 pwl_vec(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
     return v;
 }
 
+/* out of line, so that the direct loop keeps its constants in registers */
+static __attribute__((noinline)) __m512 pwl_vec_outlined(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
+    return pwl_vec(p, r, xv);
+}
+
+/* whole vectors inside the direct window take pwl_direct, the rest pwl_vec; returns how many
+ * leading elements (a multiple of 16) were done */
+static inline __attribute__((always_inline)) int64_t direct_loop(const pwl32_t *p, const pwlregs_t *r, const float *x,
+                                                                 float *y, int64_t n, const int q, const int steps,
+                                                                 const int wide) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i);
+        __m512i xi = _mm512_castps_si512(xv);
+        _mm512_storeu_ps(y + i, in_direct_window(r, xi) ? pwl_direct(r, xi, q, steps, wide) : pwl_vec_outlined(p, r, xv));
+    }
+    return i;
+}
+
+/* unscaled tables: the same steps as pwl_vec, with the clamps and the table width constant
+ * and the limits at +-inf behind one class test per vector */
+static inline __attribute__((always_inline)) int64_t plain_loop(const pwl32_t *p, const pwlregs_t *r, const float *x,
+                                                                float *y, int64_t n, const int clo, const int chi) {
+    const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = _mm512_loadu_ps(x + i), u = xv;
+        if (clo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
+        if (chi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
+        __m512 v = pwl_core16(r, u);
+        __mmask16 inf = _mm512_fpclass_ps_mask(xv, 0x18);   /* +inf or -inf */
+        if (inf) {
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_hi));
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_lo));
+        }
+        _mm512_storeu_ps(y + i, v);
+    }
+    return i;
+}
+
+#define PLAIN_CASE(L, H) \
+    if (p->clamp_lo == L && p->clamp_hi == H) done = plain_loop(p, &r, x, y, n, L, H); else
+
+#define DIRECT_CASE(Q, S, W) \
+    if (r.q == Q && r.steps == S && r.wide == W) done = direct_loop(p, &r, x, y, n, Q, S, W); else
+
 static void pwl_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t n) {
     pwlregs_t r;
     pwl_regs(p, &r);
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t done = 0;
+    if (r.direct) {
+        DIRECT_CASE(2, 1, 0) DIRECT_CASE(2, 2, 0) DIRECT_CASE(2, 3, 0) DIRECT_CASE(2, 1, 1) DIRECT_CASE(2, 2, 1)
+        DIRECT_CASE(2, 3, 1) DIRECT_CASE(1, 1, 0) DIRECT_CASE(1, 2, 0) DIRECT_CASE(1, 3, 0) DIRECT_CASE(1, 1, 1)
+        DIRECT_CASE(1, 2, 1) DIRECT_CASE(1, 3, 1) {}
+    } else if (p->scaling == 0) {
+        PLAIN_CASE(0, 0) PLAIN_CASE(1, 0) PLAIN_CASE(0, 1) PLAIN_CASE(1, 1) {}
+    }
+    for (int64_t i = done; i < n; i += 16) {
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
         _mm512_mask_storeu_ps(y + i, live, pwl_vec(p, &r, _mm512_maskz_loadu_ps(live, x + i)));
@@ -196,8 +362,9 @@ static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t 
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
         __m256i h = _mm256_maskz_loadu_epi16(live, x + i);
-        __m512 xv = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-        __m512 v = pwl_vec(p, &r, xv);
+        __m512i xi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+        __m512 v = (r.direct && in_direct_window(&r, xi)) ? pwl_direct(&r, xi, r.q, r.steps, r.wide)
+                                                           : pwl_vec(p, &r, _mm512_castsi512_ps(xi));
         __m512i u = _mm512_castps_si512(v);
         __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
                                                              _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
@@ -238,11 +405,17 @@ static inline float pwl_scaled_one(const pwl32_t *p, float x) {
     int i = seg_index(p, u);
     float v = p->s[i] * u;
     v = v + p->t[i];
-    v = v * pow2i(j * p->shift);
+    v = (float)((double)v * ldexp(1.0, j * p->shift));   /* exact in double, rounded once */
     return (x < 0.0f) ? -v : v;
 }
 
 static inline float pow2n(int k) { return u2f((uint32_t)(k + 127) << 23); }   /* -126 <= k <= 127 */
+static inline double pow2d(int k) {   /* -1022 <= k <= 1023 */
+    uint64_t u = (uint64_t)(k + 1023) << 52;
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
 
 /* the same as pwl_scaled_one, branch-free over a block so that it vectorises (q = 1 or 2) */
 static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
@@ -275,9 +448,7 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
         pwl_plain_block(&plain, ub, y + b, m);
         for (int e = 0; e < m; ++e) {
             float xv = xb[e];
-            int k = kb[e];
-            int a = k / 2, c = k - a;             /* 2**k as two factors, each a normal float */
-            float v = (y[b + e] * pow2n(a)) * pow2n(c);
+            float v = (float)((double)y[b + e] * pow2d(kb[e]));   /* exact in double, rounded once */
             v = (xv < 0.0f) ? (p->odd ? -v : NAN) : v;
             v = (xv == 0.0f) ? INFINITY : v;
             v = (xv == INFINITY) ? p->lim_hi : v;
@@ -297,9 +468,25 @@ static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
     else for (int64_t i = 0; i < n; ++i) y[i] = pwl_scaled_one(p, x[i]);
 }
 
+/* A large output is fresh memory the kernel is about to fill. Asking for transparent huge
+ * pages before the first touch makes that touch take one page fault per 2 MiB instead of one
+ * per 4 KiB, which at 64 MiB costs more than the table itself. A hint only: where THP is off
+ * or the call fails, the pages are ordinary ones and the values are the same. */
+static void prefer_huge_pages(void *y, int64_t bytes) {
+#if defined(__linux__) && defined(MADV_HUGEPAGE)
+    const uintptr_t huge = (uintptr_t)2 << 20;
+    if (bytes < (int64_t)(4 * huge)) return;
+    uintptr_t a = ((uintptr_t)y + huge - 1) & ~(huge - 1), e = ((uintptr_t)y + (uintptr_t)bytes) & ~(huge - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);
+#else
+    (void)y; (void)bytes;
+#endif
+}
+
 /* y = table(x) for n float32 values, using up to `threads` OpenMP threads */
 void nnlut_pwl_f32(const pwl32_t *p, const float *x, float *y, int64_t n, int threads) {
     const int64_t chunk = 1 << 15;
+    prefer_huge_pages(y, n * 4);
     int64_t nchunks = (n + chunk - 1) / chunk;
     #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
     for (int64_t c = 0; c < nchunks; ++c) {
@@ -321,6 +508,7 @@ static inline uint16_t f2bf(float f) {
 /* y = table(x) for n bfloat16 values: computed in float32, rounded once to bfloat16 */
 void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n, int threads) {
     const int64_t chunk = 1 << 15;
+    prefer_huge_pages(y, n * 2);
     int64_t nchunks = (n + chunk - 1) / chunk;
     #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
     for (int64_t c = 0; c < nchunks; ++c) {
