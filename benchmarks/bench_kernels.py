@@ -5,12 +5,18 @@ For each size (4K .. 64M elements), entry count (8, 16, 32, 64) and dtype (float
 the median of ``--repeats`` timings is taken for: the native op (torch GELU / exp / rsqrt), the
 reference evaluation (searchsorted + gather), the fused evaluation, and ``x.clone()``. Ratios
 fused/native and fused/copy are printed; everything is written as JSON.
+
+Fresh outputs dominate the time of large element-wise ops (page faults on first touch). The
+fused kernels ask for transparent huge pages on outputs of 8 MiB and more; torch's own ops get
+them only with ``THP_MEM_ALLOC_ENABLE=1`` in the environment. Run once with and once without
+that variable to separate the kernels' speed from the allocation's (the setting is recorded).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -125,13 +131,14 @@ def main() -> None:
         print(f"Triton kernel: {state}; torch {torch.__version__}, {torch.cuda.get_device_name()}")
     else:
         print(f"fused kernels: {'available' if _cpu.available() else 'UNAVAILABLE: ' + str(_cpu.unavailable_reason())}; "
-              f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+              f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
     rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats,
                               args.device)
     print(format_table(["function", "N", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
                         "fused/native", "fused/copy"], rows))
     result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "device": args.device, "ops": records}
+              "device": args.device, "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"), "ops": records}
     if not args.no_model:
         m = bench_model(32, 128, max(args.repeats, 9), args.device)
         result["model"] = m

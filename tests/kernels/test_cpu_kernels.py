@@ -44,6 +44,19 @@ def test_random_tables_bit_identical(params, tails):
     assert _same(table(x), evaluate_reference(table, x))
 
 
+@pytest.mark.parametrize("entries", [15, 16, 17, 31, 32, 33, 48, 63, 64, 65])
+def test_every_register_width_in_random_order(entries):
+    # the register binary search has 16-, 32- and 64-entry forms; lanes of one vector fall in
+    # different halves of the table when the inputs come in random order
+    rng = np.random.default_rng(entries)
+    table = nnlut.Table(np.sort(rng.uniform(-10, 10, entries - 1)), rng.uniform(-2, 2, entries),
+                        rng.uniform(-2, 2, entries), domain=(-10.0, 10.0), tails=("clamp", "extend"))
+    x = torch.cat([torch.rand(50_000) * 24 - 12, SPECIALS])
+    assert _same(table(x), evaluate_reference(table, x))
+    xb = x.to(torch.bfloat16)
+    assert _same(table(xb), evaluate_reference(table, xb))
+
+
 def _positive_every_exponent(seed: int) -> torch.Tensor:
     """Positive float32 values of every exponent, subnormals to the largest, in runs of 16 that
     hold normal values only (the kernels' direct path) and runs mixed with special values."""

@@ -4,9 +4,10 @@
  * -fopenmp. -ffp-contract=off keeps "s*x + t" as a rounded multiply then a rounded add, so
  * results are bit-identical to nnlut's reference evaluation (torch: s[idx] * x + t[idx]).
  *
- * Segment search is compare-and-count: idx = #{j : x >= bp[j]} (torch.searchsorted with
- * right=True), branch-free so the compiler vectorises the element loop; tables with more
- * than COUNT_MAX breakpoints use a branch-free binary search instead.
+ * The segment index is idx = #{j : x >= bp[j]} (torch.searchsorted with right=True). With
+ * AVX-512 and up to 64 entries it is a binary search in registers (below); otherwise a
+ * branch-free compare-and-count that the compiler vectorises, or, above COUNT_MAX
+ * breakpoints, a scalar binary search.
  */
 #define _DEFAULT_SOURCE
 #include <math.h>
@@ -98,13 +99,15 @@ static void pwl_plain_block_generic(const pwl32_t *p, const float *x, float *y, 
 }
 
 #if defined(__AVX512F__)
-/* Up to 32 entries. Slopes, intercepts and breakpoints live in registers; the segment index
- * is a branch-free binary search: with the breakpoints padded to 16 (or 32) by +inf,
- * idx = #{j : u >= bp[j]} in 4 (or 5) compare-and-add steps, each reading its probe
- * breakpoint with a permute. The gather of slope and intercept is a permute too. */
+/* Up to 64 entries. Slopes, intercepts and breakpoints live in registers; the segment index
+ * is a branch-free binary search: with the breakpoints padded to 16, 32 or 64 by +inf,
+ * idx = #{j : u >= bp[j]} in 4, 5 or 6 compare-and-add steps, each reading its probe
+ * breakpoint with a permute (with 64 entries, two permutes and a select). The gather of
+ * slope and intercept is a permute too. */
 typedef struct {
     __m512 s0, s1, t0, t1, b0, b1;
-    int wide;
+    __m512 s2, s3, t2, t3, b2, b3, b31;   /* entries 32..63 and breakpoint 31, for up to 64 entries */
+    int wide, w64;
     /* direct path for range-reduced tables (see scaled_direct_prep) */
     int direct, steps, q;
     __m512i cell_base, xlo, xspan, kscale;
@@ -114,9 +117,9 @@ typedef struct {
 static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r);
 
 static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
-    float sb[32], tb[32], bb[32];
+    float sb[64], tb[64], bb[64];
     int ne = p->nb + 1;
-    for (int i = 0; i < 32; ++i) {
+    for (int i = 0; i < 64; ++i) {
         sb[i] = p->s[i < ne ? i : ne - 1];
         tb[i] = p->t[i < ne ? i : ne - 1];
         bb[i] = i < p->nb ? p->bp[i] : INFINITY;
@@ -124,7 +127,12 @@ static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
     r->s0 = _mm512_loadu_ps(sb); r->s1 = _mm512_loadu_ps(sb + 16);
     r->t0 = _mm512_loadu_ps(tb); r->t1 = _mm512_loadu_ps(tb + 16);
     r->b0 = _mm512_loadu_ps(bb); r->b1 = _mm512_loadu_ps(bb + 16);
+    r->s2 = _mm512_loadu_ps(sb + 32); r->s3 = _mm512_loadu_ps(sb + 48);
+    r->t2 = _mm512_loadu_ps(tb + 32); r->t3 = _mm512_loadu_ps(tb + 48);
+    r->b2 = _mm512_loadu_ps(bb + 32); r->b3 = _mm512_loadu_ps(bb + 48);
+    r->b31 = _mm512_set1_ps(bb[31]);
     r->wide = p->nb > 15;
+    r->w64 = p->nb > 31;
     scaled_direct_prep(p, r);
 }
 
@@ -232,6 +240,23 @@ static inline int in_direct_window(const pwlregs_t *r, __m512i xi) {
 /* s[idx] * u + t[idx] (a rounded multiply, then a rounded add) */
 static inline __m512 pwl_core16(const pwlregs_t *r, __m512 u) {
     __m512i idx = _mm512_setzero_si512();
+    if (r->w64) {
+        /* breakpoint 31 decides the top bit of the index; each later probe reads its breakpoint
+         * from the half its index falls in (two permutes and a select, per lane) */
+        const __m512i top = _mm512_set1_epi32(32);
+        idx = _mm512_maskz_mov_epi32(_mm512_cmp_ps_mask(u, r->b31, _CMP_GE_OQ), top);
+        for (int step = 16; step >= 1; step >>= 1) {
+            __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
+            __mmask16 hi = _mm512_test_epi32_mask(probe, top);
+            __m512 b = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(r->b0, probe, r->b1),
+                                            _mm512_permutex2var_ps(r->b2, probe, r->b3));
+            idx = _mm512_mask_add_epi32(idx, _mm512_cmp_ps_mask(u, b, _CMP_GE_OQ), idx, _mm512_set1_epi32(step));
+        }
+        __mmask16 hi = _mm512_test_epi32_mask(idx, top);
+        __m512 sv = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(r->s0, idx, r->s1), _mm512_permutex2var_ps(r->s2, idx, r->s3));
+        __m512 tv = _mm512_mask_blend_ps(hi, _mm512_permutex2var_ps(r->t0, idx, r->t1), _mm512_permutex2var_ps(r->t2, idx, r->t3));
+        return _mm512_add_ps(_mm512_mul_ps(sv, u), tv);
+    }
     if (r->wide) {
         for (int step = 16; step >= 1; step >>= 1) {
             __m512i probe = _mm512_add_epi32(idx, _mm512_set1_epi32(step - 1));
@@ -378,7 +403,7 @@ static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t 
 
 static void pwl_plain_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
-    if (p->nb <= 31 && p->scaling == 0) { pwl_block_avx512(p, x, y, n); return; }
+    if (p->nb <= 63 && p->scaling == 0) { pwl_block_avx512(p, x, y, n); return; }
 #endif
     pwl_plain_block_generic(p, x, y, n);
 }
@@ -461,7 +486,7 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
 
 static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
-    if (p->nb <= 31 && (p->q == 1 || p->q == 2)) { pwl_block_avx512(p, x, y, n); return; }
+    if (p->nb <= 63 && (p->q == 1 || p->q == 2)) { pwl_block_avx512(p, x, y, n); return; }
 #endif
     if (p->scaling == 0) pwl_plain_block(p, x, y, n);
     else if (p->q == 1 || p->q == 2) pwl_scaled_block(p, x, y, n);
@@ -515,7 +540,7 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
         float xb[BLOCK], yb[BLOCK];
         int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
 #if defined(__AVX512F__)
-        if (p->nb <= 31 && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
+        if (p->nb <= 63 && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
             pwl_block_avx512_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
             continue;
         }
@@ -558,7 +583,7 @@ void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x
     int64_t rows = batch * heads * queries;
 #if defined(__AVX512F__)
     pwlregs_t re;   /* the exp table in registers, built once for every row */
-    const int vec_exp = pe->nb <= 31 && pe->scaling == 0;
+    const int vec_exp = pe->nb <= 63 && pe->scaling == 0;
     if (vec_exp) pwl_regs(pe, &re);
 #endif
     #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
