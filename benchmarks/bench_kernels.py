@@ -3,11 +3,12 @@ plain copy, in one run; and the forward time of a LUT-swapped MiniLM against the
 
 For each size (4K .. 64M elements), entry count (8, 16, 32, 64) and dtype (float32, bfloat16)
 the median of ``--repeats`` timings is taken for: the native op (torch GELU / exp / rsqrt), the
-reference evaluation (searchsorted + gather), the fused evaluation, and ``x.clone()``. Ratios
-fused/native and fused/copy are printed; everything is written as JSON.
+reference evaluation (searchsorted + gather), the fused evaluation, and ``x.clone()``; and on
+CPU the same for 16-entry INT16 fixed-point tables. Ratios fused/native and fused/copy are
+printed; everything is written as JSON.
 
 Fresh outputs dominate the time of large element-wise ops (page faults on first touch). The
-fused kernels ask for transparent huge pages on outputs of 8 MiB and more; torch's own ops get
+fused kernels ask for transparent huge pages on outputs of 32 MiB and more; torch's own ops get
 them only with ``THP_MEM_ALLOC_ENABLE=1`` in the environment. Run once with and once without
 that variable to separate the kernels' speed from the allocation's (the setting is recorded).
 """
@@ -76,6 +77,28 @@ def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
     return rows, records
 
 
+def bench_fixed(sizes, repeats):
+    """16-entry INT16 tables (the hardware unit's format) on float32 CPU tensors: the fused
+    kernel against the torch reference path (int64 ops in float64) and the native op."""
+    from nnlut.fixed import quantize_table
+
+    rows, records = [], []
+    for name, (native, gen, kw) in FUNCS.items():
+        ft = quantize_table(nnlut.fit(name, 16, **kw))
+        for size in sizes:
+            if size > 1 << 24:
+                continue
+            x = gen(size)
+            reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
+            t_native = median_ms(lambda native=native, x=x: native(x), reps)
+            t_fused = median_ms(lambda ft=ft, x=x: ft(x), reps)
+            t_ref = median_ms(lambda ft=ft, x=x: ft(x.double()).float(), max(3, reps // 2)) if size <= 1 << 22 else float("nan")
+            records.append({"function": name, "entries": 16, "format": "int16", "size": size, "native_ms": t_native,
+                            "fused_ms": t_fused, "reference_ms": t_ref})
+            rows.append([name, size, t_native, t_ref, t_fused, t_fused / t_native, t_ref / t_fused])
+    return rows, records
+
+
 def bench_model(batch: int, tokens: int, repeats: int, device: str = "cpu"):
     """Original (as loaded: sdpa attention) against all ops on 16-entry tables, timed in
     alternation so that both see the same machine load; the median of each is compared."""
@@ -137,8 +160,15 @@ def main() -> None:
                               args.device)
     print(format_table(["function", "N", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
                         "fused/native", "fused/copy"], rows))
+    fixed_records = []
+    if args.device == "cpu":
+        frows, fixed_records = bench_fixed(args.sizes, args.repeats)
+        print("\nfixed-point tables (16 entries, INT16 unit format), float32 in and out")
+        print(format_table(["function", "elements", "native ms", "reference ms", "fused ms", "fused/native",
+                            "reference/fused"], frows))
     result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "device": args.device, "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"), "ops": records}
+              "device": args.device, "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"), "ops": records,
+              "fixed": fixed_records}
     if not args.no_model:
         m = bench_model(32, 128, max(args.repeats, 9), args.device)
         result["model"] = m

@@ -157,3 +157,31 @@ def test_models_run_with_fixed_point_tables():
         assert float(torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1).min()) > 0.999
     with pytest.raises(NNLUTError, match="number_format"):
         ApproxConfig(number_format="int8")
+
+
+def test_fused_fixed_kernel_matches_reference_path(fixed, fixed_exact):
+    # float32 CPU tensors take one fused pass; float64 tensors take the torch reference path,
+    # whose result rounded to float32 must be the same, bit for bit
+    from nnlut.kernels import _cpu
+
+    if not _cpu.available():
+        pytest.skip(f"fused kernels unavailable: {_cpu.unavailable_reason()}")
+    g = torch.Generator().manual_seed(0)
+    sp = torch.tensor([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 1e-40, 1.2e-38, 3.4e38, -3.4e38, 1.0, -1.0,
+                       0.5 / 256, 1.5 / 256, 2.5 / 256, -0.5 / 256, 127.998, 128.0, -128.0, -129.0])
+    x = torch.cat([sp, torch.randn(40_000, generator=g) * 6, torch.randn(20_000, generator=g) * 200,
+                   torch.exp(torch.randn(20_000, generator=g) * 15)])
+    tables = [*fixed.values(), *fixed_exact.values(),
+              quantize_table(fitted_table("rsqrt", "nnlut", 16, "paper")),
+              quantize_table(fitted_table("silu", "nnlut", 16, "full"))]
+    # 20-bit inputs: too wide for the per-code output table, so the kernel searches and multiplies
+    for f in ("gelu", "rsqrt", "exp"):
+        t = fitted_table(f, "nnlut", 16, "full")
+        tables.append(quantize_table(t, choose_format(t, in_bits=20), refit=False))
+    assert sum(ft.fmt.in_bits > 18 for ft in tables) == 3
+    for ft in tables:
+        y = ft(x)
+        ref = ft(x.double()).float()
+        assert y.dtype == torch.float32
+        same = torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.nan_to_num(0.0), ref.nan_to_num(0.0))
+        assert same, ft.function

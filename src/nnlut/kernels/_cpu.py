@@ -91,6 +91,10 @@ def _build() -> ctypes.CDLL:
     lib.nnlut_layernorm_f32.argtypes = [ctypes.POINTER(_PWL32), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                                         ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64, ctypes.c_float, ctypes.c_int]
     lib.nnlut_layernorm_f32.restype = None
+    lib.nnlut_fixed_f32.argtypes = [ctypes.POINTER(_FIX), ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int]
+    lib.nnlut_fixed_f32.restype = None
+    lib.nnlut_fixed_lut.argtypes = [ctypes.POINTER(_FIX), ctypes.c_void_p]
+    lib.nnlut_fixed_lut.restype = None
     if lib.nnlut_kernels_abi() != 2:
         raise RuntimeError("nnlut kernels ABI mismatch")
     return lib
@@ -145,6 +149,62 @@ class PackedTable:
         s.bp, s.s, s.t = (a.ctypes.data for a in self._arrays)
         self.struct = s
         self.ref = ctypes.byref(s)
+
+
+class _FIX(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("nb", "scaling", "q", "shift", "odd", "pshift", "oshift", "out_bits")] + [
+        ("in_lo", ctypes.c_int64), ("in_hi", ctypes.c_int64),
+        ("in_scale", ctypes.c_double), ("out_scale", ctypes.c_double),
+        ("lim_lo", ctypes.c_double), ("lim_hi", ctypes.c_double),
+        ("bp", ctypes.c_void_p), ("s", ctypes.c_void_p), ("t", ctypes.c_void_p), ("lut", ctypes.c_void_p)]
+
+
+class PackedFixed:
+    """A fixed-point table in the C struct layout (int64 parameters), kept alive with its buffers."""
+
+    LUT_MAX_BITS = 18  # a 1 MiB output table per fixed-point table, at most
+
+    def __init__(self, ft: Any, lib: ctypes.CDLL) -> None:
+        import numpy as np
+
+        f = ft.fmt
+        # one unused slot keeps the pointers valid for a 1-entry table (no breakpoints)
+        self._arrays = [np.ascontiguousarray(np.append(a, 0), dtype=np.int64) for a in (ft.bp, ft.s, ft.t)]
+        sc = ft.scaling
+        s = _FIX()
+        s.nb = len(ft.bp)
+        s.scaling = 0 if sc is None else (1 if sc.mode == "paper" else 2)
+        s.q = sc.q if sc else 1
+        s.shift = sc.shift_per_period if sc else 0
+        s.odd = int(sc is not None and sc.negative == "odd")
+        s.pshift, s.oshift, s.out_bits = f.pshift, f.shift, f.out_bits
+        s.in_lo, s.in_hi = -(2 ** (f.in_bits - 1)), 2 ** (f.in_bits - 1) - 1
+        s.in_scale, s.out_scale = 2.0**f.in_frac, 2.0**-f.out_frac
+        s.lim_lo, s.lim_hi = ft.limits
+        s.bp, s.s, s.t = (a.ctypes.data for a in self._arrays)
+        s.lut = None
+        self.struct = s
+        self.ref = ctypes.byref(s)
+        if f.in_bits <= self.LUT_MAX_BITS and f.out_bits <= 24:
+            self._lut = np.empty(2**f.in_bits, dtype=np.float32)
+            lib.nnlut_fixed_lut(self.ref, self._lut.ctypes.data)
+            s.lut = self._lut.ctypes.data
+
+
+def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate a fixed-point table (:class:`nnlut.fixed.FixedTable`) on a float32 CPU tensor in
+    one pass (the values of its reference evaluation)."""
+    import torch
+
+    lib = library()
+    assert lib is not None
+    packed = ft.meta.get("_packed_c")
+    if packed is None:
+        packed = ft.meta["_packed_c"] = PackedFixed(ft, lib)
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    lib.nnlut_fixed_f32(packed.ref, xc.data_ptr(), y.data_ptr(), xc.numel(), _threads())
+    return y
 
 
 def _packed(table: Table) -> PackedTable:
