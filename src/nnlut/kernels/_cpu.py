@@ -61,6 +61,8 @@ def _build() -> ctypes.CDLL:
     if cc is None:
         raise RuntimeError("no C compiler (gcc/cc) found")
     flags = ["-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fopenmp", "-shared", "-fPIC", "-std=c99"]
+    # extra flags, e.g. -mno-avx512f to build (and test) the portable path on an AVX-512 machine
+    flags += os.environ.get("NNLUT_KERNELS_FLAGS", "").split()
     key = hashlib.sha256(_SRC.read_bytes() + " ".join([cc, *flags, platform.machine(), _cpu_flags()]).encode()).hexdigest()[:16]
     out_dir = cache_dir() / "kernels"
     lib_path = out_dir / f"nnlut_kernels_{key}.so"
