@@ -213,3 +213,32 @@ def test_attention_matmuls_per_batch_match_torch_matmul():
         assert torch.allclose(c, (p @ v).transpose(1, 2), atol=1e-5)
     s = _scores(q.requires_grad_(), k)  # with autograd: the plain matmul path
     assert s.requires_grad and torch.allclose(s.detach(), q.detach() @ k.transpose(2, 3), atol=1e-5)
+
+
+def test_streamed_attention_equals_batched_path():
+    # without output_attentions the attention runs one batch element at a time (scores in a
+    # scratch buffer, softmax in place); with it, over the whole batch, keeping the weights.
+    # Both take the same products and rows, so the hidden states agree exactly.
+    from nnlut.models import _hf
+
+    model = tiny_hf("bert", "sdpa")
+    approximate_(model)
+    inputs = batch()
+    calls = []
+    orig = _hf._streamed
+
+    def spy(*a, **k):
+        out = orig(*a, **k)
+        calls.append(out is not None)
+        return out
+
+    _hf._streamed = spy
+    try:
+        with torch.no_grad():
+            streamed = model(**inputs)
+            batched = model(**inputs, output_attentions=True)
+    finally:
+        _hf._streamed = orig
+    assert calls and all(calls)  # only the first forward asked for the streamed path
+    assert streamed.attentions is None and batched.attentions is not None
+    assert torch.equal(streamed.last_hidden_state, batched.last_hidden_state)

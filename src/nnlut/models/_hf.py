@@ -57,6 +57,11 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
         key = key.repeat_interleave(groups, dim=1)
         value = value.repeat_interleave(groups, dim=1)
     softmax = module._modules.get("softmax")
+    if (isinstance(softmax, ApproxSoftmax) and not kwargs.get("output_attentions")
+            and not (dropout > 0.0 and module.training)):
+        out = _streamed(softmax, query, key, value, scaling, attention_mask)
+        if out is not None:
+            return out, None  # as SDPA: no weights unless output_attentions asks for them
     raw = _scores(query, key)
     probs = None
     if isinstance(softmax, ApproxSoftmax) and (attention_mask is None or attention_mask.dtype != torch.bool):
@@ -75,6 +80,32 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
             probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
     probs = nn.functional.dropout(probs, p=dropout, training=module.training)
     return _context(probs.to(value.dtype), value), probs
+
+
+def _streamed(softmax: ApproxSoftmax, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+              mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Attention one batch element at a time: its scores go into a scratch buffer small enough
+    to stay in cache, the fused LUT softmax overwrites them, and the context is taken from
+    there, so the (batch, heads, queries, keys) probabilities are never stored as a whole.
+    The values are those of the batched path (the same products and rows). None when the
+    fused kernel cannot take these tensors (nothing has been computed then)."""
+    if not _per_batch(query, key, value) or not (query.dtype == key.dtype == value.dtype == torch.float32):
+        return None
+    b, h, q, _ = query.shape
+    if value.shape[1] != h or (mask is not None and (mask.dtype == torch.bool or mask.dim() != 4
+                                                     or mask.shape[0] not in (1, b))):
+        return None
+    scratch = torch.empty(1, h, q, key.shape[2], dtype=query.dtype)
+    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
+    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
+    for i in range(b):
+        torch.bmm(query[i], key[i].transpose(1, 2), out=scratch[0])
+        m = mask[i : i + 1] if mask is not None and mask.shape[0] > 1 else mask
+        if softmax.fused_attention(scratch, scaling, m, inplace=True) is None:
+            return None  # decided by the tables and the mask's layout: at i = 0, before any output
+        torch.bmm(scratch[0], value[i], out=tmp)
+        out[i].copy_(tmp.transpose(0, 1))
+    return out
 
 
 def _per_batch(*ts: torch.Tensor) -> bool:
