@@ -170,7 +170,8 @@ def test_fused_fixed_kernel_matches_reference_path(fixed, fixed_exact):
     sp = torch.tensor([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e-45, 1e-40, 1.2e-38, 3.4e38, -3.4e38, 1.0, -1.0,
                        0.5 / 256, 1.5 / 256, 2.5 / 256, -0.5 / 256, 127.998, 128.0, -128.0, -129.0])
     x = torch.cat([sp, torch.randn(40_000, generator=g) * 6, torch.randn(20_000, generator=g) * 200,
-                   torch.exp(torch.randn(20_000, generator=g) * 15)])
+                   torch.exp(torch.randn(20_000, generator=g) * 15),
+                   torch.cat([(torch.arange(-300, 300) + 0.5) * 2.0**-k for k in range(6, 16)])])  # half-way codes
     tables = [*fixed.values(), *fixed_exact.values(),
               quantize_table(fitted_table("rsqrt", "nnlut", 16, "paper")),
               quantize_table(fitted_table("silu", "nnlut", 16, "full"))]

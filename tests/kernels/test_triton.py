@@ -42,6 +42,18 @@ CHECK = textwrap.dedent('''
             same = torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))
             if a.dtype != dt or not same:
                 bad.append(f"{t.function} scaling={t.scaling} {dt}")
+    from nnlut.fixed import choose_format, quantize_table
+    ties = torch.cat([(torch.arange(-300, 300) + 0.5) * 2.0**-k for k in range(6, 16)])  # half-way input codes
+    xf = torch.cat([x.float(), ties.to(dev)])
+    for f, kw in (("gelu", {}), ("exp", {}), ("rsqrt", {}), ("reciprocal", {"icpt_guard": None})):
+        t = fitted_table(f, "nnlut", 16, "full")
+        for ft in (quantize_table(t, choose_format(t, **kw)), quantize_table(fitted_table(f, "nnlut", 16, "paper"))):
+            a, b = _triton.fixed(ft, xf), ft(xf.cpu().double()).float().to(dev)
+            if not (torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))):
+                bad.append(f"fixed {f} {ft.scaling}")
+    if dev == "cuda":  # calling the table on a float32 CUDA tensor gives the kernel's values
+        ft = quantize_table(fitted_table("gelu", "nnlut", 16, "full"))
+        assert torch.equal(ft(xf), _triton.fixed(ft, xf))
     print("MISMATCH " + "; ".join(bad) if bad else "ALL IDENTICAL")
 ''')
 

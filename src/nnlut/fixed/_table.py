@@ -166,10 +166,17 @@ class FixedTable:
         """Evaluate on real inputs (numpy or torch; returns the input's float dtype)."""
         is_torch = type(x).__module__.startswith("torch")
         if is_torch:
+            import torch
+
             from ..kernels import _cpu
 
             if _cpu.usable(x, ("float32",)):
                 return _cpu.fixed(self, x)  # one fused pass, the same values as below
+            if x.is_cuda and x.dtype == torch.float32:
+                from ..kernels import _triton
+
+                if _triton.usable(x):
+                    return _triton.fixed(self, x)
         if self.scaling is None:
             y = self.core(x)
         else:

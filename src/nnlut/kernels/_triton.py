@@ -77,3 +77,33 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
                     BF16=bf16, BLOCK=BLOCK, **kwargs)
     return y
 
+
+
+def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
+    """Evaluate a fixed-point table (:class:`nnlut.fixed.FixedTable`) on a float32 tensor with
+    the Triton kernel: a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1``."""
+    import torch
+    import triton
+
+    from ._triton_kernels import fixed_kernel
+
+    f, sc = ft.fmt, ft.scaling
+    xc = x.contiguous()
+    y = torch.empty_like(xc)
+    n = xc.numel()
+    if n == 0:
+        return y
+    key = "_triton_" + str(xc.device)
+    params = ft.meta.get(key)
+    if params is None:  # one unused slot keeps the pointers valid for a 1-entry table
+        params = ft.meta[key] = tuple(torch.tensor([*a.tolist(), 0], dtype=torch.int64, device=xc.device)
+                                      for a in (ft.bp, ft.s, ft.t))
+    bp, s, t = params
+    grid = (triton.cdiv(n, BLOCK),)
+    kwargs = {} if interpreting() else {"enable_fp_fusion": False}
+    fixed_kernel[grid](xc, y, n, bp, s, t, len(ft.bp), float(-(2 ** (f.in_bits - 1))), float(2 ** (f.in_bits - 1) - 1),
+                       2.0**f.in_frac, 2.0**-f.out_frac, float(ft.limits[0]), float(ft.limits[1]),
+                       SCALED=sc is not None, PAPER=sc is not None and sc.mode == "paper", Q=sc.q if sc else 1,
+                       SHIFT=sc.shift_per_period if sc else 0, ODD=sc is not None and sc.negative == "odd",
+                       PSHIFT=f.pshift, OSHIFT=f.shift, OUT_BITS=f.out_bits, BLOCK=BLOCK, **kwargs)
+    return y

@@ -69,3 +69,59 @@ def pwl_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, lo, hi, lim_lo, lim_hi
         tl.store(y_ptr + offs, tl.where(y != y, quiet, rounded).to(tl.int16), mask=live)
     else:
         tl.store(y_ptr + offs, y.to(xin.dtype), mask=live)
+
+
+@triton.jit
+def fixed_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, in_lo, in_hi, in_scale, out_scale, lim_lo, lim_hi,
+                 SCALED: tl.constexpr, PAPER: tl.constexpr, Q: tl.constexpr, SHIFT: tl.constexpr, ODD: tl.constexpr,
+                 PSHIFT: tl.constexpr, OSHIFT: tl.constexpr, OUT_BITS: tl.constexpr, BLOCK: tl.constexpr):
+    """A fixed-point table (nnlut.fixed.FixedTable) on float32 inputs: the input code is
+    round-half-even(u * 2**in_frac) saturated to the input width (in float64, exact), the
+    integer multiply-add and rounding shift of the unit, and the output scaling in float64,
+    rounded once to float32."""
+    offs = tl.program_id(0).to(tl.int64) * BLOCK + tl.arange(0, BLOCK)
+    live = offs < n
+    x = tl.load(x_ptr + offs, mask=live, other=0.0)
+    xd = x.to(tl.float64)
+    u = xd
+    ks = tl.full(xd.shape, 1.0, tl.float64)
+    if SCALED:
+        ax = tl.abs(xd)
+        bits = ax.to(tl.int64, bitcast=True)
+        e = ((bits >> 52) & 0x7FF) - 1023  # float32 inputs are normal doubles
+        j = tl.floor(e.to(tl.float32) / Q).to(tl.int64)  # exact for these small integers
+        if PAPER:
+            j = tl.minimum(j, 0)
+        r = e - Q * j
+        m2 = ((bits & 0x000FFFFFFFFFFFFF) | ((r + 1023) << 52)).to(tl.float64, bitcast=True)
+        ok = (ax != 0.0) & (ax <= 3.5e38)  # zero, inf and NaN are set below
+        u = tl.where(ok, m2, 1.0)
+        ks = tl.where(ok, ((j * SHIFT + 1023) << 52).to(tl.float64, bitcast=True), 1.0)
+    v = u * in_scale
+    v = tl.minimum(tl.maximum(v, in_lo), in_hi)  # integer bounds: the same as rounding first
+    v = tl.where(v != v, 0.0, v)
+    f = tl.floor(v + 0.5)  # exact: |v| < 2**31 and v has at most 24 significant bits
+    half_odd = (f - v == 0.5) & ((f.to(tl.int64) & 1) == 1)
+    q = tl.where(half_odd, f - 1.0, f).to(tl.int64)
+    idx = tl.zeros_like(q).to(tl.int32)
+    for i in range(nb):
+        idx += (q >= tl.load(bp_ptr + i)).to(tl.int32)
+    acc = tl.load(s_ptr + idx) * q
+    if PSHIFT > 0:
+        acc = acc >> PSHIFT
+    acc = acc + tl.load(t_ptr + idx)
+    if OSHIFT > 0:
+        acc = (acc + (1 << (OSHIFT - 1))) >> OSHIFT
+    amax = (1 << (OUT_BITS - 1)) - 1
+    acc = tl.minimum(tl.maximum(acc, -amax - 1), amax)
+    y = (acc.to(tl.float64) * out_scale * ks).to(tl.float32)
+    if SCALED:
+        if ODD:
+            y = tl.where(x < 0.0, -y, y)
+        else:
+            y = tl.where(x < 0.0, float("nan"), y)
+        y = tl.where(x == 0.0, float("inf"), y)
+    y = tl.where(x == float("inf"), lim_hi, y)
+    y = tl.where(x == float("-inf"), lim_lo, y)
+    y = tl.where(x != x, x, y)
+    tl.store(y_ptr + offs, y, mask=live)
