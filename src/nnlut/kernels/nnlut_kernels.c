@@ -110,8 +110,7 @@ typedef struct {
     int wide, w64;
     /* direct path for range-reduced tables (see scaled_direct_prep) */
     int direct, steps, q;
-    __m512i cell_base, xlo, xspan, kscale;
-    __m512i cell_base1;
+    __m512i cell_base, cell_base1, xlo, xspan, kscale;
 } pwlregs_t;
 
 static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r);
@@ -574,6 +573,34 @@ static inline double sum8(const float *v, int64_t n, int squares) {
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
 }
 
+#if defined(__AVX512F__)
+/* exp table and row sum in one pass over y[0..cols) (overwritten with exp(y - mx)), the
+ * sum in 16 double lanes (a fixed order); the table's clamps are constants, as in plain_loop */
+static inline __attribute__((always_inline)) double exp_row(const pwl32_t *pe, const pwlregs_t *re, float *yr,
+                                                            int64_t cols, float mx, const int clo, const int chi) {
+    __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
+    const __m512 mxv = _mm512_set1_ps(mx), lo = _mm512_set1_ps(pe->lo), hi = _mm512_set1_ps(pe->hi);
+    for (int64_t j = 0; j < cols; j += 16) {
+        int64_t rem = cols - j;
+        __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
+        __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, yr + j), mxv), u = z;
+        if (clo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
+        if (chi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
+        __m512 v = pwl_core16(re, u);
+        __mmask16 inf = _mm512_fpclass_ps_mask(z, 0x18);   /* +inf or -inf (a masked score) */
+        if (inf) {
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(pe->lim_hi));
+            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(pe->lim_lo));
+        }
+        v = _mm512_maskz_mov_ps(live, v);
+        _mm512_mask_storeu_ps(yr + j, live, v);
+        a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+        a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+    }
+    return _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+}
+#endif
+
 /* Attention softmax: y = softmax_lut(x * scale + mask) for rows of `cols` scores. Rows are
  * ordered (batch, head, query); the additive mask is read at
  * mask[b * msb + h * msh + q * msq + k * msk] (strides in elements, 0 to broadcast), or not at
@@ -597,37 +624,41 @@ void nnlut_attn_softmax_f32(const pwl32_t *pe, const pwl32_t *pr, const float *x
         if (!mr) for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale;
         else if (msk == 1) for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale + mr[k];
         else for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * scale + mr[k * msk];
-        /* max in 16 lanes; a NaN anywhere makes the row NaN, as in the reference */
+        /* the row max (exact in any order); a NaN anywhere makes the row NaN, as in the reference */
+        float mx = -INFINITY;
+        int any_nan = 0;
+        int64_t k = 0;
+#if defined(__AVX512F__)
+        __m512 mv = _mm512_set1_ps(-INFINITY);
+        __mmask16 nans = 0;
+        for (; k + 16 <= cols; k += 16) {
+            __m512 v = _mm512_loadu_ps(yr + k);
+            nans |= _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+            mv = _mm512_max_ps(mv, v);   /* NaN lanes are caught by the mask above */
+        }
+        mx = _mm512_reduce_max_ps(mv);
+        any_nan = nans != 0;
+#else
         float lane[16];
         int nan_lane[16];
         for (int l = 0; l < 16; ++l) { lane[l] = -INFINITY; nan_lane[l] = 0; }
-        int64_t k = 0;
         for (; k + 16 <= cols; k += 16)
             for (int l = 0; l < 16; ++l) {
                 float v = yr[k + l];
                 nan_lane[l] |= (v != v);
                 lane[l] = v > lane[l] ? v : lane[l];
             }
-        float mx = -INFINITY;
-        int any_nan = 0;
         for (int l = 0; l < 16; ++l) { mx = lane[l] > mx ? lane[l] : mx; any_nan |= nan_lane[l]; }
+#endif
         for (; k < cols; ++k) { float v = yr[k]; any_nan |= (v != v); mx = v > mx ? v : mx; }
         if (any_nan) mx = NAN;
         double sum;
 #if defined(__AVX512F__)
-        if (vec_exp) {   /* exp table and row sum in one pass; 16 double lanes */
-            __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
-            const __m512 mxv = _mm512_set1_ps(mx);
-            for (int64_t j = 0; j < cols; j += 16) {
-                int64_t rem = cols - j;
-                __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-                __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, yr + j), mxv);
-                __m512 v = _mm512_maskz_mov_ps(live, pwl_vec(pe, &re, z));
-                _mm512_mask_storeu_ps(yr + j, live, v);
-                a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
-                a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
-            }
-            sum = _mm512_reduce_add_pd(_mm512_add_pd(a0, a1));
+        if (vec_exp) {
+            if (pe->clamp_lo && pe->clamp_hi) sum = exp_row(pe, &re, yr, cols, mx, 1, 1);
+            else if (pe->clamp_lo) sum = exp_row(pe, &re, yr, cols, mx, 1, 0);
+            else if (pe->clamp_hi) sum = exp_row(pe, &re, yr, cols, mx, 0, 1);
+            else sum = exp_row(pe, &re, yr, cols, mx, 0, 0);
         } else
 #endif
         {
