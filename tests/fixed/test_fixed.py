@@ -186,3 +186,19 @@ def test_fused_fixed_kernel_matches_reference_path(fixed, fixed_exact):
         assert y.dtype == torch.float32
         same = torch.equal(y.isnan(), ref.isnan()) and torch.equal(y.nan_to_num(0.0), ref.nan_to_num(0.0))
         assert same, ft.function
+
+
+def test_used_fixed_table_copies_and_pickles(fixed):
+    # evaluating caches device tensors and packed kernel parameters in meta; copies and
+    # pickles leave those out and give the same values
+    import copy
+    import pickle
+
+    ft = fixed["gelu"]
+    x = torch.randn(1000)
+    y = ft(x)
+    for other in (copy.deepcopy(ft), pickle.loads(pickle.dumps(ft))):
+        assert other.fmt == ft.fmt and other.scaling == ft.scaling
+        assert all(np.array_equal(getattr(other, a), getattr(ft, a)) for a in ("bp", "s", "t"))
+        assert not any(k.startswith("_") for k in other.meta)
+        assert torch.equal(other(x), y)

@@ -108,6 +108,16 @@ class FixedTable:
     def entries(self) -> int:
         return len(self.s)
 
+    def __getstate__(self) -> dict[str, Any]:
+        # meta keys starting with "_" are caches (device tensors, packed kernel parameters):
+        # copies and pickles leave them out and rebuild them on first use
+        state = dict(self.__dict__)
+        state["meta"] = {k: v for k, v in self.meta.items() if not k.startswith("_")}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
     def __post_init__(self) -> None:
         f = self.fmt
         checks = ((self.bp, f.in_bits, "breakpoint"), (self.s, f.slope_bits, "slope"), (self.t, f.icpt_bits, "intercept"))
