@@ -198,7 +198,15 @@ def test_used_fixed_table_copies_and_pickles(fixed):
     x = torch.randn(1000)
     y = ft(x)
     for other in (copy.deepcopy(ft), pickle.loads(pickle.dumps(ft))):
-        assert other.fmt == ft.fmt and other.scaling == ft.scaling
-        assert all(np.array_equal(getattr(other, a), getattr(ft, a)) for a in ("bp", "s", "t"))
-        assert not any(k.startswith("_") for k in other.meta)
+        assert other == ft and not any(k.startswith("_") for k in other.meta)
         assert torch.equal(other(x), y)
+
+
+def test_fixed_table_equality(fixed):
+    a, b = fixed["gelu"], fixed["exp"]
+    same = FixedTable(a.fmt, a.bp.copy(), a.s.copy(), a.t.copy(), a.function, a.scaling, a.limits)
+    assert a == same and a != b
+    moved = FixedTable(a.fmt, a.bp, a.s, a.t + 1, a.function, a.scaling, a.limits)
+    assert moved != a
+    with pytest.raises(TypeError):
+        hash(a)

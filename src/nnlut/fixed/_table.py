@@ -108,6 +108,16 @@ class FixedTable:
     def entries(self) -> int:
         return len(self.s)
 
+    def __eq__(self, other: object) -> bool:
+        # the parameters compare as arrays, the limits with NaN equal to NaN
+        if not isinstance(other, FixedTable):
+            return NotImplemented
+        return (self.fmt == other.fmt and self.function == other.function and self.scaling == other.scaling
+                and all(np.array_equal(a, b) for a, b in ((self.bp, other.bp), (self.s, other.s), (self.t, other.t)))
+                and np.array_equal(self.limits, other.limits, equal_nan=True))
+
+    __hash__ = None  # type: ignore[assignment]  # mutable arrays inside
+
     def __getstate__(self) -> dict[str, Any]:
         # meta keys starting with "_" are caches (device tensors, packed kernel parameters):
         # copies and pickles leave them out and rebuild them on first use
