@@ -45,6 +45,13 @@ static inline float pow2i(int k) {
     return 0.0f;
 }
 
+static inline double pow2d(int k) {   /* -1022 <= k <= 1023 */
+    uint64_t u = (uint64_t)(k + 1023) << 52;
+    double d;
+    memcpy(&d, &u, 8);
+    return d;
+}
+
 static inline int floordiv(int a, int q) { int d = a / q; return (a % q != 0 && ((a < 0) != (q < 0))) ? d - 1 : d; }
 
 static inline int seg_index(const pwl32_t *p, float u) {
@@ -274,43 +281,64 @@ static inline __m512 pwl_core16(const pwlregs_t *r, __m512 u) {
     return _mm512_add_ps(_mm512_mul_ps(_mm512_permutexvar_ps(idx, r->s0), u), _mm512_permutexvar_ps(idx, r->t0));
 }
 
-static inline __m512 clamp_edges(const pwl32_t *p, __m512 u) {
-    if (p->clamp_lo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, _mm512_set1_ps(p->lo), _CMP_LT_OQ), u, _mm512_set1_ps(p->lo));
-    if (p->clamp_hi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, _mm512_set1_ps(p->hi), _CMP_GT_OQ), u, _mm512_set1_ps(p->hi));
+/* saturation at the table's edges (clo, chi: whether each edge clamps) */
+static inline __attribute__((always_inline)) __m512 clamp16(__m512 u, __m512 lo, __m512 hi, const int clo, const int chi) {
+    if (clo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
+    if (chi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
     return u;
+}
+
+static inline __m512 clamp_edges(const pwl32_t *p, __m512 u) {
+    return clamp16(u, _mm512_set1_ps(p->lo), _mm512_set1_ps(p->hi), p->clamp_lo, p->clamp_hi);
+}
+
+/* the table's values at x = +inf and x = -inf */
+static inline __m512 limits16(__m512 v, __m512 xv, float lim_lo, float lim_hi) {
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(lim_hi));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(lim_lo));
+}
+
+/* Range reduction (scaling 1 paper, 2 full; period 2**q, q = 1 or 2): the reduced input
+ * u = |x| * 2**(-q j) in [1, 2**q), or |x| itself where paper mode caps j at 0; *jf = j.
+ * Exponent arithmetic in float (all values are small integers, so exact), subnormals too.
+ * (Negative inputs of a table that is not odd give NaN in scaled16, whatever u is.) */
+static inline __m512 reduce16(__m512 xv, int scaling, int q, __m512 *jf) {
+    __m512 ax = _mm512_abs_ps(xv);
+    __m512 ef = _mm512_getexp_ps(ax);                                          /* floor(log2 |x|) */
+    __m512 m = _mm512_getmant_ps(ax, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);   /* in [1, 2) */
+    __m512 j = q == 2 ? _mm512_roundscale_ps(_mm512_mul_ps(ef, _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC) : ef;
+    __mmask16 capped = 0;
+    if (scaling == 1) {
+        capped = _mm512_cmp_ps_mask(j, _mm512_setzero_ps(), _CMP_GT_OQ);
+        j = _mm512_mask_blend_ps(capped, j, _mm512_setzero_ps());
+    }
+    *jf = j;
+    __m512 rf = _mm512_sub_ps(ef, _mm512_mul_ps(j, _mm512_set1_ps((float)q)));
+    return _mm512_mask_blend_ps(capped, _mm512_scalef_ps(m, rf), ax);
+}
+
+/* undoes reduce16 on the table's value v: v * 2**(j * shift) rounded once, odd symmetry or
+ * NaN below zero, inf at zero, NaN inputs kept */
+static inline __m512 scaled16(__m512 v, __m512 xv, __m512 jf, int shift, int odd) {
+    v = _mm512_scalef_ps(v, _mm512_mul_ps(jf, _mm512_set1_ps((float)shift)));
+    __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
+    v = odd ? _mm512_mask_sub_ps(v, neg, _mm512_setzero_ps(), v) : _mm512_mask_blend_ps(neg, v, _mm512_set1_ps(NAN));
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), v, _mm512_set1_ps(INFINITY));
+    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), v, xv);
 }
 
 /* one vector of 16 inputs through the whole table: scaling, clamp, search, multiply-add,
  * output scaling and special values (the reference evaluation's semantics) */
 static inline __m512 pwl_vec(const pwl32_t *p, const pwlregs_t *r, __m512 xv) {
-    const __m512 pinf = _mm512_set1_ps(INFINITY), ninf = _mm512_set1_ps(-INFINITY);
     __m512 v;
     if (p->scaling == 0) {
         v = pwl_core16(r, clamp_edges(p, xv));
     } else {
-        __m512 ax = p->odd ? _mm512_abs_ps(xv) : xv;
-        /* exponent arithmetic in float (all values are small integers, so exact) */
-        __m512 ef = _mm512_getexp_ps(ax);                                  /* floor(log2 |x|), subnormals too */
-        __m512 m = _mm512_getmant_ps(ax, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);  /* in [1, 2) */
-        __m512 jf = p->q == 2 ? _mm512_roundscale_ps(_mm512_mul_ps(ef, _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC) : ef;
-        __mmask16 capped = 0;
-        if (p->scaling == 1) {
-            capped = _mm512_cmp_ps_mask(jf, _mm512_setzero_ps(), _CMP_GT_OQ);
-            jf = _mm512_mask_blend_ps(capped, jf, _mm512_setzero_ps());
-        }
-        __m512 rf = _mm512_sub_ps(ef, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->q)));
-        __m512 u = _mm512_mask_blend_ps(capped, _mm512_scalef_ps(m, rf), ax);
-        u = clamp_edges(p, u);
-        v = pwl_core16(r, u);
-        v = _mm512_scalef_ps(v, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->shift)));
-        __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
-        v = p->odd ? _mm512_mask_sub_ps(v, neg, _mm512_setzero_ps(), v) : _mm512_mask_blend_ps(neg, v, _mm512_set1_ps(NAN));
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), v, pinf);
-        v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), v, xv);
+        __m512 jf;
+        v = pwl_core16(r, clamp_edges(p, reduce16(xv, p->scaling, p->q, &jf)));
+        v = scaled16(v, xv, jf, p->shift, p->odd);
     }
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, pinf, _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_hi));
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, ninf, _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_lo));
-    return v;
+    return limits16(v, xv, p->lim_lo, p->lim_hi);
 }
 
 /* out of line, so that the direct loop keeps its constants in registers */
@@ -332,23 +360,21 @@ static inline __attribute__((always_inline)) int64_t direct_loop(const pwl32_t *
     return i;
 }
 
-/* unscaled tables: the same steps as pwl_vec, with the clamps and the table width constant
- * and the limits at +-inf behind one class test per vector */
+/* an unscaled table on 16 inputs: pwl_vec's steps, with the clamps constant (lo and hi held
+ * by the caller's loop) and the limits at +-inf behind one class test */
+static inline __attribute__((always_inline)) __m512 plain16(const pwl32_t *p, const pwlregs_t *r, __m512 xv, __m512 lo,
+                                                            __m512 hi, const int clo, const int chi) {
+    __m512 v = pwl_core16(r, clamp16(xv, lo, hi, clo, chi));
+    return _mm512_fpclass_ps_mask(xv, 0x18) ? limits16(v, xv, p->lim_lo, p->lim_hi) : v;
+}
+
+/* unscaled tables over whole vectors with plain16 */
 static inline __attribute__((always_inline)) int64_t plain_loop(const pwl32_t *p, const pwlregs_t *r, const float *x,
                                                                 float *y, int64_t n, const int clo, const int chi) {
     const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 xv = _mm512_loadu_ps(x + i), u = xv;
-        if (clo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
-        if (chi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
-        __m512 v = pwl_core16(r, u);
-        __mmask16 inf = _mm512_fpclass_ps_mask(xv, 0x18);   /* +inf or -inf */
-        if (inf) {
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_hi));
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(p->lim_lo));
-        }
-        _mm512_storeu_ps(y + i, v);
+        _mm512_storeu_ps(y + i, plain16(p, r, _mm512_loadu_ps(x + i), lo, hi, clo, chi));
     }
     return i;
 }
@@ -429,17 +455,11 @@ static inline float pwl_scaled_one(const pwl32_t *p, float x) {
     int i = seg_index(p, u);
     float v = p->s[i] * u;
     v = v + p->t[i];
-    v = (float)((double)v * ldexp(1.0, j * p->shift));   /* exact in double, rounded once */
+    v = (float)((double)v * pow2d(j * p->shift));   /* exact in double, rounded once */
     return (x < 0.0f) ? -v : v;
 }
 
 static inline float pow2n(int k) { return u2f((uint32_t)(k + 127) << 23); }   /* -126 <= k <= 127 */
-static inline double pow2d(int k) {   /* -1022 <= k <= 1023 */
-    uint64_t u = (uint64_t)(k + 1023) << 52;
-    double d;
-    memcpy(&d, &u, 8);
-    return d;
-}
 
 /* the same as pwl_scaled_one, branch-free over a block so that it vectorises (q = 1 or 2) */
 static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
@@ -575,7 +595,7 @@ static inline double sum8(const float *v, int64_t n, int squares) {
 
 #if defined(__AVX512F__)
 /* exp table and row sum in one pass over y[0..cols) (overwritten with exp(y - mx)), the
- * sum in 16 double lanes (a fixed order); the table's clamps are constants, as in plain_loop */
+ * sum in 16 double lanes (a fixed order); the table's clamps are constants (plain16) */
 static inline __attribute__((always_inline)) double exp_row(const pwl32_t *pe, const pwlregs_t *re, float *yr,
                                                             int64_t cols, float mx, const int clo, const int chi) {
     __m512d a0 = _mm512_setzero_pd(), a1 = _mm512_setzero_pd();
@@ -583,16 +603,8 @@ static inline __attribute__((always_inline)) double exp_row(const pwl32_t *pe, c
     for (int64_t j = 0; j < cols; j += 16) {
         int64_t rem = cols - j;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-        __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, yr + j), mxv), u = z;
-        if (clo) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, lo, _CMP_LT_OQ), u, lo);
-        if (chi) u = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(u, hi, _CMP_GT_OQ), u, hi);
-        __m512 v = pwl_core16(re, u);
-        __mmask16 inf = _mm512_fpclass_ps_mask(z, 0x18);   /* +inf or -inf (a masked score) */
-        if (inf) {
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(pe->lim_hi));
-            v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(z, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), v, _mm512_set1_ps(pe->lim_lo));
-        }
-        v = _mm512_maskz_mov_ps(live, v);
+        __m512 z = _mm512_sub_ps(_mm512_maskz_loadu_ps(live, yr + j), mxv);   /* -inf: a masked score */
+        __m512 v = _mm512_maskz_mov_ps(live, plain16(pe, re, z, lo, hi, clo, chi));
         _mm512_mask_storeu_ps(yr + j, live, v);
         a0 = _mm512_add_pd(a0, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
         a1 = _mm512_add_pd(a1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
@@ -819,33 +831,14 @@ static inline __m512 fixed_vec(const fix_t *p, __m512 xv) {
     const __m512 lo = _mm512_set1_ps((float)p->in_lo), hi = _mm512_set1_ps((float)p->in_hi);
     const __m512i off = _mm512_set1_epi32((int32_t)p->in_lo);
     __m512 u = xv, jf = _mm512_setzero_ps();
-    if (p->scaling) {
-        __m512 ax = _mm512_abs_ps(xv);
-        __m512 ef = _mm512_getexp_ps(ax);
-        __m512 m = _mm512_getmant_ps(ax, _MM_MANT_NORM_1_2, _MM_MANT_SIGN_zero);
-        jf = p->q == 2 ? _mm512_roundscale_ps(_mm512_mul_ps(ef, _mm512_set1_ps(0.5f)), _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC) : ef;
-        __mmask16 capped = 0;
-        if (p->scaling == 1) {
-            capped = _mm512_cmp_ps_mask(jf, _mm512_setzero_ps(), _CMP_GT_OQ);
-            jf = _mm512_mask_blend_ps(capped, jf, _mm512_setzero_ps());
-        }
-        __m512 rf = _mm512_sub_ps(ef, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->q)));
-        u = _mm512_mask_blend_ps(capped, _mm512_scalef_ps(m, rf), ax);
-    }
+    if (p->scaling) u = reduce16(xv, p->scaling, p->q, &jf);
     __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(u, scale), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);   /* NaN gives an in-range code; its result is NaN below */
     __m512i code = _mm512_sub_epi32(_mm512_cvtps_epi32(v), off);
     __m512 out = _mm512_i32gather_ps(code, p->lut, 4);
-    const __m512 pinf = _mm512_set1_ps(INFINITY);
-    if (p->scaling) {
-        out = _mm512_scalef_ps(out, _mm512_mul_ps(jf, _mm512_set1_ps((float)p->shift)));
-        __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
-        out = p->odd ? _mm512_mask_sub_ps(out, neg, _mm512_setzero_ps(), out) : _mm512_mask_blend_ps(neg, out, _mm512_set1_ps(NAN));
-        out = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), out, pinf);
-    }
-    out = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, pinf, _CMP_EQ_OQ), out, _mm512_set1_ps((float)p->lim_hi));
-    out = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_set1_ps(-INFINITY), _CMP_EQ_OQ), out, _mm512_set1_ps((float)p->lim_lo));
-    return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), out, xv);
+    if (p->scaling) out = scaled16(out, xv, jf, p->shift, p->odd);
+    else out = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), out, xv);   /* the gather loses NaN */
+    return limits16(out, xv, (float)p->lim_lo, (float)p->lim_hi);
 }
 
 static void fixed_block_avx512(const fix_t *p, const float *x, float *y, int64_t n) {
