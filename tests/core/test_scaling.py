@@ -83,6 +83,21 @@ def test_output_correction_beyond_a_float32_power_of_two():
     np.testing.assert_allclose(table(x.numpy().astype(np.float64)), want.double().numpy(), rtol=1e-6)
 
 
+def test_output_correction_beyond_the_float64_exponent_range():
+    # f(x) = x**-8 with period 2: the correction 2**(-8 j) runs past 2**1023 and below
+    # 2**-1022 for extreme float32 inputs, where the float32 result is inf or 0 anyway
+    torch = pytest.importorskip("torch")
+    from nnlut.core._eval import evaluate_reference
+
+    table = Table([1.25, 1.5, 1.75], [-6.0, -3.0, -1.5, -0.8], [7.0, 4.25, 2.2, 1.2], domain=(1.0, 2.0),
+                  tails=("clamp", "clamp"), scaling=Scaling("full", -8.0, 2))
+    x = torch.tensor([2.0**-140, 2.0**-130, 2.0**-15, 1.0, 2.0**15, 2.0**127, 3.0e38])
+    y = table(x)  # the table is 1 at u = 1, so powers of two give 2**(-8 log2 x) exactly
+    assert torch.equal(y, evaluate_reference(table, x))
+    assert torch.equal(y[:5], torch.tensor([math.inf, math.inf, 2.0**120, 1.0, 2.0**-120]))
+    assert y[5] == 0 and y[6] == 0
+
+
 @pytest.mark.parametrize(
     "kwargs,match",
     [

@@ -38,7 +38,10 @@ CHECK = textwrap.dedent('''
               fitted_table("rsqrt", "nnlut", 16, "paper"),
               nnlut.Table(np.sort(rng.uniform(-10, 10, 79)), rng.uniform(-2, 2, 80), rng.uniform(-2, 2, 80)),
               nnlut.Table([1.5, 2.5, 3.2], [0.01, -0.01, 0.02, 0.0], [0.05, 0.1, 0.12, 0.2], domain=(1.0, 4.0),
-                          tails=("clamp", "clamp"), scaling=Scaling("full", -1.0, 4, "odd"))]
+                          tails=("clamp", "clamp"), scaling=Scaling("full", -1.0, 4, "odd")),
+              # x**-8: output corrections beyond float64's exponent range (inf or 0 in float32)
+              nnlut.Table([1.25, 1.5, 1.75], [-6.0, -3.0, -1.5, -0.8], [7.0, 4.25, 2.2, 1.2], domain=(1.0, 2.0),
+                          tails=("clamp", "clamp"), scaling=Scaling("full", -8.0, 2))]
     bad = []
     def same(a, b):
         return torch.equal(a.isnan(), b.isnan()) and torch.equal(a.nan_to_num(0.0), b.nan_to_num(0.0))

@@ -34,7 +34,10 @@ CHECK = textwrap.dedent('''
               fitted_table("rsqrt", "nnlut", 16, "paper"), fitted_table("reciprocal", "nnlut", 16, "full"),
               # outputs near 0.1 with 2**-2 per period: subnormal inputs need the correction 2**128
               nnlut.Table([1.5, 2.5, 3.2], [0.01, -0.01, 0.02, 0.0], [0.05, 0.1, 0.12, 0.2], domain=(1.0, 4.0),
-                          tails=("clamp", "clamp"), scaling=nnlut.Scaling("full", -1.0, 4))]
+                          tails=("clamp", "clamp"), scaling=nnlut.Scaling("full", -1.0, 4)),
+              # x**-8: output corrections beyond float64's exponent range (inf or 0 in float32)
+              nnlut.Table([1.25, 1.5, 1.75], [-6.0, -3.0, -1.5, -0.8], [7.0, 4.25, 2.2, 1.2], domain=(1.0, 2.0),
+                          tails=("clamp", "clamp"), scaling=nnlut.Scaling("full", -8.0, 2))]
     bad = []
     for t in tables:
         for dt in (torch.float32, torch.bfloat16, torch.float16):

@@ -51,8 +51,9 @@ def pwl_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, lo, hi, lim_lo, lim_hi
     y = tl.load(s_ptr + idx) * u
     y = y + tl.load(t_ptr + idx)
     if SCALED:
-        # y * 2**(j * SHIFT) rounded once: exact in float64 (2**128 is not a float32)
-        k = (j * SHIFT).to(tl.int64)
+        # y * 2**(j * SHIFT) rounded once: exact in float64 (2**128 is not a float32); k is
+        # saturated to float64's normal exponents, beyond which the float32 result is inf or 0
+        k = tl.minimum(tl.maximum((j * SHIFT).to(tl.int64), -1022), 1023)
         y = (y.to(tl.float64) * ((k + 1023) << 52).to(tl.float64, bitcast=True)).to(tl.float32)
         y = tl.where(x == 0.0, float("inf"), y)
         if ODD:
@@ -96,7 +97,8 @@ def fixed_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, in_lo, in_hi, in_sca
         m2 = ((bits & 0x000FFFFFFFFFFFFF) | ((r + 1023) << 52)).to(tl.float64, bitcast=True)
         ok = (ax != 0.0) & (ax <= 3.5e38)  # zero, inf and NaN are set below
         u = tl.where(ok, m2, 1.0)
-        ks = tl.where(ok, ((j * SHIFT + 1023) << 52).to(tl.float64, bitcast=True), 1.0)
+        k = tl.minimum(tl.maximum(j * SHIFT, -1022), 1023)  # as in pwl_kernel
+        ks = tl.where(ok, ((k + 1023) << 52).to(tl.float64, bitcast=True), 1.0)
     v = u * in_scale
     v = tl.minimum(tl.maximum(v, in_lo), in_hi)  # integer bounds: the same as rounding first
     v = tl.where(v != v, 0.0, v)

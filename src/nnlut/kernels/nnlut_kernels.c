@@ -45,7 +45,11 @@ static inline float pow2i(int k) {
     return 0.0f;
 }
 
-static inline double pow2d(int k) {   /* -1022 <= k <= 1023 */
+/* 2**k as a double, with k saturated to [-1022, 1023]: a float32 (or an INT16 core value)
+ * times 2**k, rounded to float32, is then still exact: beyond those bounds it is inf or 0
+ * either way */
+static inline double pow2d(int k) {
+    k = k < -1022 ? -1022 : (k > 1023 ? 1023 : k);
     uint64_t u = (uint64_t)(k + 1023) << 52;
     double d;
     memcpy(&d, &u, 8);
