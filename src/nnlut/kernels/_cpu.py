@@ -129,6 +129,15 @@ def unavailable_reason() -> str | None:
     return _FAILED
 
 
+def scaling_fields(sc: Any) -> tuple[int, int, int, int]:
+    """A table's :class:`~nnlut.core._scaling.Scaling` (or None) as the kernels read it:
+    (mode: 0 none, 1 paper, 2 full; q with period 2**q; output exponent change per period;
+    1 for odd symmetry below zero, 0 for NaN)."""
+    if sc is None:
+        return 0, 1, 0, 0
+    return (1 if sc.mode == "paper" else 2), sc.q, sc.shift_per_period, int(sc.negative == "odd")
+
+
 class PackedTable:
     """A table's parameters in the C struct layout (float32), kept alive with their buffers."""
 
@@ -136,16 +145,12 @@ class PackedTable:
         import numpy as np
 
         self._arrays = [np.ascontiguousarray(a, dtype=np.float32) for a in (table.breakpoints, table.slopes, table.intercepts)]
-        sc = table.scaling
         lo, hi = table.domain if table.domain else (0.0, 0.0)
         s = _PWL32()
         s.nb = len(table.breakpoints)
         s.clamp_lo = int(table.tails[0] == "clamp")
         s.clamp_hi = int(table.tails[1] == "clamp")
-        s.scaling = 0 if sc is None else (1 if sc.mode == "paper" else 2)
-        s.q = sc.q if sc else 1
-        s.shift = sc.shift_per_period if sc else 0
-        s.odd = int(sc is not None and sc.negative == "odd")
+        s.scaling, s.q, s.shift, s.odd = scaling_fields(table.scaling)
         s.lo, s.hi = lo, hi
         s.lim_lo, s.lim_hi = table.limits
         s.bp, s.s, s.t = (a.ctypes.data for a in self._arrays)
@@ -172,13 +177,9 @@ class PackedFixed:
         f = ft.fmt
         # one unused slot keeps the pointers valid for a 1-entry table (no breakpoints)
         self._arrays = [np.ascontiguousarray(np.append(a, 0), dtype=np.int64) for a in (ft.bp, ft.s, ft.t)]
-        sc = ft.scaling
         s = _FIX()
         s.nb = len(ft.bp)
-        s.scaling = 0 if sc is None else (1 if sc.mode == "paper" else 2)
-        s.q = sc.q if sc else 1
-        s.shift = sc.shift_per_period if sc else 0
-        s.odd = int(sc is not None and sc.negative == "odd")
+        s.scaling, s.q, s.shift, s.odd = scaling_fields(ft.scaling)
         s.pshift, s.oshift, s.out_bits = f.pshift, f.shift, f.out_bits
         s.in_lo, s.in_hi = -(2 ** (f.in_bits - 1)), 2 ** (f.in_bits - 1) - 1
         s.in_scale, s.out_scale = 2.0**f.in_frac, 2.0**-f.out_frac

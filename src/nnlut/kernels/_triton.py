@@ -50,6 +50,14 @@ def usable(x: Any) -> bool:
             and not (x.requires_grad and torch.is_grad_enabled()) and _import_error() is None)
 
 
+def _scaling_args(sc: Any) -> dict[str, Any]:
+    """The kernels' compile-time scaling parameters for a Scaling (or None)."""
+    from ._cpu import scaling_fields
+
+    mode, q, shift, odd = scaling_fields(sc)
+    return {"SCALED": mode != 0, "PAPER": mode == 1, "Q": q, "SHIFT": shift, "ODD": bool(odd)}
+
+
 def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     """Evaluate ``table`` on a float32, bfloat16 or float16 tensor with the Triton kernel: a
     CUDA tensor (see :func:`usable`), or a CPU tensor under ``TRITON_INTERPRET=1``."""
@@ -58,7 +66,6 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
 
     from ._triton_kernels import pwl_kernel
 
-    sc = table.scaling
     xc = x.contiguous()
     y = torch.empty_like(xc)
     n = xc.numel()
@@ -72,11 +79,8 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     xa, ya = (xc.view(torch.int16), y.view(torch.int16)) if bf16 else (xc, y)
     pwl_kernel[grid](xa, ya, n, bp, s, t, len(table.breakpoints), float(lo), float(hi), float(table.limits[0]),
                     float(table.limits[1]), CLAMP_LO=table.tails[0] == "clamp", CLAMP_HI=table.tails[1] == "clamp",
-                    SCALED=sc is not None, PAPER=sc is not None and sc.mode == "paper", Q=sc.q if sc else 1,
-                    SHIFT=sc.shift_per_period if sc else 0, ODD=sc is not None and sc.negative == "odd",
-                    BF16=bf16, BLOCK=BLOCK, **kwargs)
+                    BF16=bf16, BLOCK=BLOCK, **_scaling_args(table.scaling), **kwargs)
     return y
-
 
 
 def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
@@ -87,7 +91,7 @@ def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
 
     from ._triton_kernels import fixed_kernel
 
-    f, sc = ft.fmt, ft.scaling
+    f = ft.fmt
     xc = x.contiguous()
     y = torch.empty_like(xc)
     n = xc.numel()
@@ -103,7 +107,6 @@ def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
     kwargs = {} if interpreting() else {"enable_fp_fusion": False}
     fixed_kernel[grid](xc, y, n, bp, s, t, len(ft.bp), float(-(2 ** (f.in_bits - 1))), float(2 ** (f.in_bits - 1) - 1),
                        2.0**f.in_frac, 2.0**-f.out_frac, float(ft.limits[0]), float(ft.limits[1]),
-                       SCALED=sc is not None, PAPER=sc is not None and sc.mode == "paper", Q=sc.q if sc else 1,
-                       SHIFT=sc.shift_per_period if sc else 0, ODD=sc is not None and sc.negative == "odd",
-                       PSHIFT=f.pshift, OSHIFT=f.shift, OUT_BITS=f.out_bits, BLOCK=BLOCK, **kwargs)
+                       PSHIFT=f.pshift, OSHIFT=f.shift, OUT_BITS=f.out_bits, BLOCK=BLOCK, **_scaling_args(ft.scaling),
+                       **kwargs)
     return y
