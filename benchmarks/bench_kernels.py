@@ -54,6 +54,11 @@ def median_ms(fn, repeats: int, device: str = "cpu") -> float:
     return 1000 * statistics.median(times)
 
 
+def _repeats_for(size: int, repeats: int) -> int:
+    """Fewer timings above 4M elements, where one takes tens of milliseconds."""
+    return repeats if size <= 1 << 22 else max(3, repeats // 2)
+
+
 def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
     rows, records = [], []
     for name, (native, gen, kw) in FUNCS.items():
@@ -62,7 +67,7 @@ def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
             for dtype in dtypes:
                 for size in sizes:
                     x = gen(size).to(device=device, dtype=dtype)
-                    reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
+                    reps = _repeats_for(size, repeats)
                     t_native = median_ms(lambda native=native, x=x: native(x), reps, device)
                     t_copy = median_ms(lambda x=x: x.clone(), reps, device)
                     t_fused = median_ms(lambda table=table, x=x: table(x), reps, device)
@@ -89,7 +94,7 @@ def bench_fixed(sizes, repeats):
             if size > 1 << 24:
                 continue
             x = gen(size)
-            reps = repeats if size <= 1 << 22 else max(3, repeats // 2)
+            reps = _repeats_for(size, repeats)
             t_native = median_ms(lambda native=native, x=x: native(x), reps)
             t_fused = median_ms(lambda ft=ft, x=x: ft(x), reps)
             t_ref = median_ms(lambda ft=ft, x=x: ft(x.double()).float(), max(3, reps // 2)) if size <= 1 << 22 else float("nan")
