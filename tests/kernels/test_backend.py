@@ -1,0 +1,81 @@
+"""The kernel backend interface: registration, priority, declining a call, table keys, and
+tables that hold no kernel state."""
+
+from __future__ import annotations
+
+import pickle
+
+import pytest
+import torch
+
+import nnlut
+from nnlut import NNLUTError
+from nnlut.core._eval import evaluate_reference
+from nnlut.kernels import Backend, backends, register_backend, unregister_backend
+from nnlut.kernels._backend import backend_for, key_of, table_of
+
+
+@pytest.fixture
+def table():
+    # y = x below 0, 2x - 1 from 0: an exact two-segment table, no fit needed
+    return nnlut.Table([0.0], [1.0, 2.0], [0.0, -1.0])
+
+
+def test_builtin_backends_in_priority_order():
+    names = [b.name for b in backends()]
+    assert names.index("cpu") < names.index("reference") and names[-1] == "reference"
+    assert backend_for("pwl", torch.zeros(3, dtype=torch.float64)).name == "reference"
+    assert backend_for("rmsnorm", torch.zeros(3)).name == "reference"  # only the composite form
+
+
+def test_a_registered_backend_takes_what_it_supports_and_declines_the_rest(table):
+    calls = []
+
+    def pwl(t, x):
+        calls.append(x.shape)
+        if x.numel() > 4:
+            return None  # declined: the next backend gets the call
+        return evaluate_reference(t, x) + 100.0
+
+    register_backend(Backend("toy", lambda op, x: x.dtype == torch.float64, {"pwl": pwl}, priority=99))
+    try:
+        x = torch.tensor([-1.0, 0.5], dtype=torch.float64)
+        assert torch.equal(table(x), torch.tensor([99.0, 100.0], dtype=torch.float64))
+        long = torch.linspace(-2, 2, 9, dtype=torch.float64)
+        assert torch.equal(table(long), evaluate_reference(table, long))
+        table(x.float())  # not supported: never offered
+        assert calls == [(2,), (9,)]
+    finally:
+        unregister_backend("toy")
+    assert "toy" not in [b.name for b in backends()]
+
+
+def test_bad_backends_are_refused():
+    with pytest.raises(NNLUTError, match=r"unknown op\(s\) \['gelu'\]"):
+        Backend("bad", lambda op, x: True, {"gelu": lambda t, x: x})
+    with pytest.raises(NNLUTError, match="takes a Backend"):
+        register_backend("cpu")  # type: ignore[arg-type]
+    with pytest.raises(NNLUTError, match="no backend 'nope'"):
+        unregister_backend("nope")
+
+
+def test_table_keys_live_with_the_table(table):
+    k = key_of(table)
+    assert key_of(table) == k and table_of(k) is table
+    copy = pickle.loads(pickle.dumps(table))
+    assert copy == table and key_of(copy) != k  # another object, another key
+    with pytest.raises(NNLUTError, match="not registered in this process"):
+        table_of(k + 10**6)
+    with pytest.raises(NNLUTError, match="does not support weak references"):
+        key_of(3.0)
+
+
+def test_tables_are_frozen_and_hold_no_kernel_state(table):
+    x = torch.randn(100)
+    table(x)
+    with pytest.raises(NNLUTError, match="Table is immutable: cannot set 'domain'"):
+        table.domain = (-1.0, 1.0)
+    with pytest.raises(NNLUTError, match="immutable"):
+        del table.slopes
+    assert not hasattr(table, "__dict__")
+    assert set(table.__getstate__()) == set(nnlut.Table._FIELDS)

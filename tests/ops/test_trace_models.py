@@ -1,0 +1,52 @@
+"""torch.jit.trace and torch.compile of an approximated HuggingFace model (tiny, random
+weights): the traced or compiled model gives the eager model's outputs."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import nnlut
+from tests.models.conftest import batch, tiny_hf
+
+
+class _Encoder(torch.nn.Module):
+    """The model's last hidden state as a plain tensor (what tracing can return)."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+@pytest.fixture(scope="module")
+def bert():
+    model = tiny_hf("bert")
+    nnlut.approximate_(model, nnlut.ApproxConfig())
+    return _Encoder(model).eval()
+
+
+# torch.jit is deprecated in this torch; tracing reads every attribute of HuggingFace's modules
+# (one is a deprecated property) and HuggingFace's code warns about tracing its Python conditions
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
+def test_jit_trace_of_an_approximated_bert_gives_its_eager_outputs(bert):
+    b = batch()
+    with torch.no_grad():
+        traced = torch.jit.trace(bert, (b["input_ids"], b["attention_mask"]), check_trace=False)
+        kinds = {n.kind() for n in traced.inlined_graph.nodes()}
+        assert {"nnlut::pwl", "nnlut::layernorm"} <= kinds and kinds & {"nnlut::attention_softmax",
+                                                                          "nnlut::attention_softmax_"}
+        ids2 = b["input_ids"].flip(1)
+        assert torch.equal(traced(ids2, b["attention_mask"]), bert(ids2, b["attention_mask"]))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is deprecated:DeprecationWarning")
+def test_compile_of_an_approximated_bert_gives_its_eager_outputs(bert):
+    b = batch()
+    torch._dynamo.reset()
+    with torch.no_grad():
+        ref = bert(b["input_ids"], b["attention_mask"])
+        got = torch.compile(bert, backend="eager")(b["input_ids"], b["attention_mask"])
+    assert torch.equal(got, ref)
