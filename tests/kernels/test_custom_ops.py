@@ -89,7 +89,7 @@ TORCH_INTERNAL = pytest.mark.filterwarnings("ignore:`torch.jit.script_method` is
 
 
 @TORCH_INTERNAL
-@pytest.mark.parametrize("backend", ["eager", "inductor"])
+@pytest.mark.parametrize("backend", ["eager", pytest.param("inductor", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: str(d).replace("torch.", ""))
 def test_compile_equals_eager(tables, backend, dtype):
     torch._dynamo.reset()
