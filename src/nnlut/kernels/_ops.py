@@ -50,8 +50,12 @@ _SCHEMAS = {
 
 def _fresh(y: torch.Tensor, *inputs: Any) -> torch.Tensor:
     """``y`` as a contiguous tensor that aliases no input (what the schemas promise)."""
-    y = y.contiguous()
-    return y.clone() if any(y is t for t in inputs) else y
+    if not y.is_contiguous():
+        return y.contiguous()
+    for t in inputs:
+        if y is t:
+            return y.clone()
+    return y
 
 
 def _float_input(x: torch.Tensor, what: str) -> None:
