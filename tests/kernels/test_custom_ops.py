@@ -162,3 +162,16 @@ def test_gradients_flow_through_the_reference_form(tables):
     lut_activation(xs, g).sum().backward()
     idx = torch.searchsorted(torch.tensor(g.breakpoints, dtype=torch.float32), xs.detach(), right=True)
     assert torch.equal(xs.grad, torch.tensor(g.slopes, dtype=torch.float32)[idx])
+
+
+@TORCH_INTERNAL
+@pytest.mark.parametrize("backend", ["eager", pytest.param("inductor", marks=pytest.mark.slow)])
+def test_compile_of_new_and_swapped_tables(tables, backend):
+    # a table first seen inside torch.compile gets its key there; a swapped table recompiles
+    torch._dynamo.reset()
+    holder = {"t": tables["gelu"].replace()}
+    f = torch.compile(lambda x: lut_activation(x, holder["t"]), backend=backend, fullgraph=True)
+    x = torch.randn(40) * 4
+    assert torch.equal(f(x), holder["t"](x))
+    holder["t"] = tables["gelu"].replace(slopes=tables["gelu"].slopes * 2)
+    assert torch.equal(f(x), holder["t"](x))

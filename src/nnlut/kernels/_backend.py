@@ -31,6 +31,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
+
 from .._errors import NNLUTError
 
 OPS = ("pwl", "fixed", "softmax", "attention_softmax", "layernorm", "rmsnorm")
@@ -110,10 +112,20 @@ _BY_KEY: dict[int, weakref.ref] = {}
 def key_of(table: Any) -> int:
     """The process-local int key under which ops find ``table`` (registered on first use,
     held weakly: the key lives as long as the table)."""
+    return _key_of(table)
+
+
+@torch.compiler.assume_constant_result
+def _key_of(table: Any) -> int:
+    # run, not traced, under torch.compile: the key is a constant of the graph (guarded by the
+    # table's identity)
     hit = _BY_ID.get(id(table))
     if hit is not None and hit[0]() is table:
         return hit[1]
     with _LOCK:
+        hit = _BY_ID.get(id(table))
+        if hit is not None and hit[0]() is table:
+            return hit[1]
         key = _PREFIX + next(_COUNTER)
         ident = id(table)
 
