@@ -82,7 +82,7 @@ def _attention_impl(scores: torch.Tensor, scale: float, mask: torch.Tensor | Non
                     reciprocal: int) -> torch.Tensor:
     _float_input(scores, "attention softmax")
     y = run("attention_softmax", scores, table_of(exp), table_of(reciprocal), scores, scale, mask, None)
-    return _fresh(y, scores, mask)
+    return _fresh(y.to(scores.dtype), scores, mask)  # a wider mask does not widen the result
 
 
 def _attention_inplace_impl(scores: torch.Tensor, scale: float, mask: torch.Tensor | None, exp: int,
