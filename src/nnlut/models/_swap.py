@@ -12,6 +12,7 @@ from .._logging import logger
 from ..core._table import Table
 from ..ops._kernels import ROLES, Kernel, make_kernel
 from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
+from ._accounting import left_exact
 from ._config import ApproxConfig
 from ._sites import Site, find_sites
 
@@ -47,10 +48,21 @@ def _number_format(table: Table, fmt: str) -> Any:
 
 @dataclass
 class ApproxReport:
-    """What ``approximate_`` did: one record per replaced op, and the ops left exact."""
+    """What ``approximate_`` did.
+
+    ``replaced``: one record per replaced op (``name``, ``op``, ``method``, ``kernel``,
+    ``function``). ``left_exact``: one record per non-linear op or call left exact (``name``,
+    ``op``, ``why``): ops outside ``config.ops`` or overridden with ``None``, modules nnlut has
+    no table for, and non-linear functional calls inside a module's ``forward``.
+    """
 
     replaced: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    left_exact: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Names of the module paths left exact."""
+        return [r["name"] for r in self.left_exact]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -59,13 +71,14 @@ class ApproxReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"replaced": self.replaced, "skipped": self.skipped, "counts": self.counts()}
+        return {"replaced": self.replaced, "left_exact": self.left_exact, "counts": self.counts()}
 
     def __str__(self) -> str:
         parts = [f"{n} {op}" for op, n in self.counts().items()]
         s = "replaced " + (", ".join(parts) if parts else "nothing")
-        if self.skipped:
-            s += f"; left exact: {len(self.skipped)}"
+        if self.left_exact:
+            s += f"; left exact: {len(self.left_exact)} (" + "; ".join(
+                f"{r['name']}: {r['op']}" for r in self.left_exact[:4]) + (", ..." if len(self.left_exact) > 4 else "") + ")"
         return s
 
 
@@ -75,6 +88,15 @@ class _State:
     children: list[nn.Module] = field(default_factory=list)
     attention: list[tuple[nn.Module, str]] = field(default_factory=list)
     report: ApproxReport = field(default_factory=ApproxReport)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # an approximated model unpickled in a fresh process (torch.load, pickle, deepcopy)
+        # dispatches its attention to "nnlut": make that name known to transformers again
+        self.__dict__.update(state)
+        if self.attention:
+            from ._hf import register
+
+            register()
 
 
 def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> Kernel:
@@ -137,14 +159,22 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
         listing = ", ".join(s.name for s in chosen[:8]) + (", ..." if len(chosen) > 8 else "")
         raise NNLUTError(f"override(s) {', '.join(map(repr, unmatched))} match no replaced op; ops are named like: {listing}")
 
+    not_chosen = {s.name: f"{s.op} is not in config.ops" for s in sites if s.op not in wanted}
+    not_chosen.update({s.name: "an override of None leaves it exact" for s in chosen if config.resolve(s.name) is None})
     state = _State()
+    state.report.left_exact = left_exact(model, sites, not_chosen)
     shared: dict[tuple, Kernel] = {}
     try:
         for site in chosen:
             cfg = config.resolve(site.name)
             if cfg is None:
-                state.report.skipped.append(site.name)
                 continue
+            if site.unsupported:
+                raise NNLUTError(
+                    f"attention module {site.name.rsplit('.', 1)[0]!r} ({type(site.module).__name__}) uses "
+                    f"{', '.join(site.unsupported)} in its attention, which nnlut's attention does not implement; "
+                    f"leave its softmax exact with ApproxConfig(overrides={{{site.name!r}: None}}) or ops without "
+                    f"'softmax'")
             kernel = _kernel_for(site, cfg, shared)
             _apply(site, kernel, state, verify)
             state.report.replaced.append({"name": site.name, "op": site.op, "method": kernel.method,
