@@ -16,12 +16,12 @@ METHODS = ("nnlut", "linear", "exponential", "ibert", "exact")
 SCALINGS = ("full", "paper")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApproxConfig:
     """Configuration of :func:`nnlut.approximate_`.
 
     Args:
-        ops: op types to replace, any of ``gelu``, ``softmax``, ``layernorm``, ``silu``,
+        ops: tuple of op types to replace, any of ``gelu``, ``softmax``, ``layernorm``, ``silu``,
             ``rmsnorm``; ``None`` (default) = every one the model has.
         method: ``nnlut`` (trained tables, default), ``linear`` / ``exponential``
             (conventional tables), ``ibert`` (I-BERT's integer kernels) or ``exact``
@@ -54,12 +54,12 @@ class ApproxConfig:
     seed: int = 0
 
     VERSION: ClassVar[int] = 1
+    __hash__ = None  # type: ignore[assignment]  # frozen, but holds dicts
 
     def __post_init__(self) -> None:
         if self.ops is not None:
-            if isinstance(self.ops, str):
-                self.ops = (self.ops,)
-            self.ops = tuple(self.ops)
+            if not isinstance(self.ops, tuple):
+                raise NNLUTError(f"ops must be a tuple of op names such as ('gelu',) or None, got {self.ops!r}")
             bad = [o for o in self.ops if o not in OPS]
             if bad:
                 raise NNLUTError(f"unknown op(s) {', '.join(map(repr, bad))}; allowed: {', '.join(OPS)}")

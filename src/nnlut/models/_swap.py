@@ -14,23 +14,10 @@ from ..ops._kernels import ROLES, Kernel, make_kernel
 from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
 from ._accounting import left_exact
 from ._config import ApproxConfig
+from ._default_tables import fitted_table
 from ._sites import Site, find_sites
 
 _STATE = "_nnlut_state"
-_TABLE_CACHE: dict[tuple, Table] = {}
-
-
-def fitted_table(function: str, method: str, entries: int, scaling: str, seed: int = 0) -> Table:
-    """The table for ``function`` fitted with ``method`` (memoised for the process)."""
-    from ..fit import fit
-
-    key = (function, method, entries, scaling, seed)
-    if key not in _TABLE_CACHE:
-        rr = scaling == "full" and function in ("reciprocal", "rsqrt")
-        _TABLE_CACHE[key] = fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]
-    return _TABLE_CACHE[key]
-
-
 _FORMAT_CACHE: dict[tuple[int, str], Any] = {}
 
 

@@ -28,13 +28,15 @@ class Family:
     attn: tuple[str, ...] = ("eager", "sdpa")
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def available(self) -> str | None:
-        """None when this transformers has the family, else why not."""
+    def available(self, attn: str = "eager") -> str | None:
+        """None when this transformers has the family (with attention ``attn``), else why not."""
         import transformers
 
         for cls in (self.config_class, self.model_class):
             if not hasattr(transformers, cls):
                 return f"transformers {transformers.__version__} has no {cls}"
+        if attn == "sdpa" and not getattr(getattr(transformers, self.model_class), "_supports_sdpa", False):
+            return f"{self.model_class} has no SDPA attention in transformers {transformers.__version__}"
         return None
 
     def build(self, attn: str = "eager", dtype: torch.dtype = torch.float32) -> torch.nn.Module:
