@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nnlut.models import fitted_table
-from nnlut.ops import lut_gelu, lut_layernorm, lut_rmsnorm, lut_silu, lut_softmax
+from nnlut.ops import lut_activation, lut_layernorm, lut_rmsnorm, lut_softmax
 
 # 16-entry tables: exp has max |error| ~1.07e-3 on [-256, 0]; a probability can move by about
 # (table error) / (row sum) plus its share of the summed errors: 0.02 bounds rows of 128.
@@ -27,7 +27,7 @@ def tables():
 @pytest.mark.parametrize("op", ["gelu", "silu"])
 def test_activations(tables, op):
     x = torch.linspace(-50, 50, 100001)
-    fn = lut_gelu if op == "gelu" else lut_silu
+    fn = lut_activation
     ref = torch.nn.functional.gelu(x.double()) if op == "gelu" else torch.nn.functional.silu(x.double())
     assert float((fn(x, tables[op]).double() - ref).abs().max()) <= ACT_ATOL[op]
 

@@ -135,16 +135,10 @@ def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
     if not x.is_floating_point():
         raise NNLUTError(f"table input must be a floating-point tensor, got {x.dtype}")
     out_dtype = x.dtype
-    if fused and x.dtype in (torch.float32, torch.bfloat16):
-        from ..kernels import _cpu
+    if fused:  # the table op (torch.ops.nnlut.pwl): the fastest backend that takes x
+        from ..kernels import pwl
 
-        if _cpu.usable(x, ("float32", "bfloat16")):
-            return _cpu.pwl(table, x)
-    if fused and x.is_cuda:
-        from ..kernels import _triton
-
-        if _triton.usable(x):
-            return _triton.pwl(table, x)
+        return pwl(table, x)
     compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
     y = _evaluate_generic(table, compute, _TORCH)
     return y.to(out_dtype)

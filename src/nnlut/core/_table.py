@@ -8,12 +8,14 @@ compare stage and one multiply-add, as in hardware.
 Around that core a table carries its domain, what happens beyond it (``tails``: saturate the
 input at the edge, or let the end segment continue), the values it returns for -inf and +inf
 (``limits``), an optional power-of-two input :class:`~nnlut.core._scaling.Scaling` and the
-metadata of the fit that produced it. Tables are immutable; methods return new tables.
+metadata of the fit that produced it. Tables are immutable (assigning a field raises);
+methods return new tables.
 """
 
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -28,6 +30,9 @@ if TYPE_CHECKING:
     from ._network import ReluNetwork
 
 TailEval = Literal["clamp", "extend"]
+
+# Table.torch_params' tensors, by id of a live table (the reference evaluation's parameters)
+_TORCH_PARAMS: dict[int, dict[Any, tuple[Any, Any, Any]]] = {}
 
 
 def _as_vector(values: Any, name: str) -> np.ndarray:
@@ -59,7 +64,8 @@ class Table:
     """
 
     __slots__ = ("breakpoints", "slopes", "intercepts", "domain", "tails", "limits", "scaling",
-                 "function", "meta", "_torch_cache")
+                 "function", "meta", "__weakref__")
+    _FIELDS = __slots__[:-1]
 
     def __init__(
         self,
@@ -104,16 +110,20 @@ class Table:
             if domain is None:
                 raise NNLUTError("a scaled table needs a domain")
             scaling.check_table_domain(*domain)
-        self.breakpoints, self.slopes, self.intercepts = bp, s, t
-        self.domain = domain
-        self.tails = tails
-        self.scaling = scaling
-        self.function = function
-        self.meta = dict(meta) if meta else {}
-        self.limits = tuple(float(v) for v in limits) if limits is not None else self._own_limits()
+        init = object.__setattr__
+        for name, value in (("breakpoints", bp), ("slopes", s), ("intercepts", t), ("domain", domain),
+                            ("tails", tails), ("scaling", scaling), ("function", function),
+                            ("meta", dict(meta) if meta else {})):
+            init(self, name, value)
+        init(self, "limits", tuple(float(v) for v in limits) if limits is not None else self._own_limits())
         if len(self.limits) != 2:
             raise NNLUTError(f"limits must be two numbers (at -inf, at +inf), got {limits!r}")
-        self._torch_cache: dict[Any, tuple[Any, Any, Any]] = {}
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise NNLUTError(f"Table is immutable: cannot set {name!r}; use table.replace({name}=...) for a new table")
+
+    def __delattr__(self, name: str) -> None:
+        raise NNLUTError(f"Table is immutable: cannot delete {name!r}")
 
     # ------------------------------------------------------------------ properties
     @property
@@ -167,15 +177,19 @@ class Table:
         return evaluate(self, x)
 
     def torch_params(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any, Any]:
-        """(breakpoints, slopes, intercepts) as tensors of ``dtype`` on ``device`` (cached)."""
+        """(breakpoints, slopes, intercepts) as tensors of ``dtype`` on ``device`` (made once
+        per table, dtype and device, and dropped with the table)."""
+        slot = _TORCH_PARAMS.get(id(self))
+        if slot is None:
+            slot = _TORCH_PARAMS[id(self)] = {}
+            weakref.finalize(self, _TORCH_PARAMS.pop, id(self), None)
         key = (dtype, str(device))
-        hit = self._torch_cache.get(key)
+        hit = slot.get(key)
         if hit is None:
             import torch
 
-            hit = tuple(torch.tensor(a.copy(), dtype=dtype, device=device)
-                        for a in (self.breakpoints, self.slopes, self.intercepts))
-            self._torch_cache[key] = hit
+            hit = slot[key] = tuple(torch.tensor(a.copy(), dtype=dtype, device=device)
+                                    for a in (self.breakpoints, self.slopes, self.intercepts))
         return hit
 
     # ------------------------------------------------------------------ conversions
@@ -221,7 +235,7 @@ class Table:
 
     __hash__ = None  # type: ignore[assignment]
 
-    # tables are immutable: copies are the table itself; pickles carry no device caches
+    # tables are immutable: copies are the table itself; pickles carry the fields only
     def __copy__(self) -> Table:
         return self
 
@@ -229,12 +243,12 @@ class Table:
         return self
 
     def __getstate__(self) -> dict[str, Any]:
-        return {k: getattr(self, k) for k in self.__slots__ if k != "_torch_cache"}
+        return {k: getattr(self, k) for k in self._FIELDS}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         for k, v in state.items():
-            object.__setattr__(self, k, v)
-        object.__setattr__(self, "_torch_cache", {})
+            if k in self._FIELDS:  # older pickles also carried a device cache
+                object.__setattr__(self, k, v)
 
     def __repr__(self) -> str:
         name = self.function or "table"

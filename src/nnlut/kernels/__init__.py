@@ -1,6 +1,10 @@
-"""Fused table-evaluation kernels: compiled CPU kernels and, on CUDA, a Triton kernel (both
-optional), with the reference evaluation as the fallback."""
+"""Fused kernels behind the LUT ops: compiled CPU kernels, Triton on CUDA (both optional) and
+the pure-torch reference, as backends of one interface (:mod:`._backend`); the ops they serve
+are torch custom ops (``torch.ops.nnlut.*``, :mod:`._ops`)."""
 
-from ._cpu import available, unavailable_reason
+from ._backend import Backend, backends, register_backend, unregister_backend
+from ._build import available, cache_dir, unavailable_reason
+from ._ops import attention_softmax, fixed, is_fixed_table, layernorm, pwl, rmsnorm, softmax
 
-__all__ = ["available", "unavailable_reason"]
+__all__ = ["Backend", "attention_softmax", "available", "backends", "cache_dir", "fixed", "is_fixed_table", "layernorm", "pwl",
+           "register_backend", "rmsnorm", "softmax", "unavailable_reason", "unregister_backend"]

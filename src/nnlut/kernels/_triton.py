@@ -19,6 +19,9 @@ import functools
 import os
 from typing import TYPE_CHECKING, Any
 
+from . import _backend
+from ._pack import scaling_fields
+
 if TYPE_CHECKING:
     import torch
 
@@ -41,18 +44,26 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0").strip() not in ("", "0")
 
 
+_PARAMS = _backend.ParamCache()
+_DTYPES = {"pwl": ("float32", "bfloat16", "float16"), "fixed": ("float32",)}
+
+
+def supports(op: str, x: Any) -> bool:
+    """Whether the Triton kernel of ``op`` takes ``x``: a CUDA tensor of a dtype it reads,
+    with Triton importable."""
+    return x.is_cuda and str(x.dtype).replace("torch.", "") in _DTYPES.get(op, ()) and _import_error() is None
+
+
 def usable(x: Any) -> bool:
     """Whether table evaluation sends ``x`` to the Triton kernel: a CUDA tensor of float32,
     bfloat16 or float16, no autograd, with Triton importable."""
     import torch
 
-    return (x.is_cuda and x.dtype in (torch.float32, torch.bfloat16, torch.float16)
-            and not (x.requires_grad and torch.is_grad_enabled()) and _import_error() is None)
+    return supports("pwl", x) and not (x.requires_grad and torch.is_grad_enabled())
 
 
 def _scaling_args(sc: Any) -> dict[str, Any]:
     """The kernels' compile-time scaling parameters for a Scaling (or None)."""
-    from ._cpu import scaling_fields
 
     mode, q, shift, odd = scaling_fields(sc)
     return {"SCALED": mode != 0, "PAPER": mode == 1, "Q": q, "SHIFT": shift, "ODD": bool(odd)}
@@ -71,7 +82,9 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     n = xc.numel()
     if n == 0:
         return y
-    bp, s, t = table.torch_params(torch.float32, xc.device)
+    bp, s, t = _PARAMS.get(table, str(xc.device), lambda: tuple(
+        torch.tensor(a.copy(), dtype=torch.float32, device=xc.device)
+        for a in (table.breakpoints, table.slopes, table.intercepts)))
     lo, hi = table.domain if table.domain else (0.0, 0.0)
     grid = (triton.cdiv(n, BLOCK),)
     kwargs = {} if interpreting() else {"enable_fp_fusion": False}  # s*u and +t rounded separately
@@ -97,12 +110,9 @@ def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
     n = xc.numel()
     if n == 0:
         return y
-    key = "_triton_" + str(xc.device)
-    params = ft.meta.get(key)
-    if params is None:  # one unused slot keeps the pointers valid for a 1-entry table
-        params = ft.meta[key] = tuple(torch.tensor([*a.tolist(), 0], dtype=torch.int64, device=xc.device)
-                                      for a in (ft.bp, ft.s, ft.t))
-    bp, s, t = params
+    # one unused slot keeps the pointers valid for a 1-entry table
+    bp, s, t = _PARAMS.get(ft, str(xc.device), lambda: tuple(
+        torch.tensor([*a.tolist(), 0], dtype=torch.int64, device=xc.device) for a in (ft.bp, ft.s, ft.t)))
     grid = (triton.cdiv(n, BLOCK),)
     kwargs = {} if interpreting() else {"enable_fp_fusion": False}
     fixed_kernel[grid](xc, y, n, bp, s, t, len(ft.bp), float(-(2 ** (f.in_bits - 1))), float(2 ** (f.in_bits - 1) - 1),
@@ -110,3 +120,6 @@ def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
                        PSHIFT=f.pshift, OSHIFT=f.shift, OUT_BITS=f.out_bits, BLOCK=BLOCK, **_scaling_args(ft.scaling),
                        **kwargs)
     return y
+
+
+_backend.register_backend(_backend.Backend("triton", supports, {"pwl": pwl, "fixed": fixed}, priority=30))

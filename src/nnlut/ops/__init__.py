@@ -1,7 +1,7 @@
 """Transformer ops built from tables (functional forms, kernels and thin modules)."""
 
 from ._kernels import ROLES, Kernel, make_kernel
-from ._lut import lut_activation, lut_gelu, lut_layernorm, lut_rmsnorm, lut_silu, lut_softmax
+from ._lut import lut_activation, lut_attention_softmax, lut_layernorm, lut_rmsnorm, lut_softmax
 from ._modules import (
            ApproxActivation,
            ApproxLayerNorm,
@@ -13,5 +13,5 @@ from ._modules import (
 )
 
 __all__ = ["ROLES", "ApproxActivation", "ApproxLayerNorm", "ApproxOp", "ApproxRMSNorm", "ApproxSoftmax", "Kernel",
-           "approx_modules", "lut_activation", "lut_gelu", "lut_layernorm", "lut_rmsnorm", "lut_silu", "lut_softmax",
+           "approx_modules", "lut_activation", "lut_attention_softmax", "lut_layernorm", "lut_rmsnorm", "lut_softmax",
            "make_kernel", "track_errors"]

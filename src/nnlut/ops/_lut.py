@@ -1,11 +1,17 @@
 """Transformer operations built from tables (functional forms).
 
 Each function takes torch tensors and the tables it uses; half-precision inputs are computed
-in float32 and returned in their dtype, as PyTorch's own kernels do.
+in float32 and returned in their dtype, as PyTorch's own kernels do. With float tables
+(:class:`~nnlut.core.Table`) each call is one custom op (``torch.ops.nnlut.*``, see
+:mod:`nnlut.kernels`), which ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` see
+as one node. Other tables (fixed point) are evaluated by their own op inside the composite
+form; any other callable (a reference evaluation, ``torch.exp``) is called as it is.
 
-- ``lut_gelu(x, gelu)`` / ``lut_silu(x, silu)``: one table.
+- ``lut_activation(x, table)``: one table (GELU, SiLU, ...).
 - ``lut_softmax(x, dim, exp, reciprocal)``: subtract the row max, exp table, row sum,
   reciprocal table on the sum, multiply.
+- ``lut_attention_softmax(scores, scale, mask, exp, reciprocal)``: the same on
+  ``scores * scale + mask`` in one pass.
 - ``lut_layernorm(x, shape, weight, bias, eps, rsqrt)``: mean and variance in ordinary
   arithmetic, rsqrt table on ``var + eps`` (input scaling covers its range), affine.
 - ``lut_rmsnorm(x, weight, eps, rsqrt)``: mean square, rsqrt table, scale.
@@ -13,26 +19,36 @@ in float32 and returned in their dtype, as PyTorch's own kernels do.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
 
+from .. import kernels
+from ..core._table import Table
+from ..kernels import _reference
+
 Unary = Callable[[torch.Tensor], torch.Tensor]
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
-    return x.dtype if x.dtype in (torch.float32, torch.float64) else torch.float32
+def _as_fn(table: Any) -> Unary:
+    """``table`` as a callable on tensors: float tables and fixed-point tables through their
+    op, anything else as it is."""
+    if isinstance(table, Table):
+        return lambda x: kernels.pwl(table, x)
+    if kernels.is_fixed_table(table):
+        return lambda x: kernels.fixed(table, x)
+    return table
+
+
+def _all_tables(*tables: Any) -> bool:
+    return all(isinstance(t, Table) for t in tables)
 
 
 def lut_activation(x: torch.Tensor, table: Unary) -> torch.Tensor:
-    """Elementwise activation through one table (GELU, SiLU, ...)."""
-    return table(x)
-
-
-lut_gelu = lut_activation
-lut_silu = lut_activation
+    """Elementwise activation through one table (GELU, SiLU, ...): a tensor of ``x``'s shape
+    and dtype."""
+    return _as_fn(table)(x)
 
 
 def lut_softmax(x: torch.Tensor, dim: int, exp: Unary, reciprocal: Unary) -> torch.Tensor:
@@ -42,24 +58,23 @@ def lut_softmax(x: torch.Tensor, dim: int, exp: Unary, reciprocal: Unary) -> tor
     mask) are at least 2**100 below the row max, where the exp table is exactly 0, so they get
     probability 0. A row with one finite entry never gives NaN (the max entry contributes
     exp(0) ~ 1 to the sum). A fully masked row behaves as ``torch.softmax``: all entries at
-    the dtype's minimum give a uniform row, all at -inf give NaN.
+    the dtype's minimum give a uniform row, all at -inf give NaN. On CPU float32 the fused
+    kernel sums the row in float64 (float32 in the composite form): the two agree to rounding.
     """
-    xf = x.to(_compute_dtype(x))
-    if xf.dtype == torch.float32 and _both_tables(exp, reciprocal):
-        from ..kernels import _cpu
-
-        if _cpu.usable(xf):
-            return _cpu.softmax_f32(exp, reciprocal, xf, dim).to(x.dtype)  # type: ignore[arg-type]
-    m = xf.amax(dim=dim, keepdim=True)
-    e = exp(xf - m)
-    s = e.sum(dim=dim, keepdim=True)
-    return (e * reciprocal(s)).to(x.dtype)
+    if _all_tables(exp, reciprocal):
+        return kernels.softmax(x, dim, exp, reciprocal)
+    return _reference.softmax(x, dim, _as_fn(exp), _as_fn(reciprocal))
 
 
-def _both_tables(*fns: Any) -> bool:
-    from ..core._table import Table
-
-    return all(isinstance(f, Table) for f in fns)
+def lut_attention_softmax(scores: torch.Tensor, scale: float, mask: torch.Tensor | None, exp: Unary,
+                          reciprocal: Unary, inplace: bool = False) -> torch.Tensor:
+    """``lut_softmax(scores * scale + mask[..., :keys], -1, exp, reciprocal)`` for (batch,
+    heads, queries, keys) scores and an additive float mask broadcastable to them (or None).
+    ``inplace``: overwrite ``scores`` (a contiguous temporary) with the result, which saves an
+    allocation; ``scores`` is returned then."""
+    if _all_tables(exp, reciprocal):
+        return kernels.attention_softmax(scores, scale, mask, exp, reciprocal, inplace=inplace)
+    return _reference.attention_softmax(scores, scale, mask, _as_fn(exp), _as_fn(reciprocal))
 
 
 def lut_layernorm(
@@ -74,47 +89,33 @@ def lut_layernorm(
 
     A constant row (zero variance) gives ``bias`` (or 0), as PyTorch does: the centred values
     are exactly 0 and the table's value at ``eps`` is finite. On CPU float32 the fused kernel
-    accumulates the mean and variance in float64 (the reference path sums in float32), so the
+    accumulates the mean and variance in float64 (the composite form sums in float32), so the
     two agree to a few float32 ulps of the output.
     """
-    dims = tuple(range(-len(normalized_shape), 0))
-    xf = x.to(_compute_dtype(x))
-    if xf.dtype == torch.float32 and _both_tables(rsqrt) and tuple(xf.shape[len(xf.shape) - len(dims):]) == tuple(
-            normalized_shape):
-        from ..kernels import _cpu
-
-        if _cpu.usable(xf) and not any(p is not None and p.requires_grad and torch.is_grad_enabled()
-                                       for p in (weight, bias)):
-            y = _cpu.layernorm_f32(rsqrt, xf, math.prod(normalized_shape), weight, bias, eps)  # type: ignore[arg-type]
-            if y is not None:
-                return y.to(x.dtype)
-    mean = xf.mean(dim=dims, keepdim=True)
-    d = xf - mean
-    var = (d * d).mean(dim=dims, keepdim=True)
-    y = d * rsqrt(var + eps)
-    if weight is not None:
-        y = y * weight.to(y.dtype)
-    if bias is not None:
-        y = y + bias.to(y.dtype)
-    return y.to(x.dtype)
+    if _all_tables(rsqrt):
+        return kernels.layernorm(x, normalized_shape, weight, bias, eps, rsqrt)
+    return _reference.layernorm(x, normalized_shape, weight, bias, eps, _as_fn(rsqrt))
 
 
 def lut_rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, rsqrt: Unary,
                 weight_offset: float = 0.0) -> torch.Tensor:
     """RMSNorm over the last dim, LLaMA style: the normalised value is computed in float32,
     cast back to the input dtype, then scaled by ``weight_offset + weight``."""
-    xf = x.to(torch.float32) if x.dtype != torch.float64 else x
-    y = (xf * rsqrt((xf * xf).mean(dim=-1, keepdim=True) + eps)).to(x.dtype)
-    return y if weight is None else (weight + weight_offset) * y
+    if _all_tables(rsqrt):
+        return kernels.rmsnorm(x, weight, eps, rsqrt, weight_offset)
+    return _reference.rmsnorm(x, weight, eps, _as_fn(rsqrt), weight_offset)
 
 
 def exact_softmax(x: torch.Tensor, dim: int) -> torch.Tensor:
-    return torch.softmax(x.to(_compute_dtype(x)), dim=dim).to(x.dtype)
+    """``torch.softmax`` computed in float32 (or float64) and returned in ``x``'s dtype."""
+    return torch.softmax(x.to(_reference.compute_dtype(x)), dim=dim).to(x.dtype)
 
 
 def exact_layernorm(x: torch.Tensor, normalized_shape: Sequence[int], weight: Any, bias: Any, eps: float) -> torch.Tensor:
+    """``torch.nn.functional.layer_norm``."""
     return torch.nn.functional.layer_norm(x, tuple(normalized_shape), weight, bias, eps)
 
 
 def exact_rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, weight_offset: float = 0.0) -> torch.Tensor:
-    return lut_rmsnorm(x, weight, eps, torch.rsqrt, weight_offset)
+    """RMSNorm as :func:`lut_rmsnorm` with ``torch.rsqrt``."""
+    return _reference.rmsnorm(x, weight, eps, torch.rsqrt, weight_offset)

@@ -19,7 +19,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core._table import Table
 from ._kernels import ActivationKernel, Kernel, LayerNormKernel, RMSNormKernel, SoftmaxKernel, make_kernel
+from ._lut import lut_attention_softmax
 
 
 @dataclass
@@ -122,18 +124,20 @@ class ApproxSoftmax(ApproxOp):
 
     def fused_attention(self, raw: torch.Tensor, scale: float, mask: torch.Tensor | None,
                         inplace: bool = False) -> torch.Tensor | None:
-        """``self(raw * scale + mask)`` in one pass when the fused CPU kernel can take it
-        (float32 CPU tables and tensors, no observers or error tracking); else None.
-        ``inplace``: overwrite ``raw`` (a contiguous temporary) with the probabilities."""
-        if self.observers or self.track:
+        """``self(raw * scale + mask[..., :keys])`` over the last dim of (batch, heads, queries,
+        keys) scores in one op, when this softmax has float tables, no observers or error
+        tracking, no input needs a gradient and ``mask`` is None or an additive float mask;
+        else None (the caller takes the unfused path). ``inplace``: overwrite ``raw`` (a
+        contiguous temporary) with the probabilities."""
+        if self.observers or self.track or raw.dim() != 4:
             return None
-        from ..core._table import Table
-        from ..kernels import _cpu
-
         exp, rec = self.kernel.tables.get("exp"), self.kernel.tables.get("reciprocal")
-        if not (isinstance(exp, Table) and isinstance(rec, Table) and _cpu.usable(raw)):
+        if not (isinstance(exp, Table) and isinstance(rec, Table)) or (
+                mask is not None and (not mask.is_floating_point() or mask.dim() != 4)):
             return None
-        return _cpu.attention_softmax_f32(exp, rec, raw, scale, mask, inplace=inplace)
+        if torch.is_grad_enabled() and (raw.requires_grad or (mask is not None and mask.requires_grad)):
+            return None
+        return lut_attention_softmax(raw, scale, mask, exp, rec, inplace=inplace)
 
     def _table_inputs(self, x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
         """Inputs of the exp and reciprocal tables on a random subset of rows (bounded work)."""
