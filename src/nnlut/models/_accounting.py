@@ -29,15 +29,22 @@ _NONLINEAR_CLASS = re.compile(r"(ReLU|GELU|SiLU|Swish|Tanh|Sigmoid|Mish|Softplus
 
 
 def _forward_calls(cls: type) -> list[str]:
-    """Non-linear functional calls in ``cls.forward`` (its own source), sorted and unique."""
+    """Non-linear functional calls in the source of ``cls`` and of the class that defines its
+    ``forward`` (forward and the helpers it calls on ``self``), sorted and unique."""
     forward = getattr(cls, "forward", None)
     if forward is None or getattr(forward, "__module__", "").startswith("torch."):
         return []
-    try:
-        src = inspect.getsource(forward)
-    except (OSError, TypeError):
-        return []
-    return sorted({m.group(1) for m in _CALL.finditer(src)})
+    owner = next((c for c in cls.__mro__ if "forward" in vars(c)), cls)
+    found: set[str] = set()
+    for c in {cls, owner}:
+        if c.__module__.startswith("torch."):
+            continue
+        try:
+            src = inspect.getsource(c)
+        except (OSError, TypeError):
+            continue
+        found.update(m.group(1) for m in _CALL.finditer(src))
+    return sorted(found)
 
 
 def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -> list[dict[str, str]]:
@@ -51,6 +58,10 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
     out = [{"name": s.name, "op": s.op, "why": not_chosen[s.name]} for s in sites if s.name in not_chosen]
     site_modules = {id(s.module) for s in sites if s.kind == "module"}
     taken = {id(s.module) for s in sites if s.kind != "module"}
+    for s in sites:
+        if s.kind == "attention" and s.name not in not_chosen and getattr(s.module, "attn_logit_softcapping", None):
+            out.append({"name": s.name.rsplit(".", 1)[0], "op": "tanh",
+                        "why": "logit soft-capping before the attention softmax stays exact"})
     calls_cache: dict[type, list[str]] = {}
     for name, module in model.named_modules():
         if isinstance(module, ApproxOp) or id(module) in site_modules:
@@ -68,5 +79,5 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
         calls = [c for c in calls_cache[cls] if not (id(module) in taken and c == "softmax")]
         for c in calls:
             out.append({"name": name or "<model>", "op": c,
-                        "why": f"{cls.__name__}.forward calls {c}() directly; nnlut replaces modules, not calls"})
+                        "why": f"{cls.__name__} calls {c}() directly; nnlut replaces modules, not calls"})
     return out

@@ -71,7 +71,8 @@ def unsupported_attention_features(module: nn.Module) -> list[str]:
         params = inspect.signature(eager).parameters
     except (TypeError, ValueError):
         return []
-    return [p for p in params if p not in SUPPORTED_PARAMETERS]
+    return [n for n, p in params.items() if n not in SUPPORTED_PARAMETERS
+            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
 
 
 def owning_pretrained_models(model: nn.Module) -> list[nn.Module]:
