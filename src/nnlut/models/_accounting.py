@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from functools import lru_cache
 from typing import Any
 
 from torch import nn
@@ -28,6 +29,7 @@ _CALL = re.compile(r"(?<!self)\.(gelu|silu|softmax|log_softmax|layer_norm|rms_no
 _NONLINEAR_CLASS = re.compile(r"(ReLU|GELU|SiLU|Swish|Tanh|Sigmoid|Mish|Softplus|ELU|Activation|Norm)")
 
 
+@lru_cache(maxsize=512)
 def _forward_calls(cls: type) -> list[str]:
     """Non-linear functional calls in the source of ``cls`` and of the class that defines its
     ``forward`` (forward and the helpers it calls on ``self``), sorted and unique."""
@@ -39,11 +41,14 @@ def _forward_calls(cls: type) -> list[str]:
     for c in {cls, owner}:
         if c.__module__.startswith("torch."):
             continue
-        try:
-            src = inspect.getsource(c)
-        except (OSError, TypeError):
-            continue
-        found.update(m.group(1) for m in _CALL.finditer(src))
+        for fn in vars(c).values():  # the methods' own sources: quick, unlike a class's (a parse of its file)
+            if not inspect.isfunction(fn):
+                continue
+            try:
+                src = inspect.getsource(fn)
+            except (OSError, TypeError):
+                continue
+            found.update(m.group(1) for m in _CALL.finditer(src))
     return sorted(found)
 
 
@@ -62,7 +67,6 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
         if s.kind == "attention" and s.name not in not_chosen and getattr(s.module, "attn_logit_softcapping", None):
             out.append({"name": s.name.rsplit(".", 1)[0], "op": "tanh",
                         "why": "logit soft-capping before the attention softmax stays exact"})
-    calls_cache: dict[type, list[str]] = {}
     for name, module in model.named_modules():
         if isinstance(module, ApproxOp) or id(module) in site_modules:
             continue
@@ -74,9 +78,7 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
             continue
         if cls.__module__.startswith("torch."):
             continue
-        if cls not in calls_cache:
-            calls_cache[cls] = _forward_calls(cls)
-        calls = [c for c in calls_cache[cls] if not (id(module) in taken and c == "softmax")]
+        calls = [c for c in _forward_calls(cls) if not (id(module) in taken and c == "softmax")]
         for c in calls:
             out.append({"name": name or "<model>", "op": c,
                         "why": f"{cls.__name__} calls {c}() directly; nnlut replaces modules, not calls"})
