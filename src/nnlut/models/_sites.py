@@ -110,7 +110,9 @@ def _probe_rmsnorm(module: nn.Module, eps: float) -> float | None:
 def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
     """Every op of ``model`` that nnlut can replace, in module order."""
     from ._hf import ADAPTERS, unsupported_attention_features, uses_attention_registry
+    from ._registry import _OPS, _builtins
 
+    _builtins()
     sites: list[Site] = []
     for pname, parent in model.named_modules(remove_duplicate=False):
         for attr, module in parent.named_children():
@@ -118,24 +120,14 @@ def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
             if isinstance(module, ApproxOp):
                 raise NNLUTError(f"module {name!r} is already approximated; call nnlut.restore_(model) first")
             cls = type(module).__name__
-            fn = _activation_function(module)
-            if fn is not None:
-                if verify:
-                    _verify_activation(name, module, fn)
-                sites.append(Site(name, "silu" if fn == "silu" else "gelu", "module", parent, attr, module, fn))
-            elif isinstance(module, nn.LayerNorm):
-                sites.append(Site(name, "layernorm", "module", parent, attr, module))
-            elif isinstance(module, nn.RMSNorm) or (cls.endswith("RMSNorm") and _rmsnorm_eps(module) is not None):
-                eps = _rmsnorm_eps(module)
-                assert eps is not None
-                offset = _rmsnorm_offset(name, module, eps) if verify else 0.0
-                sites.append(Site(name, "rmsnorm", "module", parent, attr, module, eps=eps, weight_offset=offset))
-            elif verify and _rmsnorm_like(module) and (offset := _probe_rmsnorm(module, _rmsnorm_eps(module))) is not None:
-                # an RMSNorm by what it computes, whatever its class is called (T5LayerNorm)
-                sites.append(Site(name, "rmsnorm", "module", parent, attr, module, eps=_rmsnorm_eps(module),
-                                  weight_offset=offset))
-            elif isinstance(module, nn.Softmax):
-                sites.append(Site(name, "softmax", "module", parent, attr, module))
+            found = None
+            for spec in _OPS.values():
+                details = spec.find(name, module, verify)
+                if details is not None:
+                    found = Site(name, spec.name, "module", parent, attr, module, **details)
+                    break
+            if found is not None:
+                sites.append(found)
             elif cls in ADAPTERS:
                 sites.append(Site(f"{name}.softmax", "softmax", "adapter", parent, attr, module))
             elif uses_attention_registry(module):

@@ -10,11 +10,12 @@ from torch import nn
 from .._errors import NNLUTError
 from .._logging import logger
 from ..core._table import Table
-from ..ops._kernels import ROLES, Kernel, make_kernel
-from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
+from ..ops._kernels import Kernel
+from ..ops._modules import ApproxSoftmax
 from ._accounting import left_exact
 from ._config import ApproxConfig
 from ._default_tables import fitted_table
+from ._registry import method_spec, op_spec
 from ._sites import Site, find_sites
 
 _STATE = "_nnlut_state"
@@ -88,11 +89,10 @@ class _State:
 
 def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> Kernel:
     function = site.function
-    if cfg.method in ("ibert", "exact"):
-        return make_kernel(site.op, cfg.method, function=function)
-    roles = dict(ROLES[site.op])
-    if site.op == "gelu":
-        roles = {"act": function or "gelu"}
+    method = method_spec(cfg.method)
+    if not method.fitted:
+        return method.kernel(site.op, None, function)
+    roles = op_spec(site.op).tables_for(function)
     key = (site.op, function, id(cfg))
     if cfg.share_tables and key in shared:
         return shared[key]
@@ -105,7 +105,7 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
             tables[role] = t if cfg.share_tables else t.replace()
     if cfg.number_format is not None:
         tables = {role: _number_format(t, cfg.number_format) for role, t in tables.items()}
-    kernel = make_kernel(site.op, cfg.method, tables, function=function)
+    kernel = method.kernel(site.op, tables, function)
     if cfg.share_tables:
         shared[key] = kernel
     return kernel
@@ -179,16 +179,7 @@ def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
     from ._hf import ADAPTERS, check_adapter
 
     if site.kind == "module":
-        if site.op in ("gelu", "silu"):
-            new: nn.Module = ApproxActivation(kernel, site.module)  # type: ignore[arg-type]
-        elif site.op == "layernorm":
-            new = ApproxLayerNorm(kernel, site.module)  # type: ignore[arg-type]
-        elif site.op == "rmsnorm":
-            new = ApproxRMSNorm(kernel, site.module, site.eps, site.weight_offset)  # type: ignore[arg-type]
-        else:
-            new = ApproxSoftmax(kernel, dim=site.module.dim if site.module.dim is not None else -1,  # type: ignore[arg-type]
-                                original=site.module)
-        setattr(site.parent, site.attr, new)
+        setattr(site.parent, site.attr, op_spec(site.op).face(kernel, site))
         state.swaps.append((site.parent, site.attr, site.module))
     elif site.kind == "adapter":
         adapter_cls = ADAPTERS[type(site.module).__name__]
