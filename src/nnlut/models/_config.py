@@ -120,6 +120,15 @@ class ApproxConfig:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
 
     @classmethod
+    def from_json(cls, text: str) -> ApproxConfig:
+        """The config :meth:`to_json` wrote."""
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise NNLUTError(f"a config must be JSON: {e}") from None
+        return cls.from_dict(data)
+
+    @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ApproxConfig:
         if not isinstance(d, Mapping):
             raise NNLUTError(f"a config must be an object, got {type(d).__name__}")

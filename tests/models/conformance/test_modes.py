@@ -150,3 +150,17 @@ def test_torch_save_then_load_in_a_fresh_process(tmp_path):
     run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True,
                          timeout=300)
     assert run.returncode == 0, run.stderr[-2000:]
+
+
+def test_save_pretrained_plus_config_gives_the_approximated_model_back(tmp_path, fitted):
+    fam = FAMILIES["bert"]
+    model, x = fam.build("sdpa"), fam.inputs()
+    cfg = ApproxConfig(entries=16, tables={"gelu": fitted("gelu", 8, method="linear")})
+    nnlut.approximate_(model, cfg)
+    y = output(model, x)
+    model.save_pretrained(tmp_path)
+    (tmp_path / "nnlut.json").write_text(cfg.to_json())
+    loaded = type(model).from_pretrained(tmp_path).eval()
+    assert not torch.equal(output(loaded, x), y)  # from_pretrained alone: the exact model
+    nnlut.approximate_(loaded, ApproxConfig.from_json((tmp_path / "nnlut.json").read_text()))
+    assert torch.equal(output(loaded, x), y)
