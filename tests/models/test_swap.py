@@ -197,7 +197,7 @@ def test_weights_untouched_by_swap_and_forward(toy):
 
 
 def test_attention_matmuls_per_batch_match_torch_matmul():
-    from nnlut.models._hf import _context, _scores
+    from nnlut.models._attention import _context, _scores
 
     g = torch.Generator().manual_seed(0)
     hid = torch.randn(3, 7, 4 * 8, generator=g)
@@ -219,7 +219,7 @@ def test_streamed_attention_equals_batched_path():
     # without output_attentions the attention runs one batch element at a time (scores in a
     # scratch buffer, softmax in place); with it, over the whole batch, keeping the weights.
     # Both take the same products and rows, so the hidden states agree exactly.
-    from nnlut.models import _hf
+    from nnlut.models import _attention as _hf
 
     model = tiny_hf("bert", "sdpa")
     approximate_(model)

@@ -10,19 +10,21 @@ from typing import Any, ClassVar
 
 from .._errors import NNLUTError
 from ..core._table import Table
+from ._registry import method_names, method_spec, op_names
 
+# the built-in ops and methods; more can be registered (``register_op``, ``register_method``)
 OPS = ("gelu", "softmax", "layernorm", "silu", "rmsnorm")
 METHODS = ("nnlut", "linear", "exponential", "ibert", "exact")
 SCALINGS = ("full", "paper")
 
 
-@dataclass
+@dataclass(frozen=True)
 class ApproxConfig:
     """Configuration of :func:`nnlut.approximate_`.
 
     Args:
-        ops: op types to replace, any of ``gelu``, ``softmax``, ``layernorm``, ``silu``,
-            ``rmsnorm``; ``None`` (default) = every one the model has.
+        ops: tuple of op types to replace, any of ``gelu``, ``softmax``, ``layernorm``, ``silu``,
+            ``rmsnorm`` or a registered op; ``None`` (default) = every one the model has.
         method: ``nnlut`` (trained tables, default), ``linear`` / ``exponential``
             (conventional tables), ``ibert`` (I-BERT's integer kernels) or ``exact``
             (PyTorch reference through the same plumbing).
@@ -54,24 +56,24 @@ class ApproxConfig:
     seed: int = 0
 
     VERSION: ClassVar[int] = 1
+    __hash__ = None  # type: ignore[assignment]  # frozen, but holds dicts
 
     def __post_init__(self) -> None:
         if self.ops is not None:
-            if isinstance(self.ops, str):
-                self.ops = (self.ops,)
-            self.ops = tuple(self.ops)
-            bad = [o for o in self.ops if o not in OPS]
+            if not isinstance(self.ops, tuple):
+                raise NNLUTError(f"ops must be a tuple of op names such as ('gelu',) or None, got {self.ops!r}")
+            bad = [o for o in self.ops if o not in op_names()]
             if bad:
-                raise NNLUTError(f"unknown op(s) {', '.join(map(repr, bad))}; allowed: {', '.join(OPS)}")
+                raise NNLUTError(f"unknown op(s) {', '.join(map(repr, bad))}; allowed: {', '.join(op_names())}")
             if not self.ops:
                 raise NNLUTError("ops is empty; give at least one op or None for all")
-        if self.method not in METHODS:
-            raise NNLUTError(f"method {self.method!r} is unknown; allowed: {', '.join(METHODS)}")
+        if self.method not in method_names():
+            raise NNLUTError(f"method {self.method!r} is unknown; allowed: {', '.join(method_names())}")
         if isinstance(self.entries, bool) or not isinstance(self.entries, int) or not 2 <= self.entries <= 4096:
             raise NNLUTError(f"entries must be an integer between 2 and 4096, got {self.entries!r}")
         if self.number_format not in (None, "int16", "fp16"):
             raise NNLUTError(f"number_format {self.number_format!r} is unknown; allowed: None, 'int16', 'fp16'")
-        if self.number_format is not None and self.method in ("ibert", "exact"):
+        if self.number_format is not None and not method_spec(self.method).number_formats:
             raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
         if self.scaling not in SCALINGS:
             raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
@@ -116,6 +118,15 @@ class ApproxConfig:
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=1, allow_nan=False)
+
+    @classmethod
+    def from_json(cls, text: str) -> ApproxConfig:
+        """The config :meth:`to_json` wrote."""
+        try:
+            data = json.loads(text)
+        except ValueError as e:
+            raise NNLUTError(f"a config must be JSON: {e}") from None
+        return cls.from_dict(data)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ApproxConfig:

@@ -27,12 +27,15 @@ from torch import nn
 
 from .._errors import NNLUTError
 from ..ops._modules import ApproxSoftmax
+from ._attention import SUPPORTED_PARAMETERS, nnlut_attention
 
 ATTN_NAME = "nnlut"
 _REGISTERED = False
 
 
-def _register() -> None:
+def register() -> None:
+    """Make ``"nnlut"`` a transformers attention implementation (idempotent). Called by
+    ``approximate_`` and when an approximated model is unpickled."""
     global _REGISTERED
     if _REGISTERED:
         return
@@ -42,102 +45,6 @@ def _register() -> None:
     AttentionInterface.register(ATTN_NAME, nnlut_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
     _REGISTERED = True
-
-
-def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
-                    attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
-                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """Eager attention whose softmax is ``module.softmax`` when that is an ApproxSoftmax."""
-    if kwargs.get("softcap") is not None or kwargs.get("sliding_window") is not None:
-        raise NNLUTError("nnlut attention does not support soft-capping or sliding windows")
-    if scaling is None:
-        scaling = query.size(-1) ** -0.5
-    groups = getattr(module, "num_key_value_groups", 1) or 1
-    if groups > 1:
-        key = key.repeat_interleave(groups, dim=1)
-        value = value.repeat_interleave(groups, dim=1)
-    softmax = module._modules.get("softmax")
-    if (isinstance(softmax, ApproxSoftmax) and not kwargs.get("output_attentions")
-            and not (dropout > 0.0 and module.training)):
-        out = _streamed(softmax, query, key, value, scaling, attention_mask)
-        if out is not None:
-            return out, None  # as SDPA: no weights unless output_attentions asks for them
-    raw = _scores(query, key)
-    probs = None
-    if isinstance(softmax, ApproxSoftmax) and (attention_mask is None or attention_mask.dtype != torch.bool):
-        # one pass over the (temporary) scores: scale, mask, softmax
-        probs = softmax.fused_attention(raw, scaling, attention_mask, inplace=True)
-    if probs is None:
-        scores = raw * scaling
-        if attention_mask is not None:
-            if attention_mask.dtype == torch.bool:
-                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
-            else:
-                scores = scores + attention_mask[..., : key.shape[-2]]
-        if isinstance(softmax, ApproxSoftmax):
-            probs = softmax(scores, dim=-1)
-        else:
-            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
-    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
-    return _context(probs.to(value.dtype), value), probs
-
-
-def _streamed(softmax: ApproxSoftmax, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
-              mask: torch.Tensor | None) -> torch.Tensor | None:
-    """Attention one batch element at a time: its scores go into a scratch buffer small enough
-    to stay in cache, the fused LUT softmax overwrites them, and the context is taken from
-    there, so the (batch, heads, queries, keys) probabilities are never stored as a whole.
-    The values are those of the batched path (the same products and rows). None when the
-    fused kernel cannot take these tensors (nothing has been computed then)."""
-    if not _per_batch(query, key, value) or not (query.dtype == key.dtype == value.dtype == torch.float32):
-        return None
-    b, h, q, _ = query.shape
-    if value.shape[1] != h or (mask is not None and (mask.dtype == torch.bool or mask.dim() != 4
-                                                     or mask.shape[0] not in (1, b))):
-        return None
-    scratch = torch.empty(1, h, q, key.shape[2], dtype=query.dtype)
-    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
-    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
-    for i in range(b):
-        torch.bmm(query[i], key[i].transpose(1, 2), out=scratch[0])
-        m = mask[i : i + 1] if mask is not None and mask.shape[0] > 1 else mask
-        if softmax.fused_attention(scratch, scaling, m, inplace=True) is None:
-            return None  # decided by the tables and the mask's layout: at i = 0, before any output
-        torch.bmm(scratch[0], value[i], out=tmp)
-        out[i].copy_(tmp.transpose(0, 1))
-    return out
-
-
-def _per_batch(*ts: torch.Tensor) -> bool:
-    """Whether batched matmuls over dim 0 read these (batch, heads, rows, cols) views in place:
-    HuggingFace's heads-split projections are not foldable into one batch dim, so
-    ``torch.matmul`` would copy them first."""
-    return (not torch.is_grad_enabled() and all(t.dim() == 4 and t.device.type == "cpu" for t in ts)
-            and ts[0].shape[0] > 1)
-
-
-def _scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
-    """query @ key^T as a contiguous (batch, heads, queries, keys) tensor."""
-    if not _per_batch(query, key) or query.dtype != key.dtype:
-        return torch.matmul(query, key.transpose(2, 3)).contiguous()
-    b, h, q, _ = query.shape
-    out = torch.empty(b, h, q, key.shape[2], dtype=query.dtype)
-    for i in range(b):
-        torch.bmm(query[i], key[i].transpose(1, 2), out=out[i])
-    return out
-
-
-def _context(probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
-    """(probs @ value) laid out as (batch, queries, heads, head_dim), contiguous."""
-    if not _per_batch(probs, value) or probs.shape[1] != value.shape[1]:
-        return torch.matmul(probs, value).transpose(1, 2).contiguous()
-    b, h, q, _ = probs.shape
-    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
-    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
-    for i in range(b):
-        torch.bmm(probs[i], value[i], out=tmp)
-        out[i].copy_(tmp.transpose(0, 1))
-    return out
 
 
 def uses_attention_registry(module: nn.Module) -> bool:
@@ -151,6 +58,21 @@ def uses_attention_registry(module: nn.Module) -> bool:
     except (OSError, TypeError):
         return False
     return "ALL_ATTENTION_FUNCTIONS" in src
+
+
+def unsupported_attention_features(module: nn.Module) -> list[str]:
+    """Named parameters of ``module``'s eager attention function (transformers' reference for
+    what its attention computes) that nnlut's attention function does not implement."""
+    mod = sys.modules.get(type(module).__module__)
+    eager = getattr(mod, "eager_attention_forward", None)
+    if eager is None:
+        return []
+    try:
+        params = inspect.signature(eager).parameters
+    except (TypeError, ValueError):
+        return []
+    return [n for n, p in params.items() if n not in SUPPORTED_PARAMETERS
+            and p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
 
 
 def owning_pretrained_models(model: nn.Module) -> list[nn.Module]:
@@ -167,7 +89,7 @@ def owning_pretrained_models(model: nn.Module) -> list[nn.Module]:
 
 
 def switch_attention(pretrained: nn.Module, implementation: str) -> None:
-    _register()
+    register()
     try:
         pretrained.set_attn_implementation(implementation)  # type: ignore[operator]
     except Exception as e:  # transformers raises several types here

@@ -35,6 +35,7 @@ class Site:
     function: str | None = None
     eps: float = 0.0
     weight_offset: float = 0.0
+    unsupported: tuple[str, ...] = ()
 
 
 def _activation_function(module: nn.Module) -> str | None:
@@ -74,6 +75,22 @@ def _verify_activation(name: str, module: nn.Module, function: str) -> None:
 
 
 def _rmsnorm_offset(name: str, module: nn.Module, eps: float) -> float:
+    offset = _probe_rmsnorm(module, eps)
+    if offset is None:
+        raise NNLUTError(f"module {name!r} ({type(module).__name__}) is an RMSNorm variant nnlut does not know")
+    return offset
+
+
+def _rmsnorm_like(module: nn.Module) -> bool:
+    """Shaped like an RMSNorm: no children, at most a 1-D ``weight``, an epsilon attribute."""
+    params = dict(module.named_parameters(recurse=False))
+    return (not module._modules and set(params) <= {"weight"} and all(p.dim() == 1 for p in params.values())
+            and bool(params) and _rmsnorm_eps(module) is not None)
+
+
+def _probe_rmsnorm(module: nn.Module, eps: float) -> float | None:
+    """The weight offset (0 or 1) with which ``module`` computes an RMSNorm on a random
+    input, or None when it computes something else."""
     from ..ops._lut import exact_rmsnorm
 
     w = getattr(module, "weight", None)
@@ -87,13 +104,15 @@ def _rmsnorm_offset(name: str, module: nn.Module, eps: float) -> float:
             got = exact_rmsnorm(x, w, eps, offset)
             if got.shape == ref.shape and torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-5):
                 return offset
-    raise NNLUTError(f"module {name!r} ({type(module).__name__}) is an RMSNorm variant nnlut does not know")
+    return None
 
 
 def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
     """Every op of ``model`` that nnlut can replace, in module order."""
-    from ._hf import ADAPTERS, uses_attention_registry
+    from ._hf import ADAPTERS, unsupported_attention_features, uses_attention_registry
+    from ._registry import _OPS, _builtins
 
+    _builtins()
     sites: list[Site] = []
     for pname, parent in model.named_modules(remove_duplicate=False):
         for attr, module in parent.named_children():
@@ -101,24 +120,19 @@ def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
             if isinstance(module, ApproxOp):
                 raise NNLUTError(f"module {name!r} is already approximated; call nnlut.restore_(model) first")
             cls = type(module).__name__
-            fn = _activation_function(module)
-            if fn is not None:
-                if verify:
-                    _verify_activation(name, module, fn)
-                sites.append(Site(name, "silu" if fn == "silu" else "gelu", "module", parent, attr, module, fn))
-            elif isinstance(module, nn.LayerNorm):
-                sites.append(Site(name, "layernorm", "module", parent, attr, module))
-            elif isinstance(module, nn.RMSNorm) or (cls.endswith("RMSNorm") and _rmsnorm_eps(module) is not None):
-                eps = _rmsnorm_eps(module)
-                assert eps is not None
-                offset = _rmsnorm_offset(name, module, eps) if verify else 0.0
-                sites.append(Site(name, "rmsnorm", "module", parent, attr, module, eps=eps, weight_offset=offset))
-            elif isinstance(module, nn.Softmax):
-                sites.append(Site(name, "softmax", "module", parent, attr, module))
+            found = None
+            for spec in _OPS.values():
+                details = spec.find(name, module, verify)
+                if details is not None:
+                    found = Site(name, spec.name, "module", parent, attr, module, **details)
+                    break
+            if found is not None:
+                sites.append(found)
             elif cls in ADAPTERS:
                 sites.append(Site(f"{name}.softmax", "softmax", "adapter", parent, attr, module))
             elif uses_attention_registry(module):
                 if "softmax" in module._modules or hasattr(module, "softmax"):
                     raise NNLUTError(f"attention module {name!r} already has an attribute 'softmax'")
-                sites.append(Site(f"{name}.softmax", "softmax", "attention", parent, attr, module))
+                sites.append(Site(f"{name}.softmax", "softmax", "attention", parent, attr, module,
+                                  unsupported=tuple(unsupported_attention_features(module))))
     return sites

@@ -10,26 +10,15 @@ from torch import nn
 from .._errors import NNLUTError
 from .._logging import logger
 from ..core._table import Table
-from ..ops._kernels import ROLES, Kernel, make_kernel
-from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
+from ..ops._kernels import Kernel
+from ..ops._modules import ApproxSoftmax
+from ._accounting import left_exact
 from ._config import ApproxConfig
+from ._default_tables import fitted_table
+from ._registry import method_spec, op_spec
 from ._sites import Site, find_sites
 
 _STATE = "_nnlut_state"
-_TABLE_CACHE: dict[tuple, Table] = {}
-
-
-def fitted_table(function: str, method: str, entries: int, scaling: str, seed: int = 0) -> Table:
-    """The table for ``function`` fitted with ``method`` (memoised for the process)."""
-    from ..fit import fit
-
-    key = (function, method, entries, scaling, seed)
-    if key not in _TABLE_CACHE:
-        rr = scaling == "full" and function in ("reciprocal", "rsqrt")
-        _TABLE_CACHE[key] = fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]
-    return _TABLE_CACHE[key]
-
-
 _FORMAT_CACHE: dict[tuple[int, str], Any] = {}
 
 
@@ -47,10 +36,21 @@ def _number_format(table: Table, fmt: str) -> Any:
 
 @dataclass
 class ApproxReport:
-    """What ``approximate_`` did: one record per replaced op, and the ops left exact."""
+    """What ``approximate_`` did.
+
+    ``replaced``: one record per replaced op (``name``, ``op``, ``method``, ``kernel``,
+    ``function``). ``left_exact``: one record per non-linear op or call left exact (``name``,
+    ``op``, ``why``): ops outside ``config.ops`` or overridden with ``None``, modules nnlut has
+    no table for, and non-linear functional calls inside a module's ``forward``.
+    """
 
     replaced: list[dict[str, Any]] = field(default_factory=list)
-    skipped: list[str] = field(default_factory=list)
+    left_exact: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def skipped(self) -> list[str]:
+        """Names of the module paths left exact."""
+        return [r["name"] for r in self.left_exact]
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -59,13 +59,14 @@ class ApproxReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"replaced": self.replaced, "skipped": self.skipped, "counts": self.counts()}
+        return {"replaced": self.replaced, "left_exact": self.left_exact, "counts": self.counts()}
 
     def __str__(self) -> str:
         parts = [f"{n} {op}" for op, n in self.counts().items()]
         s = "replaced " + (", ".join(parts) if parts else "nothing")
-        if self.skipped:
-            s += f"; left exact: {len(self.skipped)}"
+        if self.left_exact:
+            s += f"; left exact: {len(self.left_exact)} (" + "; ".join(
+                f"{r['name']}: {r['op']}" for r in self.left_exact[:4]) + (", ..." if len(self.left_exact) > 4 else "") + ")"
         return s
 
 
@@ -76,14 +77,22 @@ class _State:
     attention: list[tuple[nn.Module, str]] = field(default_factory=list)
     report: ApproxReport = field(default_factory=ApproxReport)
 
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        # an approximated model unpickled in a fresh process (torch.load, pickle, deepcopy)
+        # dispatches its attention to "nnlut": make that name known to transformers again
+        self.__dict__.update(state)
+        if self.attention:
+            from ._hf import register
+
+            register()
+
 
 def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> Kernel:
     function = site.function
-    if cfg.method in ("ibert", "exact"):
-        return make_kernel(site.op, cfg.method, function=function)
-    roles = dict(ROLES[site.op])
-    if site.op == "gelu":
-        roles = {"act": function or "gelu"}
+    method = method_spec(cfg.method)
+    if not method.fitted:
+        return method.kernel(site.op, None, function)
+    roles = op_spec(site.op).tables_for(function)
     key = (site.op, function, id(cfg))
     if cfg.share_tables and key in shared:
         return shared[key]
@@ -96,7 +105,7 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
             tables[role] = t if cfg.share_tables else t.replace()
     if cfg.number_format is not None:
         tables = {role: _number_format(t, cfg.number_format) for role, t in tables.items()}
-    kernel = make_kernel(site.op, cfg.method, tables, function=function)
+    kernel = method.kernel(site.op, tables, function)
     if cfg.share_tables:
         shared[key] = kernel
     return kernel
@@ -137,14 +146,22 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
         listing = ", ".join(s.name for s in chosen[:8]) + (", ..." if len(chosen) > 8 else "")
         raise NNLUTError(f"override(s) {', '.join(map(repr, unmatched))} match no replaced op; ops are named like: {listing}")
 
+    not_chosen = {s.name: f"{s.op} is not in config.ops" for s in sites if s.op not in wanted}
+    not_chosen.update({s.name: "an override of None leaves it exact" for s in chosen if config.resolve(s.name) is None})
     state = _State()
+    state.report.left_exact = left_exact(model, sites, not_chosen)
     shared: dict[tuple, Kernel] = {}
     try:
         for site in chosen:
             cfg = config.resolve(site.name)
             if cfg is None:
-                state.report.skipped.append(site.name)
                 continue
+            if site.unsupported:
+                raise NNLUTError(
+                    f"attention module {site.name.rsplit('.', 1)[0]!r} ({type(site.module).__name__}) uses "
+                    f"{', '.join(site.unsupported)} in its attention, which nnlut's attention does not implement; "
+                    f"leave its softmax exact with ApproxConfig(overrides={{{site.name!r}: None}}) or ops without "
+                    f"'softmax'")
             kernel = _kernel_for(site, cfg, shared)
             _apply(site, kernel, state, verify)
             state.report.replaced.append({"name": site.name, "op": site.op, "method": kernel.method,
@@ -162,16 +179,7 @@ def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
     from ._hf import ADAPTERS, check_adapter
 
     if site.kind == "module":
-        if site.op in ("gelu", "silu"):
-            new: nn.Module = ApproxActivation(kernel, site.module)  # type: ignore[arg-type]
-        elif site.op == "layernorm":
-            new = ApproxLayerNorm(kernel, site.module)  # type: ignore[arg-type]
-        elif site.op == "rmsnorm":
-            new = ApproxRMSNorm(kernel, site.module, site.eps, site.weight_offset)  # type: ignore[arg-type]
-        else:
-            new = ApproxSoftmax(kernel, dim=site.module.dim if site.module.dim is not None else -1,  # type: ignore[arg-type]
-                                original=site.module)
-        setattr(site.parent, site.attr, new)
+        setattr(site.parent, site.attr, op_spec(site.op).face(kernel, site))
         state.swaps.append((site.parent, site.attr, site.module))
     elif site.kind == "adapter":
         adapter_cls = ADAPTERS[type(site.module).__name__]

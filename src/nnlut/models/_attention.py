@@ -1,0 +1,150 @@
+"""nnlut's attention function: eager attention whose softmax is the module's ``softmax`` child.
+
+Computes what transformers' eager attention computes, feature for feature, so that with the
+``exact`` method an approximated model gives the original's outputs:
+
+- grouped-query and multi-query heads (keys and values repeated to the query heads),
+- additive position biases (``position_bias``: T5, ALiBi-style), added before the mask,
+- logit soft-capping (``softcap``: ``tanh(s / c) * c``, Gemma2), before the mask,
+- attention sinks (a ``sinks`` parameter of shape ``(heads,)`` on the module, GPT-OSS): one
+  extra logit column per head that takes probability mass and is dropped,
+- sliding windows, cross-attention and KV caches, all of which arrive in the mask and the
+  key length (``sliding_window`` itself is only a hint for kernels that build no mask).
+
+On the CPU, float32 tensors without biases, caps or sinks take a hand-tuned path: one batch
+element at a time through a scratch buffer and the fused LUT softmax kernel.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..ops._modules import ApproxSoftmax
+
+# keyword arguments of transformers' eager attention functions that nnlut implements; any other
+# named parameter of a model's eager attention function makes ``approximate_`` refuse its softmax
+SUPPORTED_PARAMETERS = frozenset({"module", "query", "key", "value", "attention_mask", "scaling", "dropout",
+                                  "position_bias", "softcap", "sliding_window", "kwargs"})
+
+
+def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                    attention_mask: torch.Tensor | None, scaling: float | None = None, dropout: float = 0.0,
+                    position_bias: torch.Tensor | None = None, softcap: float | None = None,
+                    **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Attention of ``module`` with its ``softmax`` child (exact softmax when it has none).
+
+    Args:
+        query: (batch, heads, queries, head_dim); key, value: (batch, kv_heads, keys, head_dim),
+            kv_heads dividing heads.
+        attention_mask: additive float mask or boolean keep-mask, broadcastable to
+            (batch, heads, queries, keys); None = attend everywhere.
+        scaling: factor on the logits (default ``head_dim ** -0.5``).
+        position_bias: additive (batch or 1, heads, queries, keys) bias.
+        softcap: logit soft-capping value, or None.
+
+    Returns:
+        (output (batch, queries, heads, head_dim) contiguous, probabilities or None).
+    """
+    if scaling is None:
+        scaling = query.size(-1) ** -0.5
+    if key.shape[1] != query.shape[1]:
+        groups = query.shape[1] // key.shape[1]
+        key = key.repeat_interleave(groups, dim=1)
+        value = value.repeat_interleave(groups, dim=1)
+    softmax = module._modules.get("softmax")
+    sinks = getattr(module, "sinks", None)
+    plain = position_bias is None and softcap is None and not isinstance(sinks, torch.Tensor)
+    if (plain and isinstance(softmax, ApproxSoftmax) and not kwargs.get("output_attentions")
+            and not (dropout > 0.0 and module.training)):
+        out = _streamed(softmax, query, key, value, scaling, attention_mask)
+        if out is not None:
+            return out, None  # as SDPA: no weights unless output_attentions asks for them
+    raw = _scores(query, key)
+    probs = None
+    if plain and isinstance(softmax, ApproxSoftmax) and (attention_mask is None or attention_mask.dtype != torch.bool):
+        # one pass over the (temporary) scores: scale, mask, softmax
+        probs = softmax.fused_attention(raw, scaling, attention_mask, inplace=True)
+    if probs is None:
+        scores = raw * scaling
+        if softcap is not None:
+            scores = torch.tanh(scores / softcap) * softcap
+        if position_bias is not None:
+            scores = scores + position_bias
+        if attention_mask is not None:
+            if attention_mask.dtype == torch.bool:
+                scores = scores.masked_fill(~attention_mask, torch.finfo(scores.dtype).min)
+            else:
+                scores = scores + attention_mask[..., : key.shape[-2]]
+        if isinstance(sinks, torch.Tensor):
+            column = sinks.reshape(1, -1, 1, 1).expand(scores.shape[0], -1, scores.shape[2], 1).to(scores.dtype)
+            scores = torch.cat([scores, column], dim=-1)
+            scores = scores - scores.max(dim=-1, keepdim=True).values
+        if isinstance(softmax, ApproxSoftmax):
+            probs = softmax(scores, dim=-1)
+        else:
+            probs = torch.softmax(scores, dim=-1, dtype=torch.float32).to(scores.dtype)
+        if isinstance(sinks, torch.Tensor):
+            probs = probs[..., :-1]
+    probs = nn.functional.dropout(probs, p=dropout, training=module.training)
+    return _context(probs.to(value.dtype), value), probs
+
+
+def _streamed(softmax: ApproxSoftmax, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scaling: float,
+              mask: torch.Tensor | None) -> torch.Tensor | None:
+    """Attention one batch element at a time: its scores go into a scratch buffer small enough
+    to stay in cache, the fused LUT softmax overwrites them, and the context is taken from
+    there, so the (batch, heads, queries, keys) probabilities are never stored as a whole.
+    The values are those of the batched path (the same products and rows). None when the
+    fused kernel cannot take these tensors (nothing has been computed then)."""
+    if not _per_batch(query, key, value) or not (query.dtype == key.dtype == value.dtype == torch.float32):
+        return None
+    b, h, q, _ = query.shape
+    if value.shape[1] != h or (mask is not None and (mask.dtype == torch.bool or mask.dim() != 4
+                                                     or mask.shape[0] not in (1, b))):
+        return None
+    scratch = torch.empty(1, h, q, key.shape[2], dtype=query.dtype)
+    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
+    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
+    for i in range(b):
+        torch.bmm(query[i], key[i].transpose(1, 2), out=scratch[0])
+        m = mask[i : i + 1] if mask is not None and mask.shape[0] > 1 else mask
+        if softmax.fused_attention(scratch, scaling, m, inplace=True) is None:
+            return None  # decided by the tables and the mask's layout: at i = 0, before any output
+        torch.bmm(scratch[0], value[i], out=tmp)
+        out[i].copy_(tmp.transpose(0, 1))
+    return out
+
+
+def _per_batch(*ts: torch.Tensor) -> bool:
+    """Whether batched matmuls over dim 0 read these (batch, heads, rows, cols) views in place:
+    HuggingFace's heads-split projections are not foldable into one batch dim, so
+    ``torch.matmul`` would copy them first."""
+    return (not torch.is_grad_enabled() and all(t.dim() == 4 and t.device.type == "cpu" for t in ts)
+            and ts[0].shape[0] > 1 and not torch.compiler.is_compiling())
+
+
+def _scores(query: torch.Tensor, key: torch.Tensor) -> torch.Tensor:
+    """query @ key^T as a contiguous (batch, heads, queries, keys) tensor."""
+    if not _per_batch(query, key) or query.dtype != key.dtype:
+        return torch.matmul(query, key.transpose(2, 3)).contiguous()
+    b, h, q, _ = query.shape
+    out = torch.empty(b, h, q, key.shape[2], dtype=query.dtype)
+    for i in range(b):
+        torch.bmm(query[i], key[i].transpose(1, 2), out=out[i])
+    return out
+
+
+def _context(probs: torch.Tensor, value: torch.Tensor) -> torch.Tensor:
+    """(probs @ value) laid out as (batch, queries, heads, head_dim), contiguous."""
+    if not _per_batch(probs, value) or probs.shape[1] != value.shape[1]:
+        return torch.matmul(probs, value).transpose(1, 2).contiguous()
+    b, h, q, _ = probs.shape
+    out = torch.empty(b, q, h, value.shape[-1], dtype=value.dtype)
+    tmp = torch.empty(h, q, value.shape[-1], dtype=value.dtype)
+    for i in range(b):
+        torch.bmm(probs[i], value[i], out=tmp)
+        out[i].copy_(tmp.transpose(0, 1))
+    return out

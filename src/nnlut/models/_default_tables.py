@@ -1,0 +1,121 @@
+"""Fitted tables without refitting: shipped defaults, an on-disk cache, then a fit.
+
+``fitted_table(function, method, entries, scaling, seed)`` looks in, in order:
+
+1. the process memo;
+2. ``default_tables.json`` shipped in the package (the 16-entry NN-LUT tables of every
+   built-in function, both scalings, seed 0; written by ``scripts/make_default_tables.py``);
+3. the on-disk cache, ``$NNLUT_CACHE`` (default ``~/.cache/nnlut``) ``/tables/<nnlut
+   version>/<key>.json``, keyed by function, method, entries, scaling and seed;
+4. a fresh fit, which is then written to that cache (atomically).
+
+A shipped or cached entry is used only when it was made by this nnlut version.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from .._logging import logger
+from ..core._table import Table
+
+SHIPPED = Path(__file__).with_name("default_tables.json")
+# the functions approximate_ can ask for, and the scalings that change their fit
+FUNCTIONS = ("gelu", "gelu_tanh", "silu", "exp", "reciprocal", "rsqrt")
+SCALED = ("reciprocal", "rsqrt")
+
+_MEMO: dict[tuple, Table] = {}
+
+
+def table_key(function: str, method: str, entries: int, scaling: str, seed: int) -> str:
+    """The cache key: ``function-method-entries-scaling-seed`` (scaling only where it matters)."""
+    return f"{function}-{method}-{entries}-{scaling if function in SCALED else 'any'}-{seed}"
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut") / "tables" / _version()
+
+
+@lru_cache(maxsize=1)
+def _shipped() -> dict[str, Any]:
+    try:
+        data = json.loads(SHIPPED.read_text())
+    except (OSError, ValueError):
+        return {}
+    if data.get("nnlut_version") != _version():
+        logger.debug("shipped default tables are for nnlut %s, not %s: ignored", data.get("nnlut_version"), _version())
+        return {}
+    return data.get("tables", {})
+
+
+def fit_fresh(function: str, method: str, entries: int, scaling: str, seed: int) -> Table:
+    """Fit the table (no lookup): what every cached or shipped entry must equal."""
+    from ..fit import fit
+
+    rr = scaling == "full" and function in SCALED
+    return fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]
+
+
+def fitted_table(function: str, method: str, entries: int, scaling: str, seed: int = 0) -> Table:
+    """The table for ``function`` fitted with ``method``; see the module docstring for where
+    it comes from. Immutable and shared: callers that need their own copy call ``replace()``."""
+    key = table_key(function, method, entries, scaling, seed)
+    hit = _MEMO.get(key)
+    if hit is not None:
+        return hit
+    shipped = _shipped().get(key)
+    if shipped is not None:
+        table = Table.from_dict(shipped)
+    else:
+        path = cache_root() / f"{key}.json"
+        table = _read(path)
+        if table is None:
+            logger.info("fitting the %s table (%s, %d entries); cached in %s", function, method, entries, path)
+            table = fit_fresh(function, method, entries, scaling, seed)
+            _write(path, table)
+    _MEMO[key] = table
+    return table
+
+
+def _read(path: Path) -> Table | None:
+    try:
+        return Table.from_dict(json.loads(path.read_text()))
+    except Exception:  # a missing, partial or stale file is refitted
+        return None
+
+
+def _write(path: Path, table: Table) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(table.to_dict(), allow_nan=False))
+        os.replace(tmp, path)
+    except OSError as e:  # a read-only home only costs a refit next time
+        logger.debug("could not cache %s: %s", path, e)
+
+
+def default_keys() -> list[tuple[str, str, int, str, int]]:
+    """(function, method, entries, scaling, seed) of every shipped table."""
+    out = []
+    for fn in FUNCTIONS:
+        for scaling in (("full", "paper") if fn in SCALED else ("full",)):
+            out.append((fn, "nnlut", 16, scaling, 0))
+    return out
+
+
+def write_shipped(path: Path = SHIPPED) -> dict[str, Any]:
+    """Fit every default table afresh and write them to ``path`` (the package's JSON)."""
+    tables = {table_key(*k): fit_fresh(*k).to_dict() for k in default_keys()}
+    data = {"nnlut_version": _version(), "tables": tables}
+    path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
+    return data

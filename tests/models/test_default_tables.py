@@ -1,0 +1,61 @@
+"""Default tables: shipped in the package, cached on disk, equal to a fresh fit."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from nnlut.models import _default_tables as dt
+
+
+def test_every_default_is_shipped_for_this_version():
+    data = json.loads(dt.SHIPPED.read_text())
+    import nnlut
+
+    assert data["nnlut_version"] == nnlut.__version__
+    assert sorted(data["tables"]) == sorted(dt.table_key(*k) for k in dt.default_keys())
+
+
+def test_shipped_table_equals_a_fresh_fit():
+    # rsqrt is the quickest default to refit (~5 s); the slow test below checks the others
+    key = ("rsqrt", "nnlut", 16, "full", 0)
+    shipped = dt.Table.from_dict(dt._shipped()[dt.table_key(*key)])
+    assert shipped == dt.fit_fresh(*key)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("key", [("exp", "nnlut", 16, "full", 0)])
+def test_more_shipped_tables_equal_a_fresh_fit(key):
+    shipped = dt.Table.from_dict(dt._shipped()[dt.table_key(*key)])
+    assert shipped == dt.fit_fresh(*key)
+
+
+def test_defaults_load_in_milliseconds_and_are_memoised(monkeypatch):
+    dt._MEMO.clear()
+    monkeypatch.setattr(dt, "fit_fresh", lambda *a: pytest.fail(f"refitted {a}"))
+    t = time.perf_counter()
+    tables = [dt.fitted_table(*k) for k in dt.default_keys()]
+    assert time.perf_counter() - t < 5.0  # generous: loading JSON, not fitting (a fit takes seconds)
+    assert all(dt.fitted_table(*k) is t for k, t in zip(dt.default_keys(), tables, strict=True))
+    assert tables[0].function == "gelu" and tables[0].entries == 16
+
+
+def test_other_tables_are_cached_on_disk_by_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("NNLUT_CACHE", str(tmp_path))
+    dt._MEMO.clear()
+    first = dt.fitted_table("gelu", "linear", 8, "full", 0)
+    files = list(tmp_path.rglob("*.json"))
+    assert [f.name for f in files] == ["gelu-linear-8-any-0.json"]
+    import nnlut
+
+    assert files[0].parent.name == nnlut.__version__
+    dt._MEMO.clear()
+    monkeypatch.setattr(dt, "fit_fresh", lambda *a: pytest.fail(f"refitted {a}"))
+    assert dt.fitted_table("gelu", "linear", 8, "full", 0) == first
+    files[0].write_text("{not json")  # a damaged entry is refitted, not an error
+    dt._MEMO.clear()
+    monkeypatch.undo()
+    monkeypatch.setenv("NNLUT_CACHE", str(tmp_path))
+    assert dt.fitted_table("gelu", "linear", 8, "full", 0) == first
