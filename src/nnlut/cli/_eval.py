@@ -17,7 +17,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="FP32 reference: a classifier fine-tuned on the training half (cached; default) or a "
                         "linear probe on frozen embeddings (quick)")
     p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N sentences of each set (quick runs)")
+    p.add_argument("--limit", type=int, help="evaluate a seeded stratified sample of N sentences of each set (quick runs)")
     p.add_argument("--configs", nargs="+", metavar="NAME", help="configurations to run (default: all; fp32 always runs)")
     p.add_argument("--extra-for", nargs="*", metavar="NAME",
                    help="configurations that also run the amazon/nyt/tweets sets (default: all; none with no names)")

@@ -87,8 +87,33 @@ class SentimentSet:
         return SentimentSet(self.name, self.ids[index], tuple(self.texts[i] for i in index), self.scores[index],
                             self.labels[index])
 
-    def limit(self, n: int | None) -> SentimentSet:
-        return self if n is None or n >= len(self) else self.subset(np.arange(n))
+    def limit(self, n: int | None, seed: int = 0) -> SentimentSet:
+        """A seeded stratified sample of ``n`` sentences (both classes in proportion), in
+        the original order; the whole set when ``n`` is None or not smaller."""
+        return self if n is None or n >= len(self) else self.subset(stratified_sample(self.labels, n, seed))
+
+    @property
+    def positive_share(self) -> float:
+        return float(self.labels.mean()) if len(self) else float("nan")
+
+
+def stratified_sample(labels: np.ndarray, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``n`` items from ``labels`` (int array, shape
+    ``(N,)``) in which every class keeps its share (largest-remainder rounding).
+
+    Never a prefix: ids of the sentiment files come roughly positives first.
+    """
+    labels = np.asarray(labels)
+    if not 0 < n <= len(labels):
+        raise NNLUTError(f"sample size must be in 1..{len(labels)}, got {n}")
+    classes, counts = np.unique(labels, return_counts=True)
+    exact = counts * n / len(labels)
+    take = np.floor(exact).astype(int)
+    short = n - int(take.sum())
+    take[np.argsort(-(exact - take), kind="stable")[:short]] += 1
+    rng = np.random.default_rng(seed)
+    picked = [rng.choice(np.flatnonzero(labels == c), size=k, replace=False) for c, k in zip(classes, take, strict=True)]
+    return np.sort(np.concatenate(picked))
 
 
 def load_set(name: str) -> SentimentSet:

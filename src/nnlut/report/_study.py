@@ -102,7 +102,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
 
 
 def section_models(out: Path, settings: Settings) -> Section:
-    """MiniLM with every op replaced, beside the baselines, on a subset of the test half."""
+    """MiniLM with every op replaced, beside the baselines, on a stratified sample of the test half."""
     from ..cli._common import format_table
     from ..eval import build_task, default_configs, evaluate_configs
     from ..eval._evaluate import summary_rows
@@ -114,18 +114,44 @@ def section_models(out: Path, settings: Settings) -> Section:
         return Section("models", "MiniLM accuracy", "", "", skipped=str(e))
     res = evaluate_configs(task, default_configs(settings.entries, calibrate=settings.calibrate))
     headers, rows = summary_rows(res)
-    text = format_table(headers, rows)
+    findings = model_findings(res, settings.entries)
+    text = format_table(headers, rows) + "\n" + findings
     m = task.meta
     how = ("a classifier fine-tuned on the training half" if m["head"] == "finetuned"
-           else f"a logistic-regression probe on frozen FP32 embeddings of {m.get('probe_train_sentences')} training sentences")
-    md = (f"MiniLM-L6 on the first {m['test_sentences']} sentences of the movie-review test half; FP32 reference: {how}. "
-          "Δ acc is in points against FP32, agreement is the share of FP32's predictions kept, cosine compares "
-          "mean-pooled final hidden states with FP32's; op errors are max |output error| over the first batches. "
-          "Full runs: `nnlut eval`.\n\n")
+           else f"a logistic-regression probe on frozen FP32 embeddings of a seeded stratified sample of "
+                f"{m.get('probe_train_sentences')} training sentences")
+    md = (f"MiniLM-L6 on {m['test_sentences']} sentences of the movie-review test half ({m['subset']}, "
+          f"{m['positive_share']:.1%} positive); FP32 reference: {how}. "
+          "Δ acc is in points against FP32 with its paired-bootstrap 95% interval; McNemar p is the mid-p of "
+          "McNemar's test on the sentences where the two disagree; '≈ fp32' marks a configuration whose interval "
+          "contains 0 and whose McNemar p is at least 0.05. Agreement is the share of FP32's predictions kept, "
+          "cosine compares mean-pooled final hidden states with FP32's; op errors are max |output error| over the "
+          "first batches. Full runs: `nnlut eval`.\n\n" + findings + "\n\n")
     md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
     md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
                      for r in rows) + "\n"
     return Section("models", "MiniLM accuracy with LUT ops", text, md, res)
+
+
+def model_findings(res: dict[str, Any], entries: int) -> str:
+    """One sentence each for FP32, linear mode and NN-LUT on all ops, with their intervals."""
+    from ..eval._evaluate import format_ci, verdict
+
+    c = res["configs"]
+    parts = [f"FP32 accuracy {c['fp32']['accuracy']:.2%}."]
+    for name, label in ((f"linear{entries}-all", f"Linear mode ({entries} entries)"),
+                        (f"nnlut{entries}-all", f"NN-LUT ({entries} entries, all ops)"),
+                        (f"nnlut{entries}-all-calibrated", "Calibrated NN-LUT")):
+        r = c.get(name)
+        if r is None:
+            continue
+        v = verdict(r)
+        what = ("is indistinguishable from FP32" if v == "≈ fp32" else
+                "loses accuracy" if v == "worse" else "gains accuracy")
+        parts.append(f"{label} {what}: Δ {r['delta_accuracy_pt']:+.2f} pt, 95% CI {format_ci(r['delta_ci_pt'])}, "
+                     f"McNemar p {r['mcnemar']['p_mid']:.3g} ({r['mcnemar']['lost']} sentences lost, "
+                     f"{r['mcnemar']['gained']} gained).")
+    return " ".join(parts)
 
 
 def section_system(out: Path, settings: Settings) -> Section:
