@@ -25,6 +25,7 @@ from ..models import ApproxConfig, approximate_, restore_
 from ..ops._modules import track_errors
 from ._classifier import FinetuneSettings, SentenceClassifier, encode_batches, load_classifier, run_model
 from ._data import SentimentSet, load_set, split
+from ._dist import my_share
 from ._stats import delta_ci, indistinguishable, mcnemar, pearson_ci
 
 EXTRA_SETS = ("amazon", "nyt", "tweets")
@@ -221,7 +222,7 @@ def _calibrate(task: Task, sentences: int, batch_size: int) -> dict[str, Any]:
     if task.train is None:
         raise NNLUTError("calibration needs the training half")
     texts = task.train.limit(sentences, task.meta.get("seed", 0)).texts  # unlabeled: only the sentences are read
-    batches = (b for _, b in encode_batches(task.tokenizer, texts, batch_size, 128))
+    batches = my_share(b for _, b in encode_batches(task.tokenizer, texts, batch_size, 128))
     rep = calibrate(task.classifier, batches)
     out = rep.as_dict()
     out["sentences"] = len(texts)
