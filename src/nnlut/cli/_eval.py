@@ -130,8 +130,8 @@ def _vit(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
 
 def _local(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     from ..eval import default_configs
-    from ..eval._local import build_causal_task, build_classifier_task, model_kind
     from ..eval._lm_eval import evaluate_lm, lm_configs
+    from ..eval._local import build_causal_task, build_classifier_task, model_kind
     from ..eval._logits import evaluate_logits, logits_rows
 
     kind = model_kind(args.model)

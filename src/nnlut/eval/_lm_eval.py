@@ -57,8 +57,9 @@ class LMTask:
     meta: dict[str, Any]
 
 
-def _perplexity(nll: np.ndarray) -> float:
-    return float(np.exp(nll.mean())) if nll.size else float("nan")
+def _perplexity(nll: np.ndarray) -> float | None:
+    """exp(mean NLL); None when there are no positions (sequences too short for a range)."""
+    return float(np.exp(nll.mean())) if nll.size else None
 
 
 class _SoftmaxRange:
@@ -122,7 +123,7 @@ def evaluate_lm(task: LMTask, configs: Sequence[EvalConfig], *, batch_size: int 
         ref_nll = nll if ref_nll is None else ref_nll
         tokens = np.full(nll.shape[0], nll.shape[1], dtype=np.float64)
         rec["perplexity"] = _perplexity(nll)
-        rec["delta_perplexity_pct"] = 100 * (rec["perplexity"] / _perplexity(ref_nll) - 1)
+        rec["delta_perplexity_pct"] = 100 * (rec["perplexity"] / float(np.exp(ref_nll.mean())) - 1)
         lo, hi = ratio_ci(nll.sum(1), ref_nll.sum(1), tokens, seed=seed)
         rec["delta_perplexity_ci_pct"] = [100 * (lo - 1), 100 * (hi - 1)]
         rec["perplexity_first_128"] = _perplexity(nll[:, :SHORT])
@@ -180,6 +181,6 @@ def lm_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     for name, r in results["configs"].items():
         ci = r["delta_perplexity_ci_pct"]
         rows.append([name, r["perplexity"], r["delta_perplexity_pct"], f"[{ci[0]:+.2f}, {ci[1]:+.2f}]",
-                     r["perplexity_first_128"], r["perplexity_from_384"],
+                     r["perplexity_first_128"], "-" if r["perplexity_from_384"] is None else r["perplexity_from_384"],
                      r.get("calibration", {}).get("seconds", float("nan")), r["seconds"]])
     return headers, rows

@@ -82,6 +82,8 @@ def _load(folder: str, auto: str) -> tuple[Any, Any]:
         import transformers
     except ImportError:
         raise NNLUTError("evaluating models needs transformers: pip install 'nnlut[models]'") from None
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
     tok = transformers.AutoTokenizer.from_pretrained(folder)
     model = getattr(transformers, auto).from_pretrained(folder).eval()
     return tok, model
