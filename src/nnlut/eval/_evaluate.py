@@ -139,9 +139,10 @@ def build_task(model: str = "minilm", head: str = "finetuned", *, seed: int = 0,
         tok, enc = load_encoder(model)
         clf = SentenceClassifier(enc).eval()
         meta = _probe(tok, clf, train.limit(train_limit, seed), seed)
+    subset = "whole test half" if limit is None or limit >= len(test) else "seeded stratified sample"
     test = test.limit(limit, seed)
     meta.update(model=model, head=head, seed=seed, test_sentences=len(test), positive_share=test.positive_share,
-                subset="whole test half" if limit is None or limit >= len(test) else "seeded stratified sample")
+                subset=subset)
     return Task(tok, clf, test, extras, meta, train)
 
 
