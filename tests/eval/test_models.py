@@ -60,6 +60,7 @@ def test_lm_settings_are_validated():
         LMSettings(steps=0)
 
 
+@pytest.mark.slow
 def test_evaluate_lm_replaces_every_op_and_reports_intervals():
     text = encode("the cat sat on the mat. a dog ran in the fog. " * 60)
     model = build_model(TINY_LM)
@@ -80,6 +81,7 @@ def test_evaluate_lm_replaces_every_op_and_reports_intervals():
     assert -1e4 < sm["min"] <= sm["q001"] <= sm["q01"] <= 0.0  # masked keys are not counted
 
 
+@pytest.mark.slow
 def test_vit_on_digits_trains_caches_and_evaluates(tmp_path, monkeypatch):
     monkeypatch.setenv("NNLUT_CACHE", str(tmp_path))
     xtr, ytr, xte, yte = digits(0)
