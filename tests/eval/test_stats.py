@@ -116,3 +116,16 @@ def test_stratified_sample_keeps_class_shares(n):
     assert abs(labels[idx].sum() - 0.7 * n) < 1  # largest-remainder rounding: within one item
     assert not np.array_equal(idx, np.arange(n)) or n == 1000
     assert np.array_equal(idx, stratified_sample(labels, n, seed=5))
+
+
+def test_stratified_sample_keeps_each_strata_share_within_each_class():
+    rng = np.random.default_rng(2)
+    labels = (rng.random(2000) < 0.6).astype(int)
+    strata = rng.integers(0, 4, 2000)
+    idx = stratified_sample(labels, 300, seed=1, strata=strata)
+    assert len(idx) == 300 and abs(labels[idx].sum() - 300 * labels.mean()) < 1
+    for c in (0, 1):
+        k = np.sum(labels[idx] == c)
+        for g in range(4):
+            share = np.mean(strata[labels == c] == g)
+            assert abs(np.sum((labels[idx] == c) & (strata[idx] == g)) - k * share) < 1
