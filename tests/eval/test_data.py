@@ -35,3 +35,28 @@ def test_split_is_seeded_half_half_and_disjoint():
 def test_unknown_set():
     with pytest.raises(NNLUTError, match="unknown sentiment set"):
         load_set("imdb")
+
+
+def test_limit_is_a_stratified_sample_not_a_prefix():
+    _, te = split(load_set("movie"), 0)
+    sub = te.limit(400, seed=0)
+    assert len(sub) == 400 and abs(sub.positive_share - te.positive_share) < 1 / 400 + 1e-12
+    assert 0.35 <= sub.positive_share <= 0.65
+    prefix_share = te.labels[:400].mean()  # what a positional cut would give: far from balanced
+    assert abs(prefix_share - te.positive_share) > 0.2
+    assert set(sub.ids) <= set(te.ids) and not np.array_equal(sub.ids, te.limit(400, seed=1).ids)
+    assert te.limit(None) is te and te.limit(len(te)) is te
+
+
+def test_limit_keeps_the_difficulty_mix():
+    _, te = split(load_set("movie"), 0)
+    sub = te.limit(400, seed=3)
+    q = te.difficulty()
+    for c in (0, 1):
+        want = np.bincount(q[te.labels == c], minlength=4) / np.sum(te.labels == c)
+        where = {i: k for k, i in enumerate(te.ids)}
+        qs = q[[where[i] for i in sub.ids]]  # each sampled sentence's quartile in the whole half
+        got = np.bincount(qs[sub.labels == c], minlength=4)
+        assert np.all(np.abs(got / got.sum() - want) < 0.01)
+    first = te.subset(np.arange(400))  # a prefix, for contrast: a different mix
+    assert abs(first.positive_share - te.positive_share) > 0.2

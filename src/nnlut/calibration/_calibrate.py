@@ -21,7 +21,7 @@ from .._logging import logger, progress
 from ..core._io import table_from_dict, table_to_dict
 from ..core._table import Table
 from ..ops._modules import ApproxOp, approx_modules
-from ._observers import Reservoir
+from ._observers import Reservoir, merge_across_ranks
 from ._refit import MIN_SAMPLES, RefitInfo, refit_table
 
 MANIFEST = "manifest.json"
@@ -115,6 +115,7 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
             if observers[name] in m.observers:
                 m.observers.remove(observers[name])
         model.train(was_training)
+    merge_across_ranks(res)  # under torchrun: every rank refits from the samples of all ranks
     report.seconds_observe = time.perf_counter() - t0
     if report.batches == 0:
         raise NNLUTError("no calibration data: the batches iterable was empty")

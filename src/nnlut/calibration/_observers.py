@@ -5,9 +5,16 @@ stream of tensors (weighted reservoir sampling: each batch contributes a random 
 items carry the weight ``batch size / subset size``, and keys ``u ** (1 / w)`` decide which
 survive), plus running statistics (count, and min, max and non-finite share of the values drawn). Memory is
 ``O(capacity)`` whatever the amount of data.
+
+Under ``torchrun`` each rank observes its share of the batches; :func:`merge_across_ranks`
+then unites the reservoirs of all ranks (the same weighted sampling over the union of the
+streams), so every rank refits the same tables from the same samples.
 """
 
 from __future__ import annotations
+
+from collections.abc import Hashable
+from typing import Any
 
 import numpy as np
 import torch
@@ -18,7 +25,7 @@ class Reservoir:
         if capacity < 1:
             raise ValueError("capacity must be positive")
         self.capacity = capacity
-        self.gen = torch.Generator().manual_seed(seed)
+        self.gen = torch.Generator().manual_seed(seed + 1_000_003 * _rank())  # independent keys on each rank
         self.values = torch.empty(0, dtype=torch.float64)
         self.weights = torch.empty(0, dtype=torch.float64)
         self.keys = torch.empty(0, dtype=torch.float64)
@@ -63,6 +70,29 @@ class Reservoir:
             values, weights, keys = values[top], weights[top], keys[top]
         self.values, self.weights, self.keys = values, weights, keys
 
+    def state(self) -> dict[str, Any]:
+        """Everything a merge needs (picklable)."""
+        return {"capacity": self.capacity, "values": self.values, "weights": self.weights, "keys": self.keys,
+                "count": self.count, "nonfinite": self.nonfinite, "min": self.min, "max": self.max}
+
+    @classmethod
+    def merged(cls, states: list[dict[str, Any]]) -> Reservoir:
+        """The reservoir of the union of the streams behind ``states``: the ``capacity``
+        largest keys survive, as if one reservoir had seen every value; counts add up."""
+        out = cls(max(s["capacity"] for s in states))
+        values = torch.cat([s["values"] for s in states])
+        weights = torch.cat([s["weights"] for s in states])
+        keys = torch.cat([s["keys"] for s in states])
+        if values.numel() > out.capacity:
+            top = torch.topk(keys, out.capacity).indices
+            values, weights, keys = values[top], weights[top], keys[top]
+        out.values, out.weights, out.keys = values, weights, keys
+        out.count = sum(s["count"] for s in states)
+        out.nonfinite = sum(s["nonfinite"] for s in states)
+        out.min = min(s["min"] for s in states)
+        out.max = max(s["max"] for s in states)
+        return out
+
     def sample(self) -> np.ndarray:
         return self.values.numpy().copy()
 
@@ -78,3 +108,23 @@ class Reservoir:
         if not parts:
             return np.zeros(0), np.zeros(0)
         return np.concatenate(parts), np.concatenate(weights)
+
+
+def _rank() -> int:
+    import torch.distributed as dist
+
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def merge_across_ranks(reservoirs: dict[Hashable, Reservoir]) -> None:
+    """Replace each reservoir (in place in the dict) by the union over all ranks of the
+    process group; keys seen on only some ranks are added. A no-op outside ``torchrun``."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return
+    gathered: list[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(gathered, {k: r.state() for k, r in reservoirs.items()})
+    keys = sorted({k for part in gathered for k in part}, key=repr)
+    for k in keys:
+        reservoirs[k] = Reservoir.merged([part[k] for part in gathered if k in part])

@@ -9,6 +9,7 @@ which calibration is measured against.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import math
 import shutil
@@ -26,6 +27,7 @@ from torch import nn
 from .._logging import logger, progress
 from ..kernels._cpu import cache_dir
 from ._data import SentimentSet
+from ._dist import all_gather, my_share, world
 from ._models import load_encoder
 
 
@@ -144,17 +146,22 @@ def finetune(clf: SentenceClassifier, tok: Any, train: SentimentSet, s: Finetune
 @torch.no_grad()
 def run_model(clf: SentenceClassifier, tok: Any, data: SentimentSet, *, batch_size: int = 64, max_length: int = 128,
               desc: str = "inference", max_batches: int | None = None) -> dict[str, np.ndarray]:
-    """Logits and pooled final hidden states for every sentence (in data order)."""
+    """Logits and pooled final hidden states for every sentence (in data order). Under
+    ``torchrun`` each rank runs its share of the batches and every rank gets all rows."""
     n = len(data)
     logits = np.zeros((n, clf.head.out_features), dtype=np.float32)
     pooled = np.zeros((n, clf.head.in_features), dtype=np.float32)
     done = np.zeros(n, dtype=bool)
-    total = math.ceil(n / batch_size)
-    for k, (idx, batch) in enumerate(progress(encode_batches(tok, data.texts, batch_size, max_length), desc=desc, total=total)):
-        if max_batches is not None and k >= max_batches:
-            break
+    batches = encode_batches(tok, data.texts, batch_size, max_length)
+    if max_batches is not None:
+        batches = itertools.islice(batches, max_batches)
+    rank, size = world()
+    total = math.ceil(min(n / batch_size, max_batches or n) / size)
+    local = []
+    for idx, batch in progress(my_share(batches), desc=desc, total=total):
         p = clf.pooled(**batch)
-        logits[idx] = clf.head(p).float().numpy()
-        pooled[idx] = p.float().numpy()
-        done[idx] = True
+        local.append((idx, clf.head(p).float().numpy(), p.float().numpy()))
+    for part in all_gather(local):
+        for idx, lg, pl in part:
+            logits[idx], pooled[idx], done[idx] = lg, pl, True
     return {"logits": logits[done], "pooled": pooled[done], "index": np.flatnonzero(done)}

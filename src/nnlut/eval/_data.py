@@ -87,8 +87,60 @@ class SentimentSet:
         return SentimentSet(self.name, self.ids[index], tuple(self.texts[i] for i in index), self.scores[index],
                             self.labels[index])
 
-    def limit(self, n: int | None) -> SentimentSet:
-        return self if n is None or n >= len(self) else self.subset(np.arange(n))
+    def limit(self, n: int | None, seed: int = 0) -> SentimentSet:
+        """A seeded stratified sample of ``n`` sentences, in the original order; the whole set
+        when ``n`` is None or not smaller. Both classes keep their share, and within each class
+        the quartiles of |human score| keep theirs (near-zero scores are the hard sentences, so
+        this also keeps the difficulty mix and lowers the spread of accuracy between samples)."""
+        if n is None or n >= len(self):
+            return self
+        return self.subset(stratified_sample(self.labels, n, seed, strata=self.difficulty()))
+
+    def difficulty(self, bins: int = 4) -> np.ndarray:
+        """Quartile (0..bins-1) of |score| within each sentence's class, int64 ``(N,)``."""
+        out = np.zeros(len(self), dtype=np.int64)
+        for c in np.unique(self.labels):
+            idx = np.flatnonzero(self.labels == c)
+            rank = np.argsort(np.argsort(np.abs(self.scores[idx]), kind="stable"), kind="stable")
+            out[idx] = rank * bins // len(idx)
+        return out
+
+    @property
+    def positive_share(self) -> float:
+        return float(self.labels.mean()) if len(self) else float("nan")
+
+
+def _allocate(sizes: np.ndarray, n: int) -> np.ndarray:
+    """Split ``n`` over groups in proportion to ``sizes`` (largest-remainder rounding)."""
+    exact = sizes * n / sizes.sum()
+    take = np.floor(exact).astype(int)
+    take[np.argsort(-(exact - take), kind="stable")[: n - int(take.sum())]] += 1
+    return take
+
+
+def stratified_sample(labels: np.ndarray, n: int, seed: int = 0, strata: np.ndarray | None = None) -> np.ndarray:
+    """Sorted indices of a seeded sample of ``n`` items from ``labels`` (int array, shape
+    ``(N,)``) in which every class keeps its share (largest-remainder rounding); with
+    ``strata`` (int array ``(N,)``), each class's items are further split over its strata
+    in proportion.
+
+    Never a prefix: ids of the sentiment files come roughly positives first.
+    """
+    labels = np.asarray(labels)
+    if not 0 < n <= len(labels):
+        raise NNLUTError(f"sample size must be in 1..{len(labels)}, got {n}")
+    groups = np.zeros(len(labels), dtype=np.int64) if strata is None else np.asarray(strata)
+    if groups.shape != labels.shape:
+        raise NNLUTError(f"strata must have one entry per item ({len(labels)}), got shape {groups.shape}")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(labels, return_counts=True)
+    picked = []
+    for c, k in zip(classes, _allocate(counts, n), strict=True):
+        members = np.flatnonzero(labels == c)
+        subs, sizes = np.unique(groups[members], return_counts=True)
+        for g, m in zip(subs, _allocate(sizes, int(k)), strict=True):
+            picked.append(rng.choice(members[groups[members] == g], size=m, replace=False))
+    return np.sort(np.concatenate(picked))
 
 
 def load_set(name: str) -> SentimentSet:

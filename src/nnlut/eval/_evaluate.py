@@ -25,6 +25,8 @@ from ..models import ApproxConfig, approximate_, restore_
 from ..ops._modules import track_errors
 from ._classifier import FinetuneSettings, SentenceClassifier, encode_batches, load_classifier, run_model
 from ._data import SentimentSet, load_set, split
+from ._dist import my_share
+from ._stats import delta_ci, indistinguishable, mcnemar, pearson_ci
 
 EXTRA_SETS = ("amazon", "nyt", "tweets")
 TRACK_BATCHES = 2
@@ -98,7 +100,8 @@ def _probe(tok: Any, clf: SentenceClassifier, train: SentimentSet, seed: int) ->
     w = torch.tensor(np.stack([-lr.coef_[0], lr.coef_[0]]) / 2, dtype=torch.float32)
     b = torch.tensor([-lr.intercept_[0] / 2, lr.intercept_[0] / 2], dtype=torch.float32)
     clf.head = _NormalisedHead(w, b)
-    return {"probe_seconds": time.perf_counter() - t0, "probe_train_sentences": len(train)}
+    return {"probe_seconds": time.perf_counter() - t0, "probe_train_sentences": len(train),
+            "probe_positive_share": train.positive_share}
 
 
 class _NormalisedHead(torch.nn.Module):
@@ -127,7 +130,7 @@ def build_task(model: str = "minilm", head: str = "finetuned", *, seed: int = 0,
         from ._classifier import is_cached
 
         head = "finetuned" if is_cached(FinetuneSettings(model=model, seed=seed), train) else "probe"
-    extras = {n: load_set(n).limit(limit) for n in EXTRA_SETS} if extra else {}
+    extras = {n: load_set(n).limit(limit, seed) for n in EXTRA_SETS} if extra else {}
     if head == "finetuned":
         tok, clf, meta = load_classifier(FinetuneSettings(model=model, seed=seed), train)
     else:
@@ -135,9 +138,12 @@ def build_task(model: str = "minilm", head: str = "finetuned", *, seed: int = 0,
 
         tok, enc = load_encoder(model)
         clf = SentenceClassifier(enc).eval()
-        meta = _probe(tok, clf, train.limit(train_limit), seed)
-    meta.update(model=model, head=head, seed=seed, test_sentences=len(test.limit(limit)))
-    return Task(tok, clf, test.limit(limit), extras, meta, train)
+        meta = _probe(tok, clf, train.limit(train_limit, seed), seed)
+    subset = "whole test half" if limit is None or limit >= len(test) else "seeded stratified sample"
+    test = test.limit(limit, seed)
+    meta.update(model=model, head=head, seed=seed, test_sentences=len(test), positive_share=test.positive_share,
+                subset=subset)
+    return Task(tok, clf, test, extras, meta, train)
 
 
 def _per_op(report: dict[str, dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -188,7 +194,7 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
             if cfg is None:
                 ref["test"] = out
             r = ref["test"]
-            rec["delta_accuracy_pt"] = 100 * (rec["accuracy"] - results["configs"][configs[0].name]["accuracy"]) if cfg else 0.0
+            rec.update(compare_to_reference(r["logits"].argmax(1) == labels, pred == labels, seed=task.meta.get("seed", 0)))
             rec["agreement"] = float((pred == r["logits"].argmax(1)).mean())
             cos = _cosine(out["pooled"], r["pooled"])
             rec["cosine_mean"], rec["cosine_min"] = float(cos.mean()), float(cos.min())
@@ -197,9 +203,10 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
                 for set_name, data in task.extra.items():
                     o = run_model(clf, tok, data, batch_size=batch_size, desc=f"{name} {set_name}")
                     score = o["logits"][:, 1] - o["logits"][:, 0]
+                    pearson = float(np.corrcoef(score, data.scores[o["index"]])[0, 1])
                     rec["extra"][set_name] = {
                         "accuracy": float((o["logits"].argmax(1) == data.labels[o["index"]]).mean()),
-                        "pearson": float(np.corrcoef(score, data.scores[o["index"]])[0, 1]),
+                        "pearson": pearson, "pearson_ci": list(pearson_ci(pearson, len(score))),
                     }
         finally:
             if cfg is not None:
@@ -215,8 +222,8 @@ def _calibrate(task: Task, sentences: int, batch_size: int) -> dict[str, Any]:
 
     if task.train is None:
         raise NNLUTError("calibration needs the training half")
-    texts = task.train.texts[:sentences]  # unlabeled: only the sentences are read
-    batches = (b for _, b in encode_batches(task.tokenizer, texts, batch_size, 128))
+    texts = task.train.limit(sentences, task.meta.get("seed", 0)).texts  # unlabeled: only the sentences are read
+    batches = my_share(b for _, b in encode_batches(task.tokenizer, texts, batch_size, 128))
     rep = calibrate(task.classifier, batches)
     out = rep.as_dict()
     out["sentences"] = len(texts)
@@ -226,13 +233,36 @@ def _calibrate(task: Task, sentences: int, batch_size: int) -> dict[str, Any]:
     return out
 
 
+def compare_to_reference(ref_correct: np.ndarray, new_correct: np.ndarray, seed: int = 0) -> dict[str, Any]:
+    """JSON fields comparing per-item correctness (bool arrays, shape ``(n,)``) with the
+    reference's: ``delta_accuracy_pt``, its paired-bootstrap 95% interval ``delta_ci_pt``,
+    McNemar's test and whether the two are ``indistinguishable``."""
+    ci = delta_ci(ref_correct, new_correct, seed=seed)
+    test = mcnemar(ref_correct, new_correct)
+    return {"delta_accuracy_pt": 100.0 * float(np.mean(new_correct) - np.mean(ref_correct)), "delta_ci_pt": list(ci),
+            "mcnemar": {"gained": test.gained, "lost": test.lost, "p_exact": test.p_exact, "p_mid": test.p_mid},
+            "indistinguishable": indistinguishable(ci, test)}
+
+
+def format_ci(ci: list[float] | tuple[float, float]) -> str:
+    return f"[{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def verdict(r: dict[str, Any]) -> str:
+    """'≈ fp32' when a configuration cannot be told from the reference, else 'worse'/'better'."""
+    if r.get("indistinguishable", True):
+        return "≈ fp32"
+    return "worse" if r["delta_ci_pt"][1] < 0 else "better"
+
+
 def summary_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["config", "accuracy", "Δ acc (pt)", "agreement", "cos mean", "cos min", "gelu err", "softmax err",
-               "layernorm err", "calib s", "s"]
+    headers = ["config", "accuracy", "Δ acc (pt)", "Δ 95% CI", "McNemar p", "vs fp32", "agreement", "cos mean",
+               "cos min", "gelu err", "softmax err", "layernorm err", "calib s", "s"]
     rows = []
     for name, r in results["configs"].items():
         po = r.get("per_op", {})
-        rows.append([name, r["accuracy"], r["delta_accuracy_pt"], r["agreement"], r["cosine_mean"], r["cosine_min"],
+        rows.append([name, r["accuracy"], r["delta_accuracy_pt"], format_ci(r["delta_ci_pt"]), r["mcnemar"]["p_mid"],
+                     "-" if r["config"] is None else verdict(r), r["agreement"], r["cosine_mean"], r["cosine_min"],
                      po.get("gelu", {}).get("max_abs", float("nan")), po.get("softmax", {}).get("max_abs", float("nan")),
                      po.get("layernorm", {}).get("max_abs", float("nan")),
                      r.get("calibration", {}).get("seconds", float("nan")), r["seconds"]])
@@ -240,7 +270,7 @@ def summary_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def extra_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["config"] + [f"{s} {m}" for s in EXTRA_SETS for m in ("acc", "pearson")]
+    headers = ["config"] + [f"{s} {m}" for s in EXTRA_SETS for m in ("acc", "pearson", "95% CI")]
     rows = []
     for name, r in results["configs"].items():
         if not r.get("extra"):
@@ -248,6 +278,8 @@ def extra_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
         row: list[Any] = [name]
         for s in EXTRA_SETS:
             e = r["extra"].get(s, {})
-            row += [e.get("accuracy", float("nan")), e.get("pearson", float("nan"))]
+            ci = e.get("pearson_ci")
+            row += [e.get("accuracy", float("nan")), e.get("pearson", float("nan")),
+                    f"[{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "-"]
         rows.append(row)
     return headers, rows

@@ -76,7 +76,8 @@ def model_path(name: str) -> Path:
     p = Path(name)
     if p.is_dir() and (p / "config.json").exists():
         return p
-    raise NNLUTError(f"unknown model {name!r}; use one of {', '.join(MODELS)} or a local HuggingFace model folder")
+    raise NNLUTError(f"unknown model {name!r}; use one of {', '.join(MODELS)}, lm, vit-digits or a local HuggingFace "
+                     "model folder (with --data for your own classifier or causal LM)")
 
 
 def load_encoder(name: str, *, attn_implementation: str | None = None) -> tuple[Any, Any]:

@@ -43,6 +43,7 @@ class Settings:
     eval_limit: int = 1000  # test sentences for the model section
     probe_train: int = 2000  # training sentences for the probe
     calibrate: int = 528  # unlabeled training sentences for the calibrated row (10% of the half)
+    lm_sequences: int = 64  # held-out sequences of 512 bytes for the decoder LM section
 
 
 def _fmt(v: float) -> str:
@@ -102,7 +103,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
 
 
 def section_models(out: Path, settings: Settings) -> Section:
-    """MiniLM with every op replaced, beside the baselines, on a subset of the test half."""
+    """MiniLM with every op replaced, beside the baselines, on a stratified sample of the test half."""
     from ..cli._common import format_table
     from ..eval import build_task, default_configs, evaluate_configs
     from ..eval._evaluate import summary_rows
@@ -114,18 +115,104 @@ def section_models(out: Path, settings: Settings) -> Section:
         return Section("models", "MiniLM accuracy", "", "", skipped=str(e))
     res = evaluate_configs(task, default_configs(settings.entries, calibrate=settings.calibrate))
     headers, rows = summary_rows(res)
-    text = format_table(headers, rows)
+    findings = model_findings(res, settings.entries)
+    text = format_table(headers, rows) + "\n" + findings
     m = task.meta
     how = ("a classifier fine-tuned on the training half" if m["head"] == "finetuned"
-           else f"a logistic-regression probe on frozen FP32 embeddings of {m.get('probe_train_sentences')} training sentences")
-    md = (f"MiniLM-L6 on the first {m['test_sentences']} sentences of the movie-review test half; FP32 reference: {how}. "
-          "Δ acc is in points against FP32, agreement is the share of FP32's predictions kept, cosine compares "
-          "mean-pooled final hidden states with FP32's; op errors are max |output error| over the first batches. "
-          "Full runs: `nnlut eval`.\n\n")
+           else f"a logistic-regression probe on frozen FP32 embeddings of a seeded stratified sample of "
+                f"{m.get('probe_train_sentences')} training sentences")
+    md = (f"MiniLM-L6 on {m['test_sentences']} sentences of the movie-review test half ({m['subset']}, "
+          f"{m['positive_share']:.1%} positive); FP32 reference: {how}. "
+          "Δ acc is in points against FP32 with its paired-bootstrap 95% interval; McNemar p is the mid-p of "
+          "McNemar's test on the sentences where the two disagree; '≈ fp32' marks a configuration whose interval "
+          "contains 0 and whose McNemar p is at least 0.05. Agreement is the share of FP32's predictions kept, "
+          "cosine compares mean-pooled final hidden states with FP32's; op errors are max |output error| over the "
+          "first batches. Full runs: `nnlut eval`.\n\n" + findings + "\n\n")
     md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
     md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
                      for r in rows) + "\n"
     return Section("models", "MiniLM accuracy with LUT ops", text, md, res)
+
+
+def model_findings(res: dict[str, Any], entries: int) -> str:
+    """One sentence each for FP32, linear mode and NN-LUT on all ops (calibrated too), with
+    their intervals, from the results of :func:`nnlut.eval.evaluate_configs` or of the
+    logits evaluator."""
+    from ..eval._evaluate import format_ci, verdict
+
+    c = res["configs"]
+    parts = [f"FP32 accuracy {c['fp32']['accuracy']:.2%}."]
+    for name, label in ((f"linear{entries}-all", f"Linear mode ({entries} entries)"),
+                        (f"nnlut{entries}-all", f"NN-LUT ({entries} entries, all ops)"),
+                        (f"nnlut{entries}-all-calibrated", "Calibrated NN-LUT")):
+        r = c.get(name)
+        if r is None:
+            continue
+        v = verdict(r)
+        what = ("is indistinguishable from FP32" if v == "≈ fp32" else
+                "loses accuracy" if v == "worse" else "gains accuracy")
+        parts.append(f"{label} {what}: Δ {r['delta_accuracy_pt']:+.2f} pt, 95% CI {format_ci(r['delta_ci_pt'])}, "
+                     f"McNemar p {r['mcnemar']['p_mid']:.3g} ({r['mcnemar']['lost']} items lost, "
+                     f"{r['mcnemar']['gained']} gained).")
+    return " ".join(parts)
+
+
+def section_lm(out: Path, settings: Settings) -> Section:
+    """nnlut's byte-level decoder LM (SiLU, RMSNorm, RoPE, causal softmax): held-out perplexity."""
+    from ..cli._common import format_table
+    from ..eval._lm_eval import build_lm_task, evaluate_lm, lm_configs, lm_rows
+
+    try:
+        task = build_lm_task(settings.seed, settings.lm_sequences)
+    except NNLUTError as e:
+        return Section("lm", "Decoder LM perplexity", "", "", skipped=str(e))
+    res = evaluate_lm(task, lm_configs(settings.entries), seed=settings.seed)
+    headers, rows = lm_rows(res)
+    m, c = task.meta, res["configs"]
+    n = settings.entries
+    findings = [f"FP32 perplexity {c['fp32']['perplexity']:.3f} (vocabulary {m['vocab_size']} bytes)."]
+    for name in (f"nnlut{n}-all", "nnlut8-all-calibrated", f"linear{n}-all"):
+        if name in c:
+            lo, hi = c[name]["delta_perplexity_ci_pct"]
+            findings.append(f"{name}: {c[name]['perplexity']:.3f}, {c[name]['delta_perplexity_pct']:+.2f}% "
+                            f"(95% CI [{lo:+.2f}, {hi:+.2f}]%).")
+    sm = m["softmax_inputs"]
+    md = (f"A {m['parameters']:,}-parameter LLaMA-style model (4 layers, SiLU-gated MLP, RMSNorm, rotary positions) "
+          f"trained here on the sentiment sentences in {m['train_seconds']:.0f} s (cached), judged on "
+          f"{m['test_sequences']} held-out sequences of {m['context']} bytes. Softmax inputs (scores minus the row "
+          f"max) reach {sm['min']:.1f}; 0.1% lie below {sm['q001']:.1f}. The interval is a paired bootstrap over "
+          "sequences of the perplexity ratio; 'pos>=384' is perplexity at positions whose softmax spans 384+ keys. "
+          "`nnlut eval --model lm`.\n\n" + " ".join(findings) + "\n\n")
+    md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+                     for r in rows) + "\n"
+    return Section("lm", "Decoder LM perplexity with LUT ops", format_table(headers, rows) + "\n" + " ".join(findings),
+                   md, res)
+
+
+def section_vision(out: Path, settings: Settings) -> Section:
+    """A ViT trained on scikit-learn's digits: accuracy with intervals."""
+    from ..cli._common import format_table
+    from ..eval import default_configs
+    from ..eval._logits import evaluate_logits, logits_rows
+    from ..eval._vit import build_vit_task
+
+    try:
+        task = build_vit_task(settings.seed)
+    except NNLUTError as e:
+        return Section("vision", "ViT accuracy", "", "", skipped=str(e))
+    res = evaluate_logits(task, default_configs(settings.entries, calibrate=4), seed=settings.seed)
+    headers, rows = logits_rows(res)
+    findings = model_findings(res, settings.entries)
+    m = task.meta
+    md = (f"A {m['parameters']:,}-parameter ViT (4 layers, 2x2-pixel patches; GELU, LayerNorm, softmax) trained here "
+          f"on half of scikit-learn's digits in {m['train_seconds']:.0f} s (cached), judged on the other "
+          f"{m['test_images']} images; intervals and marks as in the MiniLM table. `nnlut eval --model vit-digits`."
+          "\n\n" + findings + "\n\n")
+    md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+                     for r in rows) + "\n"
+    return Section("vision", "ViT accuracy with LUT ops", format_table(headers, rows) + "\n" + findings, md, res)
 
 
 def section_system(out: Path, settings: Settings) -> Section:
@@ -189,6 +276,8 @@ def section_hardware(out: Path, settings: Settings) -> Section:
 SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "tables": section_tables,
     "models": section_models,
+    "lm": section_lm,
+    "vision": section_vision,
     "system": section_system,
     "hardware": section_hardware,
 }
