@@ -30,7 +30,10 @@ from .._errors import NNLUTError
 from ._format import FixedFormat, accumulate
 
 EXACT_CODES = 4096  # at most this many input codes: breakpoints optimal over the whole grid
-_SCAN = 64  # slopes tried on each side of the real optimum, at most
+# slopes tried on each side of the real optimum, at most: an unrounded datapath's stop rule is
+# tight and stops within a few; a rounded one's is loose by the rounding (half an output LSB),
+# which on short segments of a fine slope grid spans dozens of slopes of near-equal error
+_SCAN = {"unrounded": 64, "rounded": 6}
 
 
 @dataclass
@@ -55,6 +58,7 @@ class Problem:
         self.srange = (-(2 ** (f.slope_bits - 1)), 2 ** (f.slope_bits - 1) - 1)
         self.trange = (-(2 ** (f.icpt_bits - 1)), 2 ** (f.icpt_bits - 1) - 1)
         self.wmax = 1.0 if self.w is None else float(np.max(self.w))
+        self.scan = _SCAN["unrounded" if self.slack == 0 else "rounded"]
 
     # ------------------------------------------------------------------ one segment
     def _center(self, r: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
@@ -62,15 +66,16 @@ class Problem:
         if w is None:
             hi, lo = float(r.max()), float(r.min())
             return (hi + lo) / 2, (hi - lo) / 2
-        a, b = float(r.min()), float(r.max())
-        for _ in range(60):
-            m = (a + b) / 2
-            if np.max(w * (r - m)) > np.max(w * (m - r)):
-                a = m
-            else:
-                b = m
-        m = (a + b) / 2
-        return m, float(np.max(w * np.abs(r - m)))
+        # the crossing of the upper envelope max w(r - b) and the lower one max w(b - r): move
+        # to the crossing of their lines active at b until b stays (a few steps)
+        b = (float(r.min()) + float(r.max())) / 2
+        for _ in range(50):
+            i, j = int(np.argmax(w * (r - b))), int(np.argmax(w * (b - r)))
+            nb = (w[i] * r[i] + w[j] * r[j]) / (w[i] + w[j])
+            if nb == b:
+                break
+            b = nb
+        return b, float(np.max(w * np.abs(r - b)))
 
     def _real(self, s: int, x: np.ndarray, y: np.ndarray, w: np.ndarray | None) -> tuple[float, float]:
         return self._center(y - s * 2.0**-self.fmt.slope_frac * x, w)
@@ -115,7 +120,7 @@ class Problem:
             return best  # no pair can be within the bound (not cached: not the exact optimum)
         limit = mean_within
         for direction in (0, 1, -1):
-            steps = range(1) if direction == 0 else range(1, _SCAN + 1)
+            steps = range(1) if direction == 0 else range(1, self.scan + 1)
             for k in steps:
                 s = a + direction * k
                 if not lo <= s <= hi:
@@ -187,7 +192,7 @@ class Problem:
                 best, hi = got, max(self.errors(got))
         return best
 
-    def balance(self, starts: list[int], sweeps: int = 4) -> list[int]:
+    def balance(self, starts: list[int], sweeps: int = 3) -> list[int]:
         """Move each interior breakpoint to where its two segments' max errors balance."""
         starts = list(starts)
         m = len(self.codes)
@@ -258,7 +263,14 @@ def fit_codes(prob: Problem, entries: int, init_breakpoints: np.ndarray | None =
         idx = np.searchsorted(prob.codes, np.ceil(np.asarray(init_breakpoints) * 2.0**prob.fmt.in_frac))
         starts = sorted({0, *(int(i) for i in idx if 0 < i < m)})
         starts = prob.balance(starts)
-    starts, pairs = prob.polish(starts)
+    while len(starts) < min(entries, m):  # entries to spare: halve the longest segment (no error grows)
+        ends = [*starts[1:], m]
+        k = max(range(len(starts)), key=lambda k: ends[k] - starts[k])
+        starts = sorted([*starts, (starts[k] + ends[k]) // 2])
+    if m <= EXACT_CODES:
+        starts, pairs = prob.polish(starts)
+    else:
+        pairs = [prob.solve(a, b) for a, b in zip(starts, [*starts[1:], m], strict=True)]
     bp = [int(prob.codes[i]) for i in starts[1:]]
     s = [p[1] for p in pairs]
     t = [p[2] for p in pairs]
