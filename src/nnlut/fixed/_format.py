@@ -209,8 +209,8 @@ def parse_format(spec: str | Format) -> Format:
     fmt = PRESETS[name]()
     if not sep:
         return fmt
-    if not (isinstance(fmt, FixedSpec) and fmt.gqa and arg.isdigit()):
-        raise NNLUTError(f"bad number format {spec!r}: only int8 takes ':P' with P an integer in [0, 7]")
+    if not (isinstance(fmt, FixedSpec) and fmt.gqa and arg.isdigit() and int(arg) < fmt.in_bits):
+        raise NNLUTError(f"bad number format {spec!r}: only int8 takes ':P', P an integer in [0, 7]; allowed: {SPEC_HELP}")
     return fmt.resolve(int(arg))
 
 
