@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 
@@ -103,3 +104,61 @@ def test_failed_write_leaves_no_file(tmp_path):
     with pytest.raises(NNLUTError, match="does not exist"):
         table.save(str(tmp_path / "missing" / "t.json"))
     assert list(tmp_path.iterdir()) == []
+
+
+@functools.cache
+def _every_kind():
+    from nnlut.fixed import choose_format, quantize_table, to_half
+    from nnlut.models import fitted_table
+
+    gelu = fitted_table("gelu", "nnlut", 16, "full")
+    rsqrt = fitted_table("rsqrt", "nnlut", 16, "full")  # range-reduced: scaling and limits must survive
+    return {
+        "float": gelu,
+        "int16": quantize_table(rsqrt, choose_format(rsqrt)),
+        "int8": nnlut.fit("gelu", 8, format="int8:4", domain=(-4.0, 4.0)),
+        "fp16": to_half(gelu, "fp16"),
+        "bf16": to_half(rsqrt, "bf16"),
+    }
+
+
+def test_every_table_kind_saves_and_loads_identically(tmp_path):
+    x = np.concatenate([np.linspace(-6, 6, 2001), np.geomspace(1e-3, 1e3, 500), [np.inf, -np.inf, np.nan, 0.0]])
+    for kind, t in _every_kind().items():
+        path = tmp_path / f"{kind}.json"
+        t.save(path)
+        back = nnlut.load(path)
+        assert type(back) is type(t) and back == t, kind
+        assert np.array_equal(back(x), t(x), equal_nan=True), kind
+        assert back.replace() == t
+        assert json.loads(path.read_text())["version"] == 1
+
+
+def test_load_reads_what_export_writes(tmp_path):
+    from nnlut.cli import main
+    from nnlut.fixed import choose_format, quantize_table
+
+    table = _every_kind()["float"]
+    table.save(tmp_path / "gelu.json")
+    assert main(["export", str(tmp_path / "gelu.json"), "--out", str(tmp_path / "out")]) == 0
+    (path,) = (tmp_path / "out").glob("*_fixed.json")
+    ft = nnlut.load(path)
+    assert ft == quantize_table(table, choose_format(table))  # the command's defaults
+    x = np.linspace(-20, 20, 4001)
+    assert np.array_equal(ft(x), quantize_table(table, choose_format(table))(x))
+
+
+@pytest.mark.parametrize("change, match", [
+    ({"format": "nnlut.unknown"}, "'format' is 'nnlut.unknown'; this nnlut reads"),
+    ({"version": 7}, "unknown version 7"),
+    ({"slopes": [1.5]}, r"'slopes'\[0\] must be an integer"),
+    ({"fmt": {"in_bits": 99}}, r"in_bits must be an integer in \[2, 32\], got 99"),
+])
+def test_bad_fixed_table_files(tmp_path, change, match):
+    d = _every_kind()["int8"].to_dict()
+    d.update(change)
+    path = tmp_path / "t.json"
+    path.write_text(json.dumps(d))
+    with pytest.raises(NNLUTError, match=match) as e:
+        nnlut.load(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)

@@ -23,6 +23,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="table on one power-of-two period with every positive input reduced to it (reciprocal, rsqrt)")
     p.add_argument("--seed", type=int, default=0, help="seed for perturbed restarts (default 0)")
     p.add_argument("--restarts", type=int, default=1, help="NN-LUT training runs, best kept (default 1)")
+    p.add_argument("--format", metavar="SPEC", dest="number_format",
+                   help="fit in a number format with quantisation in the loop: int16, int8, int8:P (P = 0..7), fp16, bf16")
     p.add_argument("--out", "-o", required=True, metavar="FILE.json", help="where to write the table")
     p.set_defaults(handler=run)
 
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> int:
     from ..fit import METHODS, compare
 
     out = check_output_file(args.out)
+    if args.number_format is not None:
+        return _run_format(args, out)
     spec = get_function(args.function)
     domain = tuple(args.domain) if args.domain else None
     order = (args.method,) + tuple(m for m in METHODS if m != args.method)
@@ -51,5 +55,22 @@ def run(args: argparse.Namespace) -> int:
         table_rows.append([r.method + (" *" if r is rows[0] else ""), r.errors["max_abs"], r.errors["mean_abs"],
                            r.errors["max_rel"], r.errors["mean_rel"], ratio, r.seconds])
     print(format_table(["method", "max abs", "mean abs", "max rel", "mean rel", "max abs / *", "fit s"], table_rows))
+    print(f"wrote {out}")
+    return 0
+
+
+def _run_format(args: argparse.Namespace, out: object) -> int:
+    from ..fixed._fitq import fit_in_format
+
+    kw = {} if args.number_format.strip().lower().startswith("int8") else {
+        "method": args.method, "range_reduction": args.range_reduction, "seed": args.seed, "restarts": args.restarts}
+    table = fit_in_format(args.function, args.entries, args.number_format,
+                          domain=tuple(args.domain) if args.domain else None, **kw)
+    table.save(str(out))
+    e = table.meta.get("errors", {})
+    if e:
+        print(f"{args.function}, {table.entries} entries, format {args.number_format}; {e['input_codes']} input codes")
+        cols = [k for k in ("max_abs", "mean_abs", "max_abs_lsb", "float_table_max_abs") if k in e]
+        print(format_table(cols, [[e[k] for k in cols]]))
     print(f"wrote {out}")
     return 0

@@ -52,6 +52,31 @@ def _dec(v: Any, what: str) -> float:
     return float(v)
 
 
+def encode_limits(limits: tuple[float, float]) -> list[float | str]:
+    return [_enc(float(v)) for v in limits]
+
+
+def decode_limits(limits: Any) -> tuple[float, float] | None:
+    if limits is None:
+        return None
+    if not (isinstance(limits, list) and len(limits) == 2):
+        raise NNLUTError(f"'limits' must be [at -inf, at +inf], got {limits!r}")
+    return (_dec(limits[0], "'limits'[0]"), _dec(limits[1], "'limits'[1]"))
+
+
+def check_version(data: Any, kind: str, versions: tuple[int, ...]) -> None:
+    """Check that ``data`` is an object of table kind ``kind`` in one of ``versions``."""
+    if not isinstance(data, Mapping):
+        raise NNLUTError(f"a table must be a JSON object, got {type(data).__name__}")
+    fmt = data.get("format", kind)
+    if fmt != kind:
+        raise NNLUTError(f"'format' is {fmt!r}, expected {kind!r}")
+    if "version" not in data:
+        raise NNLUTError("missing 'version'")
+    if data["version"] not in versions:
+        raise NNLUTError(f"unknown version {data['version']!r}; this nnlut reads versions {list(versions)}")
+
+
 def table_to_dict(table: Table) -> dict[str, Any]:
     d: dict[str, Any] = {
         "format": FORMAT,
@@ -124,7 +149,15 @@ def table_from_dict(data: Mapping[str, Any]) -> Table:
 
 
 def dumps(table: Table) -> str:
-    return json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n"
+    return dumps_dict(table.to_dict())
+
+
+def dumps_dict(d: Mapping[str, Any]) -> str:
+    return json.dumps(d, indent=1, allow_nan=False) + "\n"
+
+
+def save_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_text(path, text)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -158,11 +191,42 @@ def save_table(table: Table, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, dumps(table))
 
 
-def load(path: str | os.PathLike[str]) -> Table:
-    """Load a table file written by :meth:`Table.save` and validate it.
+def _load_float(data: Mapping[str, Any]) -> Any:
+    return table_from_dict(data)
 
-    Returns a callable :class:`Table` (its input scaling included). Any problem (missing
-    file, bad JSON, wrong lengths, unsorted or non-finite values, unknown version) raises one
+
+def _load_fixed(data: Mapping[str, Any]) -> Any:
+    from ..fixed._table import fixed_table_from_dict
+
+    return fixed_table_from_dict(data)
+
+
+def _load_half(data: Mapping[str, Any]) -> Any:
+    from ..fixed._half import half_table_from_dict
+
+    return half_table_from_dict(data)
+
+
+# table kinds by their files' "format" key; each loader validates its own layout
+LOADERS: dict[str, Any] = {FORMAT: _load_float, "nnlut.fixed-table": _load_fixed, "nnlut.half-table": _load_half}
+
+
+def table_from_any_dict(data: Any) -> Any:
+    """Build a table of any kind from its ``to_dict`` layout (dispatch on ``"format"``)."""
+    if not isinstance(data, Mapping):
+        raise NNLUTError(f"a table must be a JSON object, got {type(data).__name__}")
+    kind = data.get("format", FORMAT)
+    if kind not in LOADERS:
+        raise NNLUTError(f"'format' is {kind!r}; this nnlut reads {', '.join(repr(k) for k in LOADERS)}")
+    return LOADERS[kind](data)
+
+
+def load(path: str | os.PathLike[str]) -> Any:
+    """Load a table file of any kind (float :class:`Table`, fixed point, FP16/BF16 parameters:
+    what ``save``, ``nnlut fit`` and ``nnlut export`` write) and validate it.
+
+    Returns a callable table (its input scaling included). Any problem (missing file, bad
+    JSON, wrong lengths, unsorted or non-finite values, unknown kind or version) raises one
     :class:`NNLUTError` naming the file and the problem.
     """
     try:
@@ -176,6 +240,6 @@ def load(path: str | os.PathLike[str]) -> Table:
     except json.JSONDecodeError as e:
         raise NNLUTError(f"table file {str(path)!r} is not valid JSON: {e}") from None
     try:
-        return table_from_dict(data)
+        return table_from_any_dict(data)
     except NNLUTError as e:
         raise NNLUTError(f"table file {str(path)!r}: {e}") from None

@@ -19,7 +19,8 @@ import numpy as np
 from .._errors import NNLUTError
 from ..core._functions import get_function
 from ..core._table import Table
-from ._table import FixedFormat, FixedTable, _sat, accumulate
+from ._format import FixedFormat, accumulate
+from ._table import FixedTable, _sat
 
 # input ranges of the unscaled functions in fixed point: wide enough for real activations on
 # the asymptote segments; exp below -32 is exactly 0 in the table
@@ -208,62 +209,3 @@ def fixed_errors(ft: FixedTable, table: Table, core: _Core, codes: np.ndarray, f
         "extra_over_float_mean_lsb": float(np.mean(extra[d]) / lsb),
         "max_abs_full_input_range": float(np.max(err)),
     }
-
-
-@dataclass(frozen=True)
-class Fp16Table:
-    """A table whose breakpoints, slopes and intercepts are FP16 and whose multiply-add runs in
-    FP16 arithmetic (each operation rounded to FP16, as an FP16 MAC would)."""
-
-    bp: np.ndarray
-    s: np.ndarray
-    t: np.ndarray
-    source: Table
-
-    @property
-    def entries(self) -> int:
-        return len(self.s)
-
-    def core(self, u: Any) -> np.ndarray:
-        # finite inputs beyond FP16's range saturate at +-65504 (infinities are handled by the caller)
-        x = np.clip(np.asarray(u, dtype=np.float64), -65504.0, 65504.0).astype(np.float16)
-        idx = np.searchsorted(self.bp, x, side="right")
-        with np.errstate(all="ignore"):
-            return (self.s[idx] * x + self.t[idx]).astype(np.float16)
-
-    def __call__(self, x: Any) -> Any:
-        tab = self.source
-        is_torch = type(x).__module__.startswith("torch")
-        arr = x.detach().cpu().double().numpy() if is_torch else np.asarray(x, dtype=np.float64)
-        clamped = arr
-        if tab.domain is not None and tab.scaling is None:
-            lo, hi = tab.domain
-            clamped = np.clip(arr, lo if tab.tails[0] == "clamp" else -np.inf, hi if tab.tails[1] == "clamp" else np.inf)
-        y = self.core(clamped).astype(np.float64) if tab.scaling is None else _fp16_scaled(self, arr)
-        y = np.where(np.isnan(arr), np.nan, y)
-        y = np.where(arr == np.inf, tab.limits[1], np.where(arr == -np.inf, tab.limits[0], y))
-        if is_torch:
-            import torch
-
-            return torch.from_numpy(y).to(device=x.device, dtype=x.dtype)
-        return y
-
-
-def _fp16_scaled(t16: Fp16Table, x: np.ndarray) -> np.ndarray:
-    from ..core._eval import reduce_input, restore_output
-
-    sc = t16.source.scaling
-    assert sc is not None
-    lo, hi = t16.source.domain  # type: ignore[misc]
-    with np.errstate(all="ignore"):
-        u, j = reduce_input(sc, x)
-        return restore_output(sc, x, t16.core(np.clip(u, lo, hi)).astype(np.float64), j)
-
-
-def to_fp16(table: Table) -> Fp16Table:
-    """Round a table's parameters to FP16 (breakpoints that collide are merged)."""
-    bp16 = table.breakpoints.astype(np.float16)
-    keep = np.concatenate([[True], np.diff(bp16.astype(np.float64)) > 0]) if len(bp16) else np.zeros(0, bool)
-    bp = bp16[keep]
-    seg_keep = np.concatenate([[0], 1 + np.flatnonzero(keep)]) if len(bp16) else np.array([0])
-    return Fp16Table(bp, table.slopes[seg_keep].astype(np.float16), table.intercepts[seg_keep].astype(np.float16), table)

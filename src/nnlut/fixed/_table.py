@@ -1,18 +1,18 @@
 """Fixed-point tables: integer breakpoints, slopes and intercepts, evaluated bit-exactly.
 
-Datapath (NN-LUT's INT32 unit): a signed ``in_bits`` input ``x`` with ``in_frac`` fractional
-bits; breakpoints on the same grid; signed ``slope_bits`` slopes with ``slope_frac``
-fractional bits; signed ``icpt_bits`` intercepts with ``icpt_frac`` fractional bits.
+The datapath is the table's :class:`~nnlut.fixed.FixedFormat` (see :mod:`nnlut.fixed._format`)::
 
     idx = #{j : x >= bp[j]}
-    acc = ((s[idx] * x) >> pshift) + t[idx]             (pshift = in_frac + slope_frac - icpt_frac)
-    y   = saturate_out((acc + 2**(shift-1)) >> shift)   (round half up; shift = icpt_frac - out_frac)
+    acc = ((s[idx] * x) >> pshift) + (t[idx] << tshift)
+    y   = saturate_out(round(acc >> shift))
 
 ``y`` has ``out_frac`` fractional bits; ``>>`` is an arithmetic (flooring) shift. With
 ``icpt_frac`` unset the intercept sits at the product's precision (``pshift`` = 0: the exact
 INT32 multiply-add). Setting it a few guard bits above ``out_frac`` stores the intercepts at
 output precision: the product is truncated to the intercept grid before the add, which costs
-at most one guard LSB and makes every intercept register much narrower in hardware.
+at most one guard LSB and makes every intercept register much narrower in hardware. GQA-LUT's
+INT8 datapath instead shifts the 6-fractional-bit intercept up onto the product's grid
+(``tshift``) and leaves the output unrounded.
 
 Float inputs are quantised to the input grid (round to nearest, saturating); scaled tables
 keep their exact power-of-two range reduction around the integer core.
@@ -20,74 +20,18 @@ keep their exact power-of-two range reduction around the integer core.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
 from .._errors import NNLUTError
 from ..core._scaling import Scaling
+from ._format import FixedFormat, accumulate
 
 
 def _sat(v: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(v, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
-
-
-@dataclass(frozen=True)
-class FixedFormat:
-    in_bits: int = 16
-    in_frac: int = 8
-    slope_bits: int = 16
-    slope_frac: int = 12
-    icpt_bits: int = 32
-    out_bits: int = 16
-    out_frac: int = 12
-    icpt_frac: int | None = None  # None: in_frac + slope_frac
-
-    def __post_init__(self) -> None:
-        for f in ("in_bits", "slope_bits", "icpt_bits", "out_bits"):
-            v = getattr(self, f)
-            if not isinstance(v, int) or not 2 <= v <= 32:
-                raise NNLUTError(f"{f} must be an integer in [2, 32], got {v!r}")
-        if self.icpt_frac is not None and not isinstance(self.icpt_frac, int):
-            raise NNLUTError(f"icpt_frac must be an integer or None, got {self.icpt_frac!r}")
-        if self.t_frac > self.in_frac + self.slope_frac:
-            raise NNLUTError(f"icpt_frac ({self.t_frac}) must be <= in_frac + slope_frac ({self.in_frac + self.slope_frac})")
-        if self.shift < 0:
-            raise NNLUTError(f"the intercept's fractional bits ({self.t_frac}) must be >= out_frac ({self.out_frac})")
-
-    @property
-    def t_frac(self) -> int:
-        """Fractional bits of the intercepts (and of the accumulator)."""
-        return self.in_frac + self.slope_frac if self.icpt_frac is None else self.icpt_frac
-
-    @property
-    def pshift(self) -> int:
-        """Right shift of the product onto the intercept grid (0: exact multiply-add)."""
-        return self.in_frac + self.slope_frac - self.t_frac
-
-    @property
-    def shift(self) -> int:
-        """Final rounding shift from the accumulator to the output grid."""
-        return self.t_frac - self.out_frac
-
-    @property
-    def in_range(self) -> tuple[float, float]:
-        return -(2 ** (self.in_bits - 1)) / 2**self.in_frac, (2 ** (self.in_bits - 1) - 1) / 2**self.in_frac
-
-    def to_dict(self) -> dict[str, int | None]:
-        return dict(self.__dict__)
-
-
-def accumulate(fmt: FixedFormat, s: Any, x: Any, t: Any) -> Any:
-    """The unit's multiply-add and rounding shift, before saturation (numpy or torch int64)."""
-    prod = s * x
-    if fmt.pshift > 0:
-        prod = prod >> fmt.pshift
-    acc = prod + t
-    if fmt.shift > 0:
-        acc = (acc + (1 << (fmt.shift - 1))) >> fmt.shift
-    return acc
 
 
 @dataclass(frozen=True)
@@ -190,9 +134,11 @@ class FixedTable:
 
             from ..kernels import _cpu
 
-            if _cpu.usable(x, ("float32",)):
+            # the compiled kernels implement the default datapath (no intercept shift, half-up rounding)
+            plain = self.fmt.tshift == 0 and self.fmt.rounding == "half_up"
+            if plain and _cpu.usable(x, ("float32",)):
                 return _cpu.fixed(self, x)  # one fused pass, the same values as below
-            if x.is_cuda and x.dtype == torch.float32:
+            if plain and x.is_cuda and x.dtype == torch.float32:
                 from ..kernels import _triton
 
                 if _triton.usable(x):
@@ -217,11 +163,62 @@ class FixedTable:
         y = np.where(xa == np.inf, self.limits[1], np.where(xa == -np.inf, self.limits[0], y))
         return y.astype(np.float32) if np.asarray(x).dtype == np.float32 else y
 
+    # ------------------------------------------------------------------ protocol
+    def replace(self, **changes: Any) -> FixedTable:
+        """A copy with some fields changed (validated again); caches are not carried over."""
+        meta = changes.pop("meta", {k: v for k, v in self.meta.items() if not k.startswith("_")})
+        return replace(self, meta=dict(meta), **changes)
+
     def to_dict(self) -> dict[str, Any]:
-        return {"format": "nnlut.fixed-table", "version": 1, "function": self.function, "fmt": self.fmt.to_dict(),
+        from ..core._io import encode_limits
+
+        return {"format": FORMAT, "version": VERSION, "function": self.function, "fmt": self.fmt.to_dict(),
+                "entries": self.entries,
                 "breakpoints": self.bp.tolist(), "slopes": self.s.tolist(), "intercepts": self.t.tolist(),
-                "scaling": self.scaling.to_dict() if self.scaling else None,
+                "scaling": self.scaling.to_dict() if self.scaling else None, "limits": encode_limits(self.limits),
                 "meta": {k: v for k, v in self.meta.items() if not k.startswith("_")}}
+
+    def save(self, path: Any) -> None:
+        """Write the table as versioned JSON (``nnlut.load`` reads it back bit-exactly)."""
+        from ..core._io import dumps_dict, save_text
+
+        save_text(path, dumps_dict(self.to_dict()))
+
+
+FORMAT = "nnlut.fixed-table"
+VERSION = 1
+
+
+def _ints(data: Any, key: str) -> np.ndarray:
+    v = data.get(key)
+    if not isinstance(v, list):
+        raise NNLUTError(f"{key!r} must be a list of integers, got {type(v).__name__}")
+    for i, e in enumerate(v):
+        if isinstance(e, bool) or not isinstance(e, int):
+            raise NNLUTError(f"{key!r}[{i}] must be an integer, got {e!r}")
+    return np.array(v, dtype=np.int64)
+
+
+def fixed_table_from_dict(data: Any) -> FixedTable:
+    """Validate and build a :class:`FixedTable` from :meth:`FixedTable.to_dict`'s layout."""
+    from ..core._io import check_version, decode_limits
+
+    check_version(data, FORMAT, (VERSION,))
+    fmt = FixedFormat.from_dict(data.get("fmt"))
+    bp, s, t = _ints(data, "breakpoints"), _ints(data, "slopes"), _ints(data, "intercepts")
+    entries = data.get("entries")
+    if entries is not None and entries != len(s):
+        raise NNLUTError(f"'entries' says {entries} but there are {len(s)} slopes")
+    function = data.get("function")
+    if function is not None and not isinstance(function, str):
+        raise NNLUTError(f"'function' must be a string or null, got {function!r}")
+    scaling = data.get("scaling")
+    meta = data.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise NNLUTError("'meta' must be an object")
+    limits = decode_limits(data.get("limits")) or (float("nan"), float("nan"))
+    return FixedTable(fmt, bp, s, t, function=function, scaling=Scaling.from_dict(scaling) if scaling else None,
+                      limits=limits, meta=dict(meta))
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:

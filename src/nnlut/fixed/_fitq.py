@@ -1,0 +1,126 @@
+"""Tables in a number format: quantisation-aware fixed-point tables and half-precision ones.
+
+:func:`fit_quantized` turns a float table into a fixed-point table fitted with the format in
+the loop (:mod:`nnlut.fixed._qat`); :func:`fit_in_format` fits a function straight into any
+format spec (``int16``, ``int8``, ``int8:P``, ``fp16``, ``bf16``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .._errors import NNLUTError
+from ..core._functions import get_function
+from ..core._table import Table
+from ._format import FixedFormat, FixedSpec, FloatFormat, format_name, gqa_format, parse_format
+from ._half import to_half
+from ._qat import Problem, fit_codes
+from ._quantize import _core_problem, _frac_for, choose_format, fixed_errors
+from ._table import FixedTable
+
+
+def _codes(fmt: FixedFormat, lo: float, hi: float) -> np.ndarray:
+    c_lo, c_hi = fmt.codes
+    a = max(math.ceil(lo * 2.0**fmt.in_frac), c_lo)
+    b = min(math.floor(hi * 2.0**fmt.in_frac), c_hi)
+    if b <= a:
+        raise NNLUTError(f"the range [{lo:g}, {hi:g}] holds {max(b - a + 1, 0)} input code(s) at scale 2**-{fmt.in_frac}; "
+                         "at least 2 are needed")
+    return np.arange(a, b + 1, dtype=np.int64)
+
+
+def fit_quantized(table: Table, fmt: FixedFormat | None = None, *,
+                  input_range: tuple[float, float] | None = None) -> FixedTable:
+    """A fixed-point version of ``table`` fitted with the format in the loop.
+
+    Args:
+        table: a float :class:`~nnlut.Table` of a registered function (its breakpoints start
+            the search; its domain, scaling and limits carry over).
+        fmt: the datapath; default :func:`choose_format` (the ``int16`` preset).
+        input_range: codes fitted for an unscaled table; default
+            :data:`~nnlut.fixed.DEFAULT_INPUT_RANGE` or the table's domain.
+
+    Returns:
+        A :class:`FixedTable` minimising the max error (relative for relative-error tables)
+        over every input code; ``meta["errors"]`` has the exhaustive errors (as
+        :func:`quantize_table`'s), ``meta["fit"] = "quantization-aware"``.
+    """
+    if not isinstance(table, Table):
+        raise NNLUTError(f"fit_quantized takes a float nnlut.Table, got {type(table).__name__}")
+    core = _core_problem(table, input_range)
+    fmt = fmt or choose_format(table, input_range)
+    codes = _codes(fmt, core.lo, core.hi)
+    with np.errstate(all="ignore"):
+        fx = core.f(codes * 2.0**-fmt.in_frac)
+    w = 1.0 / np.maximum(np.abs(fx), 1e-300) if core.rel else None
+    bp, s, t = fit_codes(Problem(fmt, codes, fx, w), table.entries, table.breakpoints)
+    ft = FixedTable(fmt, bp, s, t, function=table.function, scaling=table.scaling, limits=table.limits,
+                    meta={"fit": "quantization-aware"})
+    ft.meta["errors"] = fixed_errors(ft, table, core, codes, fx)
+    return ft
+
+
+def fit_fixed(func: Any, entries: int, fmt: FixedFormat, domain: tuple[float, float] | None = None) -> FixedTable:
+    """Fit ``func`` straight into the integer datapath ``fmt`` over every input code in
+    ``domain`` (default: the function's), absolute error. ``meta["errors"]`` has the max and
+    mean absolute error over those codes."""
+    spec = get_function(func)
+    lo, hi = domain or spec.domain
+    codes = _codes(fmt, lo, hi)
+    xr = codes * 2.0**-fmt.in_frac
+    with np.errstate(all="ignore"):
+        fx = spec(xr)
+    bp, s, t = fit_codes(Problem(fmt, codes, fx), entries)
+    ft = FixedTable(fmt, bp, s, t, function=spec.name, meta={"fit": "quantization-aware", "domain": [lo, hi]})
+    err = np.abs(ft.eval_int(codes) * 2.0**-fmt.out_frac - fx)
+    ft.meta["errors"] = {"format": format_name(fmt), "input_codes": int(len(codes)),
+                         "max_abs": float(err.max()), "mean_abs": float(err.mean())}
+    return ft
+
+
+def input_frac_for(lo: float, hi: float, in_bits: int = 8) -> int:
+    """The input's fractional bits P (scale ``2**-P``) that fit ``[lo, hi]`` in ``in_bits``
+    signed bits with the finest grid, limited to ``0..in_bits-1``."""
+    return max(0, min(_frac_for(lo, hi, in_bits), in_bits - 1))
+
+
+def fit_in_format(func: Any, entries: int = 16, format: Any = "int16", *,
+                  domain: tuple[float, float] | None = None, **fit_kwargs: Any) -> Any:
+    """Fit ``func`` with ``entries`` entries in ``format`` (a spec string such as ``"int16"``,
+    ``"int8:4"``, ``"bf16"``, or a format object). ``fit_kwargs`` go to :func:`nnlut.fit`
+    for the float table that starts ``int16`` and ``fp16``/``bf16`` tables. ``int8`` without
+    ``:P`` takes the finest input scale that holds the domain."""
+    from ..fit import fit
+
+    fmt = parse_format(format)
+    if isinstance(fmt, FloatFormat):
+        return to_half(fit(func, entries, domain=domain, **fit_kwargs), fmt.name)
+    if isinstance(fmt, FixedSpec) and fmt.gqa:
+        lo, hi = domain or get_function(func).domain
+        fmt = gqa_format(input_frac_for(lo, hi, fmt.in_bits), fmt.in_bits)
+    if isinstance(fmt, FixedFormat):
+        if fit_kwargs:
+            raise NNLUTError(f"a fixed-point format fits on its input grid; {sorted(fit_kwargs)} do not apply")
+        return fit_fixed(func, entries, fmt, domain)
+    table = fit(func, entries, domain=domain, **fit_kwargs)
+    return fit_quantized(table, choose_format(table, in_bits=fmt.in_bits, slope_bits=fmt.slope_bits,
+                                              out_bits=fmt.out_bits, icpt_guard=fmt.icpt_guard))
+
+
+def fit(func: Any, entries: int = 16, *, format: Any = None, **kwargs: Any) -> Any:
+    """Fit an ``entries``-entry table to ``func``, in float or in a number format.
+
+    ``format`` None (default): :func:`nnlut.fit.fit`'s float :class:`~nnlut.Table` (every
+    keyword as there: ``domain``, ``method``, ``range_reduction``, ``error``, ``seed``,
+    ``restarts``, ``ratio``). Otherwise a spec string (``"int16"``, ``"int8"``, ``"int8:P"``,
+    ``"fp16"``, ``"bf16"``) or a format object: the table is fitted with the format in the
+    loop (:func:`fit_in_format`) and evaluates through that format's datapath, bit-exactly.
+    """
+    if format is None:
+        from ..fit import fit as fit_float
+
+        return fit_float(func, entries, **kwargs)
+    return fit_in_format(func, entries, format, **kwargs)
