@@ -67,10 +67,11 @@ FUNCTION_PAIRS = {
 }
 
 
-def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: Path) -> dict[str, Any]:
-    """Gate-level simulation of the unit on real inputs with a VCD of its nets, per-net
-    activities into OpenSTA: power at PERIOD_NS and energy per element."""
-    n = POWER_VECTORS[u.kind]
+def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: Path,
+                      n: int | None = None) -> dict[str, Any]:
+    """Gate-level simulation of the unit on ``n`` real inputs (default POWER_VECTORS) with a VCD
+    of its nets, per-net activities into OpenSTA: power at PERIOD_NS and energy per element."""
+    n = n or POWER_VECTORS[u.kind]
     lines, n_vec = u.real_lines(inputs, n)
     hexfile, vcd = f"{u.top}_power.hex", f"{u.top}_power.vcd"
     tbm.write_lines(out / hexfile, lines)
@@ -93,7 +94,8 @@ def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: 
             "energy_pj_per_element": 1000 * power_w * PERIOD_NS * cycles / n_vec}
 
 
-def _run_unit(u: Unit, out: Path, gate_level: bool, inputs: dict[str, np.ndarray] | None) -> dict[str, Any]:
+def _run_unit(u: Unit, out: Path, gate_level: bool, inputs: dict[str, np.ndarray] | None, combinational: bool,
+              power_vectors: int | None) -> dict[str, Any]:
     vfile = out / f"{u.top}.v"
     vfile.write_text(u.verilog)
     (out / f"tb_{u.top}.v").write_text(u.tb)
@@ -118,7 +120,7 @@ def _run_unit(u: Unit, out: Path, gate_level: bool, inputs: dict[str, np.ndarray
         cycles = float(m.group(2)) if m else float(u.latency)
         per_element = float(m.group(1)) if m else cycles
     comb = None
-    if u.comb_verilog is not None:  # the un-pipelined datapath: input to output in one cycle
+    if combinational and u.comb_verilog is not None:  # the un-pipelined datapath: input to output in one cycle
         cname = f"{u.top}_comb"
         (out / f"{cname}.v").write_text(u.comb_verilog)
         _, cnet, _ = tools.synthesize(out / f"{cname}.v", cname, out)
@@ -137,7 +139,7 @@ def _run_unit(u: Unit, out: Path, gate_level: bool, inputs: dict[str, np.ndarray
         "gate_sim_vectors": u.vectors if gate_level else 0, "gate_sim_mismatches": gf if gate_level else None,
     }
     if gate_level and inputs is not None:
-        sim = _simulated_energy(u, out, inputs, cellv)  # type: ignore[arg-type]
+        sim = _simulated_energy(u, out, inputs, cellv, power_vectors)  # type: ignore[arg-type]
         rec.update(sim)
     else:
         rec.update(vectorless)
@@ -179,11 +181,14 @@ def function_table(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: int = 0, vectors: int = VECTORS,
-             only: tuple[str, ...] | None = None, real_inputs: bool = True) -> dict[str, Any]:
+             only: tuple[str, ...] | None = None, real_inputs: bool = True, combinational: bool = True,
+             power_vectors: int | None = None) -> dict[str, Any]:
     """Generate, simulate (RTL and gate level), synthesize and time every unit; with
-    ``gate_level`` and ``real_inputs``, energy comes from a gate-level simulation on inputs
-    recorded in MiniLM (needs transformers and the sentiment data), else from OpenSTA's
-    vectorless estimate. Writes ``report.json`` into ``out_dir`` and returns it."""
+    ``gate_level`` and ``real_inputs``, energy comes from a gate-level simulation on
+    ``power_vectors`` inputs recorded in MiniLM (default POWER_VECTORS; needs transformers and
+    the sentiment data), else from OpenSTA's vectorless estimate; ``combinational`` also
+    synthesizes and times each pipelined unit un-pipelined. Writes ``report.json`` into
+    ``out_dir`` and returns it."""
     lack = tools.missing()
     if lack:
         raise NNLUTError("the hardware flow needs " + ", ".join(lack) + " (scripts/setup.sh installs them)")
@@ -193,7 +198,8 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     tables = paper_tables(entries)
     units = [u for u in build_units(entries, seed, vectors, tables) if only is None or u.name in only]
     inputs = act.record_inputs() if gate_level and real_inputs else None
-    records = [_run_unit(u, out, gate_level, inputs) for u in progress(units, desc="hardware units")]
+    records = [_run_unit(u, out, gate_level, inputs, combinational, power_vectors)
+               for u in progress(units, desc="hardware units")]
     by = {r["name"]: r for r in records}
     report: dict[str, Any] = {"tools": tools.versions(), "library": "OSU 0.18um (qflow-tech-osu018)", "units": records,
                               "functions": function_table(by), "summary": None, "vectors_per_unit": vectors,
