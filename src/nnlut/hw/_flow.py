@@ -85,7 +85,12 @@ def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: 
     activity = act.vcd_activity(out / vcd, "tb.dut", t0, t1, TB_PERIOD_NS)
     nets, ports = tools.sta_nets(u.top, out)
     tcl, hit = act.activity_tcl(activity, nets, ports)
-    power_w = tools.simulated_power(u.top, out, PERIOD_NS, tcl)
+    gates = rnn.CLOCK_GATE_CELL if u.extra.get("programmable") else None
+    if gates:  # the window has no table writes: the clock-gate enables must have been still
+        still = [n for n, (a, _) in activity.items() if n.startswith("wen") and a > 0]
+        if still:
+            raise NNLUTError(f"{u.top}: table-register enables toggled while streaming ({', '.join(still[:3])})")
+    power_w = tools.simulated_power(u.top, out, PERIOD_NS, tcl, gates)
     (out / vcd).unlink()  # large; the per-net activities stay in <top>_activity.tcl
     cycles = (t1 - t0) / TB_PERIOD_NS
     return {"activity": "simulated", "power_inputs": u.extra.get("power_inputs"), "power_vectors": n_vec,
