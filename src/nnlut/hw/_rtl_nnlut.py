@@ -1,4 +1,5 @@
-"""Verilog for the NN-LUT unit: one compare stage, one multiply-add, two pipeline stages.
+"""Verilog for the NN-LUT unit: one compare stage, one multiply-add, two pipeline stages (three
+with the multiply and the add split).
 
 ``nnlut_unit`` has programmable table registers (breakpoints, slopes, intercepts and the
 product shift), so one unit serves GELU, exp, 1/x and 1/sqrt(x) by reloading them. Its
@@ -7,7 +8,8 @@ datapath is exactly :meth:`nnlut.fixed.FixedTable.eval_int`:
     cycle 1: ge[j] = (x >= bp[j]); idx = popcount(ge); read s[idx], t[idx]        -> registered
     cycle 2: acc = ((s * x) >>> psh) + t; y = sat((acc + 2**(sh-1)) >>> sh)      -> registered
 
-A new input is accepted every cycle; results appear two cycles later. ``sh`` (the guard bits
+A new input is accepted every cycle; results appear two cycles later (three when the product
+is registered before the add, ``stages=3``). ``sh`` (the guard bits
 of the intercepts) is fixed when the unit is generated; ``psh`` is a register.
 ``nnlut_rom_<name>`` is the same datapath with one table hard-wired (constants).
 
@@ -29,44 +31,59 @@ from ..fixed._table import FixedFormat, FixedTable
 CLOCK_GATE_CELL = "DFFNEGX1"
 
 
-def _stage1_regs(fmt: FixedFormat, slope: str, icpt: str) -> str:
-    """The registers between the two stages: selected slope and intercept, input, valid."""
-    return f"""    reg signed [{fmt.slope_bits - 1}:0] s1;
-    reg signed [{fmt.icpt_bits - 1}:0] t1;
-    reg signed [{fmt.in_bits - 1}:0] x1;
-    reg v1;
-    always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) v1 <= 1'b0;
-        else begin
-            v1 <= in_valid;
-            s1 <= {slope};
-            t1 <= {icpt};
-            x1 <= x_in;
+def pipeline_block(stages: list[list[tuple[str, str]]], resets: list[str], registered: bool = True) -> str:
+    """One always block for a pipeline: ``stages`` are lists of (register, next value);
+    ``resets`` the registers cleared by ``rst_n`` (the valid bits). With ``registered=False``
+    the registers become wires of one combinational block (the un-pipelined datapath whose
+    delay the flow times)."""
+    if not registered:
+        body = "\n".join(f"        {r} = {v};" for st in stages for r, v in st)
+        return f"    always @(*) begin\n{body}\n    end"
+    rst = " ".join(f"{r} <= 1'b0;" for r in resets)
+    body = "\n".join("            " + " ".join(f"{r} <= {v};" for r, v in st) for st in stages)
+    return f"""    always @(posedge clk or negedge rst_n) begin
+        if (!rst_n) begin
+            {rst}
+        end else begin
+{body}
         end
     end"""
 
 
-def _stage2(fmt: FixedFormat, pshift: str) -> str:
-    """Multiply, product shift, add, rounding shift, saturation and the output register."""
+def _stage1_decl(fmt: FixedFormat) -> str:
+    """The registers between compare/select and the multiply-add: slope, intercept, input, valid."""
+    return (f"    reg signed [{fmt.slope_bits - 1}:0] s1;\n    reg signed [{fmt.icpt_bits - 1}:0] t1;\n"
+            f"    reg signed [{fmt.in_bits - 1}:0] x1;\n    reg v1;")
+
+
+def _stage2(fmt: FixedFormat, pshift: str, slope: str, icpt: str, stages: int, registered: bool) -> str:
+    """Multiply, product shift, add, rounding shift, saturation and the output register, with
+    the stage-1 registers; ``stages=3`` registers the product (and the intercept) between the
+    multiply and the add."""
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     pw = iw + sw
     aw = max(pw, tw) + 1
     sh = fmt.shift
     omax, omin = 2 ** (ow - 1) - 1, -(2 ** (ow - 1))
     rounded = f"(acc + {aw}'sd{1 << (sh - 1)}) >>> {sh}" if sh > 0 else "acc"
-    return f"""    wire signed [{pw - 1}:0] prod = s1 * x1;
-    wire signed [{pw - 1}:0] prod_sh = prod >>> {pshift};
-    wire signed [{aw - 1}:0] acc = prod_sh + t1;
+    s1 = [("v1", "in_valid"), ("s1", slope), ("t1", icpt), ("x1", "x_in")]
+    if stages == 2:
+        mid, prod, t_add, v_out = [], "prod", "t1", "v1"
+        decl = ""
+    else:
+        mid, prod, t_add, v_out = [("v2", "v1"), ("p2", "prod"), ("t2", "t1")], "p2", "t2", "v2"
+        decl = f"    reg signed [{pw - 1}:0] p2;\n    reg signed [{tw - 1}:0] t2;\n    reg v2;\n"
+    out = [("out_valid", v_out), ("y_out", "sat")]
+    block = pipeline_block([s1, mid, out] if mid else [s1, out], ["v1", "out_valid"] + (["v2"] if mid else []),
+                           registered)
+    return f"""{_stage1_decl(fmt)}
+{decl}    wire signed [{pw - 1}:0] prod = s1 * x1;
+    wire signed [{pw - 1}:0] prod_sh = {prod} >>> {pshift};
+    wire signed [{aw - 1}:0] acc = prod_sh + {t_add};
     wire signed [{aw - 1}:0] shifted = {rounded};
     wire signed [{ow - 1}:0] sat = (shifted > {omax}) ? {ow}'sd{omax} :
                                   (shifted < {omin}) ? -{ow}'sd{-omin} : shifted[{ow - 1}:0];
-    always @(posedge clk or negedge rst_n) begin
-        if (!rst_n) out_valid <= 1'b0;
-        else begin
-            out_valid <= v1;
-            y_out <= sat;
-        end
-    end"""
+{block}"""
 
 
 def _popcount(n: int) -> str:
@@ -87,10 +104,19 @@ def _select(name: str, words: list[str], width: int, idxw: int) -> str:
     end"""
 
 
-def nnlut_unit_verilog(entries: int, fmt: FixedFormat, name: str = "nnlut_unit") -> str:
-    """Programmable N-entry unit for the widths (and final shift) of ``fmt``."""
+def _check_stages(stages: int) -> None:
+    if stages not in (2, 3):
+        raise NNLUTError(f"an NN-LUT unit has 2 or 3 pipeline stages, got {stages}")
+
+
+def nnlut_unit_verilog(entries: int, fmt: FixedFormat, name: str = "nnlut_unit", *, stages: int = 2,
+                       registered: bool = True) -> str:
+    """Programmable N-entry unit for the widths (and final shift) of ``fmt``; ``stages=3``
+    splits the multiply from the add; ``registered=False`` gives the un-pipelined datapath
+    (the table registers stay)."""
     if not 2 <= entries <= 64:
         raise NNLUTError(f"the programmable unit holds 2 to 64 entries, got {entries}")
+    _check_stages(stages)
     nb = entries - 1
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     idxw = max(1, entries.bit_length())
@@ -103,7 +129,7 @@ def nnlut_unit_verilog(entries: int, fmt: FixedFormat, name: str = "nnlut_unit")
     writes = "\n".join(f"    always @(posedge gclk[{i}]) {w} <= cfg_data[{bits - 1}:0];"
                         for i, (w, bits, _) in enumerate(words))
     cmps = "\n".join(f"    assign ge[{j}] = (x_in >= bp{j});" for j in range(nb))
-    return f"""// Generated by nnlut: programmable {entries}-entry NN-LUT unit, 2-cycle pipeline.
+    return f"""// Generated by nnlut: programmable {entries}-entry NN-LUT unit, {stages}-cycle pipeline{"" if registered else " (un-pipelined)"}.
 `default_nettype none
 module {name} (
     input  wire                 clk,
@@ -131,10 +157,9 @@ module {name} (
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
 {_select("sel_s", [f"sl{k}" for k in range(entries)], sw, idxw)}
 {_select("sel_t", [f"ic{k}" for k in range(entries)], tw, idxw)}
-{_stage1_regs(fmt, "sel_s", "sel_t")}
 
-    // stage 2: one multiply-add, rounding shift, saturation
-{_stage2(fmt, "psh")}
+    // then one multiply-add, rounding shift, saturation
+{_stage2(fmt, "psh", "sel_s", "sel_t", stages, registered)}
 endmodule
 `default_nettype wire
 """
@@ -144,8 +169,9 @@ def _const(value: int, width: int) -> str:
     return f"-{width}'sd{-value}" if value < 0 else f"{width}'sd{value}"
 
 
-def nnlut_rom_verilog(ft: FixedTable, name: str) -> str:
-    """The same 2-cycle datapath with ``ft`` hard-wired."""
+def nnlut_rom_verilog(ft: FixedTable, name: str, *, stages: int = 2, registered: bool = True) -> str:
+    """The same datapath with ``ft`` hard-wired."""
+    _check_stages(stages)
     fmt = ft.fmt
     iw, sw, tw, ow = fmt.in_bits, fmt.slope_bits, fmt.icpt_bits, fmt.out_bits
     nb, n = len(ft.bp), ft.entries
@@ -153,7 +179,7 @@ def nnlut_rom_verilog(ft: FixedTable, name: str) -> str:
     cmps = "\n".join(f"    assign ge[{j}] = (x_in >= {_const(int(b), iw)});" for j, b in enumerate(ft.bp))
     sel_s = _select("sel_s", [_const(int(v), sw) for v in ft.s], sw, idxw)
     sel_t = _select("sel_t", [_const(int(v), tw) for v in ft.t], tw, idxw)
-    return f"""// Generated by nnlut: hard-wired {n}-entry NN-LUT unit for {ft.function}, 2-cycle pipeline.
+    return f"""// Generated by nnlut: hard-wired {n}-entry NN-LUT unit for {ft.function}, {stages}-cycle pipeline{"" if registered else " (un-pipelined)"}.
 `default_nettype none
 module {name} (
     input  wire                 clk,
@@ -168,8 +194,7 @@ module {name} (
     wire [{idxw - 1}:0] idx_c = {_popcount(nb)};
 {sel_s}
 {sel_t}
-{_stage1_regs(fmt, "sel_s", "sel_t")}
-{_stage2(fmt, str(fmt.pshift))}
+{_stage2(fmt, str(fmt.pshift), "sel_s", "sel_t", stages, registered)}
 endmodule
 `default_nettype wire
 """

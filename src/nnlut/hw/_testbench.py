@@ -18,8 +18,14 @@ def stream_command(kind: int, *, addr: int = 0, data: int = 0, x: int = 0, expec
     return f"{word:044x}"
 
 
+def _dump(vcd: str | None) -> str:
+    """Dump the DUT's own nets (one scope level) to ``vcd``; the testbench prints the activity
+    window (``window <start ns> <end ns>``)."""
+    return f'initial begin $dumpfile("{vcd}"); $dumpvars(1, tb.dut); end' if vcd else ""
+
+
 def stream_testbench(dut: str, n_cmds: int, n_vecs: int, *, in_port: str, in_bits: int, out_port: str, out_bits: int,
-                     latency: int, has_cfg: bool, hexfile: str) -> str:
+                     latency: int, has_cfg: bool, hexfile: str, vcd: str | None = None) -> str:
     cfg_decl = "reg cfg_we = 0; reg [7:0] cfg_addr = 0; reg [31:0] cfg_data = 0;" if has_cfg else ""
     cfg_conn = ".cfg_we(cfg_we), .cfg_addr(cfg_addr), .cfg_data(cfg_data)," if has_cfg else ""
     cfg_drive = "cfg_we = (kind == 1); cfg_addr = cmd[171:164]; cfg_data = cmd[163:132];" if has_cfg else ""
@@ -40,8 +46,10 @@ module tb;
     reg [{CMD_BITS - 1}:0] cmd;
     reg [3:0] kind;
     integer i, nin, nout, pass, fail;
+    reg [63:0] t_first;
+    {_dump(vcd)}
     initial begin
-        nin = 0; nout = 0; pass = 0; fail = 0;
+        nin = 0; nout = 0; pass = 0; fail = 0; t_first = 0;
         $readmemh("{hexfile}", mem);
         repeat (3) @(posedge clk);
         rst_n = 1;
@@ -55,12 +63,14 @@ module tb;
             in_valid = (kind == 2);
             xin = cmd[{68 + in_bits - 1}:68];
             if (kind == 2) begin
+                if (nin == 0) t_first = $time;
                 exp_mem[nin] = cmd[{4 + out_bits - 1}:4];
                 nin = nin + 1;
             end
         end
         @(posedge clk); #10;
         in_valid = 0; {cfg_idle}
+        $display("window %0d %0d", t_first, $time);
         repeat ({latency + 3}) @(posedge clk);
         if (nout != nin) begin
             $display("missing outputs: %0d of %0d", nout, nin);
@@ -84,7 +94,7 @@ endmodule
 
 
 def sequential_testbench(dut: str, n_vecs: int, *, in_port: str, in_bits: int, out_port: str, out_bits: int,
-                         hexfile: str) -> str:
+                         hexfile: str, vcd: str | None = None) -> str:
     return f"""`timescale 1ns/1ps
 module tb;
     reg clk = 0;
@@ -97,14 +107,17 @@ module tb;
     {dut} dut (.clk(clk), .rst_n(rst_n), .start(start), .{in_port}(din), .busy(busy), .done(done), .{out_port}(dout));
     reg [127:0] mem [0:{n_vecs - 1}];
     integer i, pass, fail;
-    reg [63:0] cycles, total_cycles, max_cycles;
+    reg [63:0] cycles, total_cycles, max_cycles, t_first;
+    {_dump(vcd)}
     initial begin
         pass = 0; fail = 0; total_cycles = 0; max_cycles = 0;
         $readmemh("{hexfile}", mem);
         repeat (3) @(posedge clk);
         rst_n = 1;
+        @(negedge clk);
+        t_first = $time;
         for (i = 0; i < {n_vecs}; i = i + 1) begin
-            @(negedge clk);
+            if (i > 0) @(negedge clk);
             din = mem[i][{64 + in_bits - 1}:64];
             start = 1;
             cycles = 0;
@@ -123,6 +136,7 @@ module tb;
                 if (fail <= 5) $display("mismatch at vector %0d: input %h got %h expected %h", i, din, dout, mem[i][{out_bits - 1}:0]);
             end
         end
+        $display("window %0d %0d", t_first, $time);
         $display("cycles: mean %0d max %0d", total_cycles / {n_vecs}, max_cycles);
         $display("%0d passed, %0d failed", pass, fail);
         $finish;

@@ -118,6 +118,41 @@ def synthesize(verilog: Path, top: str, cwd: Path) -> tuple[float, Path, dict[st
     return float(m.group(1)), netlist, cells
 
 
+def sta_nets(top: str, cwd: Path) -> tuple[set[str], set[str]]:
+    """(every net, the input ports) of the OpenSTA netlist (escaped names without their
+    backslash)."""
+    text = (cwd / f"{top}_sta.v").read_text()
+    names: dict[str, set[str]] = {"wire": set(), "input": set(), "output": set()}
+    for m in re.finditer(r"^\s*(wire|input|output)\s+(\\\S+|[A-Za-z_][\w$]*)\s*;", text, flags=re.M):
+        names[m.group(1)].add(m.group(2).lstrip("\\"))
+    return names["wire"] | names["input"] | names["output"], names["input"]
+
+
+def simulated_power(top: str, cwd: Path, period_ns: float, activity_tcl: str, clock_gates: str | None = None) -> float:
+    """OpenSTA total power (W) at ``period_ns`` with the given per-net activities;
+    ``clock_gates``: the cell type holding clock-gate enables that stayed 0 through the
+    simulated window (no register writes), held at 0 so that OpenSTA does not charge the
+    gated clocks as toggling with the clock."""
+    lib = liberty()
+    (cwd / f"{top}_activity.tcl").write_text(activity_tcl)
+    tcl = cwd / f"{top}_power.tcl"
+    tcl.write_text(
+        f"read_liberty {lib}\nread_verilog {top}_sta.v\nlink_design {top}\n"
+        f"create_clock -name clk -period {period_ns} [get_ports clk]\n"
+        f"source {top}_activity.tcl\n"
+        + (f"set_case_analysis 0 [get_pins -of_objects [get_cells -filter \"ref_name == {clock_gates}\"] "
+           "-filter \"direction == output\"]\n" if clock_gates else "")
+        + "report_power -digits 6\nexit\n")
+    out = run(["sta", "-no_splash", "-exit", tcl.name], cwd, what=f"OpenSTA power ({top})")
+    errors = [ln for ln in out.splitlines() if ln.startswith("Error")]
+    if errors:
+        raise NNLUTError(f"OpenSTA could not apply the simulated activities of {top}: {errors[0]}")
+    totals = re.findall(r"^Total\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)\s+([0-9.eE+-]+)", out, flags=re.M)
+    if len(totals) != 1:
+        raise NNLUTError(f"could not read OpenSTA's power for {top}:\n{out[-1200:]}")
+    return float(totals[0][3])
+
+
 def timing_and_power(netlist: Path, top: str, cwd: Path, period_ns: float = 10.0, activity: float = 0.1,
                      clock_gates: str | None = None) -> dict[str, float]:
     """OpenSTA: worst setup slack at ``period_ns`` -> fmax; total power at that clock with the
@@ -136,9 +171,9 @@ def timing_and_power(netlist: Path, top: str, cwd: Path, period_ns: float = 10.0
         "set_output_delay 0 -clock clk [all_outputs]\n"
         "report_checks -path_delay max -digits 4\n"
         f"set_power_activity -global -activity {activity}\n"
-        "report_power\n"
+        "report_power -digits 6\n"
         + (f"set_case_analysis 0 [get_pins -of_objects [get_cells -filter \"ref_name == {clock_gates}\"] "
-           "-filter \"direction == output\"]\nreport_power\n" if clock_gates else "")
+           "-filter \"direction == output\"]\nreport_power -digits 6\n" if clock_gates else "")
         + "exit\n"
     )
     out = run(["sta", "-no_splash", "-exit", tcl.name], cwd, what=f"OpenSTA ({top})")

@@ -216,41 +216,48 @@ def section_vision(out: Path, settings: Settings) -> Section:
 
 
 def section_system(out: Path, settings: Settings) -> Section:
-    """BERT-base on the NPU fitted to the paper's I-BERT shares, 16..4096 tokens."""
+    """BERT-base on the NPU built from the measured units, fitted to the paper's three points."""
     from ..cli._common import format_table
-    from ..system import BERT_BASE, NPUConfig, fit_npu, speedups, sweep
+    from ..system import BERT_BASE, HWNPU, explain, fit_hw, load_units, simulate_hw, speedups
     from ..system._plot import plot_cycles
 
-    fit = fit_npu()
-    cfg = NPUConfig.from_dict(fit["config"])
+    hw_report = out / "hw" / "report.json"  # the hardware section's fresh report, when it ran first
+    units, source = load_units(hw_report if hw_report.exists() else None)
+    fit = fit_hw(units)
+    npu = HWNPU(**fit["npu"])
     seqs = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
-    records = sweep(BERT_BASE, seqs, cfg, fit["batch"])
+    records = [simulate_hw(units, npu, BERT_BASE, L, d) for L in seqs for d in ("ibert", "nnlut")]
+    for r in records:
+        r.pop("parts", None)
     sp = speedups(records)
     by = {(r["seq_len"], r["design"]): r for r in records}
     rows = [[L, 100 * by[(L, "ibert")]["nonlinear_share"], 100 * by[(L, "nnlut")]["nonlinear_share"], sp[L]] for L in seqs]
     headers = ["seq", "I-BERT NL share %", "NN-LUT NL share %", "speedup"]
-    plot_cycles(records, str(out / "system_cycles.png"), f"BERT-base, batch {fit['batch']}: cycles by op class")
-    s = fit["sensitivity"]
+    plot_cycles(records, str(out / "system_cycles.png"), f"BERT-base, batch {npu.batch}: cycles by op class")
+    ex = explain(units, npu)
     text = format_table(headers, rows)
-    md = (f"NPU fitted by grid search ({fit['searched']} configurations) to the paper's I-BERT shares: "
-          f"`{json.dumps({k: v for k, v in fit['config'].items() if v is not None})}`, batch {fit['batch']}. "
-          f"I-BERT non-linear share {fit['ibert_share_16']:.1%} at 16 tokens (paper 17.7%) and "
-          f"{fit['ibert_share_1024']:.1%} at 1024 (paper 37.8%). NN-LUT at 1024: share {fit['nnlut_share_1024']:.1%} "
-          f"(paper 21.5%), speedup {fit['speedup_1024']:.2f}x (paper 1.26x)")
-    if s["speedup_1024"]:
-        md += (f"; over the {fit['within_tolerance']} configurations within 2 points of both figures the speedup "
-               f"ranges {s['speedup_1024'][0]:.2f}-{s['speedup_1024'][1]:.2f}x")
-    md += ". `nnlut sim` reproduces this.\n\n| " + " | ".join(headers) + " |\n|---|---|---|---|\n"
+    f, r = fit["figures"], fit["residuals"]
+    md = (f"NPU built from the measured function units (`{Path(source).name}`), its other parameters fitted by grid "
+          f"search ({fit['searched']} configurations, {fit['within_tolerance']} within every tolerance) to the "
+          f"paper's three points: `{json.dumps(fit['npu'])}`. I-BERT non-linear share {f['ibert_share_16']:.1%} at 16 "
+          f"tokens (paper 17.7%, residual {r['ibert_share_16']:+.1%}) and {f['ibert_share_1024']:.1%} at 1024 (paper "
+          f"37.8%, {r['ibert_share_1024']:+.1%}); NN-LUT at 1024: share {f['nnlut_share_1024']:.1%} (paper 21.5%, "
+          f"{r['nnlut_share_1024']:+.1%}), speedup {f['speedup_1024']:.2f}x (paper 1.26x, {r['speedup_1024']:+.2f}). "
+          f"NN-LUT cuts the non-linear cycles {ex['nonlinear_gain']:.2f}x at 1024: its units take "
+          f"{ex['nnlut']['units'] / ex['nnlut']['nonlinear_cycles']:.0%} of its non-linear cycles, the vector ops "
+          f"around the functions (the same in both designs) {ex['nnlut']['around'] / ex['nnlut']['nonlinear_cycles']:.0%}"
+          ". `nnlut sim` reproduces this.\n\n| " + " | ".join(headers) + " |\n|---|---|---|---|\n")
     md += "\n".join(f"| {L} | {a:.1f} | {b:.1f} | {c:.3f} |" for L, a, b, c in rows)
     md += "\n\n![system](system_cycles.png)\n"
     return Section("system", "System model: NPU cycles, I-BERT vs NN-LUT", text, md,
-                   {"fit": fit, "records": records, "speedup": {str(k): v for k, v in sp.items()}})
+                   {"fit": {k: v for k, v in fit.items() if k != "grid"}, "explain": ex, "units_source": source,
+                    "records": records, "speedup": {str(k): v for k, v in sp.items()}})
 
 
 def section_hardware(out: Path, settings: Settings) -> Section:
     """Generated units, verified and synthesized: NN-LUT against I-BERT."""
     from ..cli._common import format_table
-    from ..cli._hw import hw_rows
+    from ..cli._hw import function_rows, hw_rows
     from ..hw import missing_tools, run_flow
 
     lack = missing_tools()
@@ -270,6 +277,12 @@ def section_hardware(out: Path, settings: Settings) -> Section:
     md += (f"\n\nThe programmable NN-LUT unit (serving GELU, exp, 1/x and 1/sqrt x by reloading) takes "
            f"{s['area_ratio_nnlut_over_ibert']:.2f}x the area of I-BERT's {', '.join(s['ibert_set'])}; four hard-wired "
            f"NN-LUT units take {s['area_ratio_roms_over_ibert']:.2f}x.\n")
+    fh, fr = function_rows(rep)
+    text += "\n" + format_table(fh, fr)
+    md += "\nPer function, each unit at its best clock (x: NN-LUT over I-BERT):\n\n"
+    md += "| " + " | ".join(fh) + " |\n|" + "---|" * len(fh) + "\n"
+    md += "\n".join("| " + " | ".join(f"{v:.4g}" if isinstance(v, float) else str(v) for v in r) + " |" for r in fr)
+    md += "\n"
     return Section("hardware", "Hardware: NN-LUT unit against I-BERT's units", text, md, rep)
 
 
