@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -52,8 +53,12 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def save_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Path:
+def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
+                     extra: Mapping[str, str] | None = None) -> Path:
     """Write the model's tables and a manifest into ``folder``; returns its path.
+
+    ``extra`` maps further file names (inside the folder) to text written with the result,
+    e.g. ``{"report.json": ...}``; they are part of the same atomic result.
 
     The folder appears complete or not at all (an interruption leaves the previous result).
     ``folder`` must be new, empty, or a folder nnlut wrote: nnlut replaces only its own files
@@ -80,6 +85,11 @@ def save_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Path:
             modules[name] = entry
         manifest = {"format": FORMAT, "version": VERSION, "modules": modules, "files": records}
         out.write_text(MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        for rel, text in (extra or {}).items():
+            if rel == MANIFEST or rel in records:
+                raise NNLUTError(f"extra file {rel!r} would overwrite a calibration file")
+            _inside(out.path, rel, "save_calibration")
+            out.write_text(rel, text)
     return out.folder
 
 

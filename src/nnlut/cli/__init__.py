@@ -59,6 +59,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = f"nnlut {argv[0]}" if argv and argv[0] in _COMMANDS else "nnlut"
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a permission changed mid-run: not a bug, one line
+        if debug:
+            raise
+        cmd = f"nnlut {argv[0]}" if argv and argv[0] in _COMMANDS else "nnlut"
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"{cmd}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nnlut: interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import check_output_file, format_table
+from ._common import ENTRIES, SEED, check_output_file, format_table, int_at_least
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,17 +16,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("finetuned", "probe"), default="finetuned",
                    help="FP32 reference: a classifier fine-tuned on the training half (cached; default) or a "
                         "linear probe on frozen embeddings (quick)")
-    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
-    p.add_argument("--limit", type=int, help="evaluate only the first N sentences of each set (quick runs)")
+    p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
+    p.add_argument("--limit", type=int_at_least(1), help="evaluate only the first N sentences of each set (quick runs)")
     p.add_argument("--configs", nargs="+", metavar="NAME", help="configurations to run (default: all; fp32 always runs)")
     p.add_argument("--extra-for", nargs="*", metavar="NAME",
                    help="configurations that also run the amazon/nyt/tweets sets (default: all; none with no names)")
-    p.add_argument("--calibrate", type=int, default=528, metavar="SENTENCES",
+    p.add_argument("--calibrate", type=int_at_least(0), default=528, metavar="SENTENCES",
                    help="unlabeled training sentences for the calibrated configurations (default 528, 10%% of the "
                         "training half; 0 = none)")
     p.add_argument("--sweep", action="store_true",
                    help="instead of the default configurations: NN-LUT with 16, 8 and 4 entries, calibrated and not")
-    p.add_argument("--seed", type=int, default=0, help="data split and fine-tuning seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="data split and fine-tuning seed (default 0)")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.set_defaults(handler=run)
 

@@ -44,6 +44,8 @@ def lut_softmax(x: torch.Tensor, dim: int, exp: Unary, reciprocal: Unary) -> tor
     exp(0) ~ 1 to the sum). A fully masked row behaves as ``torch.softmax``: all entries at
     the dtype's minimum give a uniform row, all at -inf give NaN.
     """
+    if x.numel() == 0:  # an empty row (or no rows): nothing to normalise, as torch.softmax
+        return torch.empty_like(x)
     xf = x.to(_compute_dtype(x))
     if xf.dtype == torch.float32 and _both_tables(exp, reciprocal):
         from ..kernels import _cpu
