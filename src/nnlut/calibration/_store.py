@@ -164,7 +164,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         at = f"{where}: module {name!r}"
         _check_type(entry, dict, at, "the entry")
         op = entry.get("op")
-        if op not in _OPS:
+        if not isinstance(op, str) or op not in _OPS:
             raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(_OPS)}")
         if entry.get("method", "nnlut") not in _METHODS:
             raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
@@ -177,8 +177,6 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             if not (isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)):
                 raise NNLUTError(f"{at}: 'shape'[{k!r}] must be a list of sizes, got {v!r}")
         roles = _check_type(entry.get("tables"), dict, at, "'tables'")
-        if not roles:
-            raise NNLUTError(f"{at}: 'tables' is empty")
         for role, rel in roles.items():
             if role not in _OPS[op]:
                 raise NNLUTError(f"{at}: unknown table role {role!r} for op {op!r}; allowed: {', '.join(_OPS[op])}")
@@ -187,6 +185,9 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             want = (fn or op) if role == "act" else role
             if tables[rel].function != want:
                 raise NNLUTError(f"{at}: role {role!r} needs a {want} table, but {rel!r} holds {tables[rel].function}")
+        if set(roles) != set(_OPS[op]):
+            raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(_OPS[op])}, the manifest gives "
+                             f"{', '.join(map(repr, roles)) or 'none'}")
     return manifest, tables
 
 

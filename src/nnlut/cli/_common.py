@@ -43,12 +43,15 @@ def _int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"invalid integer {text!r}") from None
 
 
+_INT_MAX = 2**31 - 1  # counts beyond this are typos, and overflow int32 arrays downstream
+
+
 def int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
-    """An argparse type: an integer in ``[lo, hi]`` (no upper bound when ``hi`` is None)."""
+    """An argparse type: an integer in ``[lo, hi]`` (``hi`` None: up to 2**31 - 1)."""
     def parse(text: str) -> int:
         v = _int(text)
-        if v < lo or (hi is not None and v > hi):
-            allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+        if v < lo or v > (hi if hi is not None else _INT_MAX):
+            allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo} (at most {_INT_MAX})"
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {v}")
         return v
 

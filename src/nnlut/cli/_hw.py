@@ -58,6 +58,7 @@ def run_hw(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    from .._errors import NNLUTError
     from .._files import OutputFolder
     from ..core._io import load
     from ..fixed import choose_format, quantize_table, to_c_header, to_json, to_memh
@@ -65,8 +66,14 @@ def run_export(args: argparse.Namespace) -> int:
     out = check_output_dir(args.out)
     rng = check_interval(args.input_range, "--input-range")
     table = load(args.table)
-    fmt = choose_format(table, rng, icpt_guard=None if args.exact_intercepts else 2)
-    ft = quantize_table(table, fmt, input_range=rng, refit=not args.no_refit)
+    try:
+        fmt = choose_format(table, rng, icpt_guard=None if args.exact_intercepts else 2)
+        ft = quantize_table(table, fmt, input_range=rng, refit=not args.no_refit)
+    except NNLUTError:
+        raise
+    except (ValueError, ArithmeticError, IndexError) as e:  # a table or range the integer formats cannot hold
+        where = f" over [{rng[0]:g}, {rng[1]:g}]" if rng else ""
+        raise NNLUTError(f"cannot quantise {args.table!r} to the fixed-point datapath{where}: {e}") from None
     name = table.function or "table"
     with OutputFolder(out, kind="export") as stage:
         stage.write_text(f"{name}_fixed.json", to_json(ft))
