@@ -231,3 +231,26 @@ def test_bad_command_lines(cli_root, no_work, data):
     assert len(msg.splitlines()) == 1 and "Traceback" not in msg, (argv, msg)
     assert msg.startswith("nnlut"), msg
     assert _listing(cli_root) == before, argv  # nothing created, nothing removed
+
+
+# ----------------------------------------------------------------------------- NPU and model configs
+_NPU = {"array_rows": 32, "array_cols": 32, "vector_lanes": 16, "lut_lanes": None, "divide_cycles": 32, "row_units": 1,
+        "dram_bytes_per_cycle": 64.0, "bytes_per_weight": 1, "other_ops_per_element": 1.0, "clock_mhz": 1000.0}
+_MODEL = {"num_hidden_layers": 2, "hidden_size": 64, "num_attention_heads": 4, "intermediate_size": 256}
+
+
+@fuzz(300)
+@given(data=st.data())
+def test_mutated_npu_and_model_configs(scratch, data):
+    from nnlut.system import NPUConfig, shape_of
+
+    which = data.draw(st.sampled_from(["npu", "model"]))
+    text = data.draw(mutated_json(_NPU if which == "npu" else _MODEL))
+    path = scratch / f"{which}.json"
+    write_text(path, text)
+    try:
+        result = NPUConfig.load(str(path)) if which == "npu" else shape_of(str(path))
+    except NNLUTError as e:
+        assert "\n" not in str(e)
+        return
+    assert result is not None
