@@ -239,3 +239,14 @@ def test_directory_as_table_file_and_manifest(folder):
     (folder / "manifest.json").mkdir()
     with pytest.raises(NNLUTError, match="is a folder"):
         read_manifest(folder)
+
+
+def test_extra_files_are_part_of_the_result(tmp_path, saved):
+    folder = save_calibration(saved[1], tmp_path / "c", extra={"report.json": '{"ok": 1}\n'})
+    assert (folder / "report.json").read_text() == '{"ok": 1}\n'
+    assert "report.json" in json.loads((folder / ".nnlut-output.json").read_text())["files"]
+    with pytest.raises(NNLUTError, match="leaves the folder"):
+        save_calibration(saved[1], tmp_path / "c", extra={"../x.json": "{}"})
+    with pytest.raises(NNLUTError, match="would overwrite"):
+        save_calibration(saved[1], tmp_path / "c", extra={"manifest.json": "{}"})
+    assert (folder / "report.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c"]
