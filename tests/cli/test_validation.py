@@ -45,6 +45,7 @@ def no_work(monkeypatch):
         (["fit", "gelu", "--seed", "-1", "-o", "{d}/x.json"], "--seed: must be between 0 and"),
         (["fit", "gelu", "--domain", "nan", "1", "-o", "{d}/x.json"], "--domain: must be a finite number, got 'nan'"),
         (["fit", "gelu", "--domain", "inf", "1", "-o", "{d}/x.json"], "must be a finite number"),
+        (["fit", "gelu", "--domain", "-1e3", "-inf", "-o", "{d}/x.json"], "must be a finite number, got '-inf'"),
         (["fit", "gelu", "--restarts", "0", "-o", "{d}/x.json"], "--restarts: must be between 1 and 1000"),
         (["fit", "gelu", "--entries", "0", "-o", "{d}/x.json"], "--entries/-n: must be between 2 and 4096, got 0"),
         (["export", "{t}", "--input-range", "5", "-5", "-o", "{d}/o"], "--input-range needs LO < HI, got 5 -5"),
@@ -125,3 +126,12 @@ def test_full_disk_is_one_line_and_leaves_no_temporary(tmp_path, capsys, monkeyp
     err = _one_line_error(capsys, ["fit", "gelu", "-n", "4", "--method", "linear", "-o", str(out)])
     assert "No space left on device" in err
     assert list(tmp_path.iterdir()) == []
+
+
+def test_negative_numbers_in_scientific_notation_are_values():
+    from nnlut.cli import build_parser
+
+    args = build_parser().parse_args(["fit", "gelu", "--domain", "-1e1", "-.5", "-o", "x.json"])
+    assert args.domain == [-10.0, -0.5]
+    args = build_parser().parse_args(["export", "t.json", "--input-range", "-8", "8e0", "-o", "d"])
+    assert args.input_range == [-8.0, 8.0]

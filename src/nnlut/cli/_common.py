@@ -51,7 +51,8 @@ def int_at_least(lo: int, hi: int | None = None) -> Callable[[str], int]:
     def parse(text: str) -> int:
         v = _int(text)
         if v < lo or v > (hi if hi is not None else _INT_MAX):
-            allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo} (at most {_INT_MAX})"
+            allowed = (f"between {lo} and {hi}" if hi is not None else f"at least {lo}" if v < lo
+                       else f"at most {_INT_MAX}")
             raise argparse.ArgumentTypeError(f"must be {allowed}, got {v}")
         return v
 
