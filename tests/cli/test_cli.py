@@ -42,12 +42,12 @@ def test_fit_range_reduction_and_method(tmp_path, capsys):
     "argv,match",
     [
         (["fit", "nope", "--out", "{d}/x.json"], "unknown function 'nope'"),
-        (["fit", "gelu", "--entries", "1", "--out", "{d}/x.json"], "entries must be between 2"),
-        (["fit", "gelu", "--domain", "1", "1", "--out", "{d}/x.json"], "empty"),
-        (["fit", "gelu", "--domain", "2", "1", "--out", "{d}/x.json"], "reversed"),
+        (["fit", "gelu", "--entries", "1", "--out", "{d}/x.json"], "--entries/-n: must be between 2"),
+        (["fit", "gelu", "--domain", "1", "1", "--out", "{d}/x.json"], "--domain needs LO < HI, got 1 1"),
+        (["fit", "gelu", "--domain", "2", "1", "--out", "{d}/x.json"], "--domain needs LO < HI, got 2 1"),
         (["fit", "rsqrt", "--domain", "-2", "8", "--out", "{d}/x.json"], "undefined"),
         (["fit", "gelu", "--out", "{d}/missing/x.json"], "does not exist"),
-        (["fit", "gelu", "--entries", "many", "--out", "{d}/x.json"], "invalid int value"),
+        (["fit", "gelu", "--entries", "many", "--out", "{d}/x.json"], "invalid integer 'many'"),
         (["fit", "gelu"], "required: --out"),
         (["plot", "{d}/none.json", "--out", "{d}/p.png"], "does not exist"),
         (["frobnicate"], "invalid choice"),
@@ -97,10 +97,10 @@ def test_export_writes_fixed_point_files(tmp_path, capsys):
 @pytest.mark.parametrize(
     "argv,match",
     [
-        (["calibrate", "--sentences", "0", "--out", "{d}/c"], "--sentences must be at least 1"),
+        (["calibrate", "--sentences", "0", "--out", "{d}/c"], "--sentences: must be at least 1, got 0"),
         (["eval", "--configs", "nope"], "unknown configuration"),
         (["eval", "--model", "gpt-99"], "unknown model 'gpt-99'"),
-        (["sim", "--seq", "0"], "sequence lengths must be positive"),
+        (["sim", "--seq", "0"], "--seq: must be between 1 and"),
         (["export", "{d}/none.json", "--out", "{d}/o"], "does not exist"),
     ],
 )

@@ -93,7 +93,7 @@ def test_config_file_errors(tmp_path):
         NPUConfig.load(str(tmp_path / "none.json"))
     p = tmp_path / "bad.json"
     p.write_text("{oops")
-    with pytest.raises(NNLUTError, match="not readable JSON"):
+    with pytest.raises(NNLUTError, match="not valid JSON"):
         NPUConfig.load(str(p))
     p.write_text(json.dumps({"array_rows": 32, "array_cols": 32}))
     assert NPUConfig.load(str(p)).array_rows == 32

@@ -3,14 +3,9 @@ the tables, swap them in. Model weights are never touched."""
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -18,15 +13,10 @@ from torch import nn
 
 from .._errors import NNLUTError
 from .._logging import logger, progress
-from ..core._io import table_from_dict, table_to_dict
 from ..core._table import Table
 from ..ops._modules import ApproxOp, approx_modules
 from ._observers import Reservoir, merge_across_ranks
 from ._refit import MIN_SAMPLES, RefitInfo, refit_table
-
-MANIFEST = "manifest.json"
-FORMAT = "nnlut.calibration"
-VERSION = 1
 
 
 @dataclass
@@ -149,95 +139,3 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
 
 def _table_record(table: Table, users: list[tuple[str, str]], info: RefitInfo) -> dict[str, Any]:
     return {"function": table.function, "entries": table.entries, "modules": [u[0] for u in users], **info.as_dict()}
-
-
-# ----------------------------------------------------------------------------- files
-def save_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Path:
-    """Write the model's tables and a manifest (module name -> op, method, table files) into
-    ``folder``, atomically: the folder appears complete or not at all."""
-    mods = _lut_modules(model)
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
-    try:
-        (tmp / "tables").mkdir()
-        files: dict[int, str] = {}
-        modules: dict[str, Any] = {}
-        for name, m in mods.items():
-            entry: dict[str, Any] = {"op": m.op, "method": m.kernel.method, "function": getattr(m.kernel, "function", None),
-                                     "tables": {}}
-            for role, table in m.kernel.tables.items():
-                if id(table) not in files:
-                    files[id(table)] = f"tables/{len(files):03d}_{table.function}.json"
-                    (tmp / files[id(table)]).write_text(json.dumps(table_to_dict(table), indent=1, allow_nan=False) + "\n")
-                entry["tables"][role] = files[id(table)]
-            modules[name] = entry
-        manifest = {"format": FORMAT, "version": VERSION, "modules": modules}
-        (tmp / MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
-        old = None
-        if folder.exists():
-            old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-            folder.rename(old)
-        tmp.rename(folder)
-        if old is not None:
-            shutil.rmtree(old)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
-    return folder
-
-
-def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Table]]:
-    """Validate a calibration folder; returns (manifest, tables by file name)."""
-    folder = Path(folder)
-    path = folder / MANIFEST
-    if not path.exists():
-        raise NNLUTError(f"{folder} is not a calibration folder: {MANIFEST} is missing")
-    try:
-        manifest = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise NNLUTError(f"{path} is not valid JSON: {e}") from None
-    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-        raise NNLUTError(f"{path}: 'format' must be {FORMAT!r}")
-    if manifest.get("version") != VERSION:
-        raise NNLUTError(f"{path}: unknown version {manifest.get('version')!r}; this nnlut reads {VERSION}")
-    modules = manifest.get("modules")
-    if not isinstance(modules, dict) or not modules:
-        raise NNLUTError(f"{path}: 'modules' must be a non-empty object")
-    tables: dict[str, Table] = {}
-    for name, entry in modules.items():
-        if not isinstance(entry, dict) or not isinstance(entry.get("tables"), dict) or "op" not in entry:
-            raise NNLUTError(f"{path}: module {name!r} needs 'op' and 'tables'")
-        for rel in entry["tables"].values():
-            if rel in tables:
-                continue
-            f = folder / str(rel)
-            if not f.exists():
-                raise NNLUTError(f"{path}: module {name!r} refers to missing table file {rel!r}")
-            try:
-                tables[rel] = table_from_dict(json.loads(f.read_text()))
-            except (json.JSONDecodeError, NNLUTError) as e:
-                raise NNLUTError(f"table file {f}: {e}") from None
-    return manifest, tables
-
-
-def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
-    """Approximate a fresh ``model`` with the calibrated tables of ``folder``: the same
-    modules get the same tables, so outputs equal the calibrated model's exactly."""
-    from ..models import ApproxConfig, approximate_
-    from ..ops._kernels import ROLES
-
-    manifest, tables = read_manifest(folder)
-    overrides: dict[str, ApproxConfig | None] = {}
-    ops = set()
-    for name, entry in manifest["modules"].items():
-        op = entry["op"]
-        ops.add(op)
-        roles = {"act": entry.get("function") or op} if op in ("gelu", "silu") else ROLES.get(op)
-        if roles is None:
-            raise NNLUTError(f"manifest module {name!r} has unknown op {op!r}")
-        fixed = {roles[role]: tables[rel] for role, rel in entry["tables"].items()}
-        overrides[name] = ApproxConfig(method=entry.get("method", "nnlut"), tables=fixed,
-                                       entries=next(iter(fixed.values())).entries if fixed else 16)
-    overrides[".*"] = None
-    return approximate_(model, ApproxConfig(ops=tuple(sorted(ops)), overrides=overrides))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 
@@ -17,6 +18,11 @@ _COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "data", 
 
 
 class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+        super().__init__(*args, **kwargs)
+        # read "-1e12" and "-inf" as negative numbers (values), as argparse already reads "-5"
+        self._negative_number_matcher = re.compile(r"^-(\d+\.?\d*|\.\d+)(e[+-]?\d+)?$|^-inf(inity)?$", re.IGNORECASE)
+
     def error(self, message: str) -> None:  # type: ignore[override]
         raise _UsageError(f"{self.prog}: error: {message} (see '{self.prog} --help')")
 
@@ -59,6 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         cmd = f"nnlut {argv[0]}" if argv and argv[0] in _COMMANDS else "nnlut"
         print(f"{cmd}: error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:  # a full disk, a permission changed mid-run: not a bug, one line
+        if debug:
+            raise
+        cmd = f"nnlut {argv[0]}" if argv and argv[0] in _COMMANDS else "nnlut"
+        where = f" ({e.filename})" if getattr(e, "filename", None) else ""
+        print(f"{cmd}: error: {e.strerror or e}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("nnlut: interrupted", file=sys.stderr)
         return 130

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import check_output_dir, format_table
+from ._common import ENTRIES, SEED, check_output_dir, format_table, int_at_least
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -15,26 +15,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="minilm", help="minilm (default), mpnet, or a local HuggingFace model folder")
     p.add_argument("--head", choices=("auto", "finetuned", "probe"), default="auto",
                    help="classifier whose encoder is calibrated (default: the fine-tuned one when cached)")
-    p.add_argument("--sentences", type=int, default=528, help="unlabeled training sentences to use (default 528)")
-    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
+    p.add_argument("--sentences", type=int_at_least(1), default=528, help="unlabeled training sentences to use (default 528)")
+    p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
     p.add_argument("--method", choices=("nnlut", "linear", "exponential"), default="nnlut", help="starting tables")
     p.add_argument("--per-layer", action="store_true", help="one table per module instead of one per op type")
-    p.add_argument("--evaluate", type=int, default=0, metavar="N",
+    p.add_argument("--evaluate", type=int_at_least(0), default=0, metavar="N",
                    help="also compare accuracy before and after on the first N test sentences")
-    p.add_argument("--seed", type=int, default=0, help="data split seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="data split seed (default 0)")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="folder for the tables and manifest.json")
     p.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._errors import NNLUTError
     from ..calibration import calibrate, save_calibration
     from ..eval import build_task
     from ..eval._classifier import encode_batches, run_model
     from ..models import ApproxConfig, approximate_
 
-    if args.sentences < 1:
-        raise NNLUTError(f"--sentences must be at least 1, got {args.sentences}")
     out = check_output_dir(args.out)
     task = build_task(args.model, args.head, seed=args.seed, limit=args.evaluate or None, extra=False)
     assert task.train is not None
@@ -44,9 +41,8 @@ def run(args: argparse.Namespace) -> int:
     before = run_model(clf, tok, task.test, desc="before") if args.evaluate else None
     texts = task.train.texts[: args.sentences]
     rep = calibrate(clf, (b for _, b in encode_batches(tok, texts, 64, 128)))
-    folder = save_calibration(clf, out)
-    (folder / "report.json").write_text(json.dumps({"task": task.meta, "sentences": len(texts), **rep.as_dict()},
-                                                   indent=1, default=float) + "\n")
+    report = json.dumps({"task": task.meta, "sentences": len(texts), **rep.as_dict()}, indent=1, default=float) + "\n"
+    folder = save_calibration(clf, out, extra={"report.json": report})
     rows = [[t["function"], len(t["modules"]), t.get("samples", 0), t.get("rms_before", float("nan")),
              t.get("rms_after", float("nan")), "; ".join(t["notes"]) or "-"] for t in rep.tables]
     print(f"calibrated {len(rep.tables)} tables on {len(texts)} unlabeled sentences in {rep.seconds:.1f} s "

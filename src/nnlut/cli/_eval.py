@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from ._common import check_output_file, format_table
+from ._common import ENTRIES, SEED, check_output_file, format_table, int_at_least
 
 CALIBRATE_DEFAULTS = {"sentiment": 528, "lm": 32, "vit-digits": 4, "classifier": 4, "causal-lm": 8}
 
@@ -32,21 +32,21 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--head", choices=("finetuned", "probe"), default="finetuned",
                    help="sentiment models' FP32 reference: a classifier fine-tuned on the training half (cached; "
                         "default) or a linear probe on frozen embeddings (quick)")
-    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
-    p.add_argument("--limit", type=int,
+    p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
+    p.add_argument("--limit", type=int_at_least(1),
                    help="evaluate a seeded stratified sample of N sentences / images, or N sequences (quick runs)")
     p.add_argument("--configs", nargs="+", metavar="NAME", help="configurations to run (default: all; fp32 always runs)")
     p.add_argument("--extra-for", nargs="*", metavar="NAME",
                    help="sentiment: configurations that also run the amazon/nyt/tweets sets (default: all; none with "
                         "no names)")
-    p.add_argument("--calibrate", type=int, metavar="N",
+    p.add_argument("--calibrate", type=int_at_least(0), metavar="N",
                    help="calibration data of the calibrated configurations (0 = none): unlabeled training sentences "
                         "(sentiment, default 528 = 10%% of the training half), training sequences (lm, default 32), "
                         "batches (vit-digits and local classifiers, default 4; local LMs: sequences, default 8)")
-    p.add_argument("--context", type=int, help="local causal LM: tokens per sequence (default min(512, model maximum))")
+    p.add_argument("--context", type=int_at_least(2), help="local causal LM: tokens per sequence (default min(512, model maximum))")
     p.add_argument("--sweep", action="store_true",
                    help="sentiment: NN-LUT with 16, 8 and 4 entries, calibrated and not, instead of the defaults")
-    p.add_argument("--seed", type=int, default=0, help="data split, subset and training seed (default 0)")
+    p.add_argument("--seed", type=SEED, default=0, help="data split, subset and training seed (default 0)")
     p.add_argument("--json", metavar="FILE", help="write all results as JSON")
     p.set_defaults(handler=run)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 
-from ._common import check_output_file, format_table
+from ._common import ENTRIES, SEED, check_interval, check_output_file, finite_float, format_table, int_at_least
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -16,13 +16,14 @@ def register(sub: argparse._SubParsersAction) -> None:
                        description="Fit an N-entry table, save it as JSON and print max/mean absolute and "
                                    "relative error over the domain beside linear mode, exponential mode and I-BERT.")
     p.add_argument("function", metavar="FUNC", help=f"function name: {', '.join(list_functions())}")
-    p.add_argument("--entries", "-n", type=int, default=16, help="number of table entries N (default 16)")
-    p.add_argument("--domain", nargs=2, type=float, metavar=("LO", "HI"), help="evaluation domain (default: the function's)")
+    p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="number of table entries N (default 16)")
+    p.add_argument("--domain", nargs=2, type=finite_float, metavar=("LO", "HI"),
+                   help="evaluation domain (default: the function's)")
     p.add_argument("--method", choices=METHODS, default="nnlut", help="how breakpoints are placed (default nnlut)")
     p.add_argument("--range-reduction", action="store_true",
                    help="table on one power-of-two period with every positive input reduced to it (reciprocal, rsqrt)")
-    p.add_argument("--seed", type=int, default=0, help="seed for perturbed restarts (default 0)")
-    p.add_argument("--restarts", type=int, default=1, help="NN-LUT training runs, best kept (default 1)")
+    p.add_argument("--seed", type=SEED, default=0, help="seed for perturbed restarts (default 0)")
+    p.add_argument("--restarts", type=int_at_least(1, 1000), default=1, help="NN-LUT training runs, best kept (default 1)")
     p.add_argument("--format", metavar="SPEC", dest="number_format",
                    help="fit in a number format with quantisation in the loop: int16, int8, int8:P (P = 0..7), fp16, bf16")
     p.add_argument("--out", "-o", required=True, metavar="FILE.json", help="where to write the table")
@@ -37,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     if args.number_format is not None:
         return _run_format(args, out)
     spec = get_function(args.function)
-    domain = tuple(args.domain) if args.domain else None
+    domain = check_interval(args.domain, "--domain")
     order = (args.method,) + tuple(m for m in METHODS if m != args.method)
     rows = compare(spec, args.entries, domain=domain, range_reduction=args.range_reduction, seed=args.seed,
                    restarts=args.restarts, methods=order)

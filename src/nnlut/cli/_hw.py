@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from ._common import check_output_dir, format_table
+from ._common import ENTRIES, check_interval, check_output_dir, finite_float, format_table
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -13,7 +13,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "units, simulate each against the Python golden model (RTL and gate level), "
                                    "synthesize to OSU 0.18um with Yosys and time it with OpenSTA.")
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (Verilog, netlists, report.json)")
-    p.add_argument("--entries", "-n", type=int, default=16, help="table entries (default 16)")
+    p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
     p.add_argument("--no-gate-level", action="store_true", help="skip the gate-level simulations (faster)")
     p.set_defaults(handler=run_hw)
 
@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "header and $readmemh memory files.")
     e.add_argument("table", metavar="FILE.json", help="a table written by 'nnlut fit'")
     e.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder")
-    e.add_argument("--input-range", nargs=2, type=float, metavar=("LO", "HI"), help="input range of the integer format")
+    e.add_argument("--input-range", nargs=2, type=finite_float, metavar=("LO", "HI"), help="input range of the integer format")
     e.add_argument("--exact-intercepts", action="store_true",
                    help="keep intercepts at the product's precision (32-bit, exact multiply-add) instead of two "
                         "guard bits below the output LSB")
@@ -52,10 +52,12 @@ def function_rows(report: dict) -> tuple[list[str], list[list]]:
 
 
 def run_hw(args: argparse.Namespace) -> int:
+    from .._files import OutputFolder
     from ..hw import run_flow
 
     out = check_output_dir(args.out)
-    report = run_flow(str(out), entries=args.entries, gate_level=not args.no_gate_level)
+    with OutputFolder(out, kind="hardware") as stage:
+        report = run_flow(str(stage.path), entries=args.entries, gate_level=not args.no_gate_level)
     print(format_table(*hw_rows(report)))
     print("\nper function (latency at each unit's best clock; x: NN-LUT over I-BERT)")
     print(format_table(*function_rows(report)))
@@ -70,19 +72,28 @@ def run_hw(args: argparse.Namespace) -> int:
 
 
 def run_export(args: argparse.Namespace) -> int:
-    from ..core._io import atomic_write_text, load
+    from .._errors import NNLUTError
+    from .._files import OutputFolder
+    from ..core._io import load
     from ..fixed import choose_format, quantize_table, to_c_header, to_json, to_memh
 
     out = check_output_dir(args.out)
+    rng = check_interval(args.input_range, "--input-range")
     table = load(args.table)
-    rng = tuple(args.input_range) if args.input_range else None
-    fmt = choose_format(table, rng, icpt_guard=None if args.exact_intercepts else 2)
-    ft = quantize_table(table, fmt, input_range=rng, refit=not args.no_refit)
+    try:
+        fmt = choose_format(table, rng, icpt_guard=None if args.exact_intercepts else 2)
+        ft = quantize_table(table, fmt, input_range=rng, refit=not args.no_refit)
+    except NNLUTError:
+        raise
+    except (ValueError, ArithmeticError, IndexError) as e:  # a table or range the integer formats cannot hold
+        where = f" over [{rng[0]:g}, {rng[1]:g}]" if rng else ""
+        raise NNLUTError(f"cannot quantise {args.table!r} to the fixed-point datapath{where}: {e}") from None
     name = table.function or "table"
-    atomic_write_text(out / f"{name}_fixed.json", to_json(ft))
-    atomic_write_text(out / f"{name}.h", to_c_header(ft, name))
-    for fname, text in to_memh(ft).items():
-        atomic_write_text(out / f"{name}_{fname}", text)
+    with OutputFolder(out, kind="export") as stage:
+        stage.write_text(f"{name}_fixed.json", to_json(ft))
+        stage.write_text(f"{name}.h", to_c_header(ft, name))
+        for fname, text in to_memh(ft).items():
+            stage.write_text(f"{name}_{fname}", text)
     e = ft.meta["errors"]
     print(f"{name}: {ft.entries} entries, format {e['format']}")
     print(format_table(["max |error|", "in output LSBs", "float table max |error|", "extra over float (max LSB)",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from ._common import check_output_file, format_table
+from ._common import check_output_file, format_table, int_at_least
 
 SEQ_LENS = [16, 32, 64, 128, 256, 512, 1024, 2048, 4096]
 
@@ -17,8 +17,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "or a fresh 'nnlut hw' report with --hw DIR), its other parameters fitted to the "
                                    "paper's three points; --config gives an operation-count NPU instead.")
     p.add_argument("--model", default="bert-base", help="bert-base (default), minilm, mpnet, or a config.json path")
-    p.add_argument("--seq", nargs="+", type=int, default=SEQ_LENS, metavar="L", help="sequence lengths")
-    p.add_argument("--batch", type=int, help="batch size (default: the fitted one, or 1 with --config)")
+    p.add_argument("--seq", nargs="+", type=int_at_least(1, 1 << 20), default=SEQ_LENS, metavar="L", help="sequence lengths")
+    p.add_argument("--batch", type=int_at_least(1, 1 << 20), help="batch size (default: the fitted one, or 1 with --config)")
     p.add_argument("--hw", metavar="DIR", help="a folder written by 'nnlut hw' (its report.json): the units' cycles, "
                                                "latency and clock (default: the measured figures shipped with nnlut)")
     p.add_argument("--config", metavar="FILE.json",
@@ -45,11 +45,11 @@ def run(args: argparse.Namespace) -> int:
     fit = None
     if args.config:
         cfg = NPUConfig.load(args.config)
-        batch = args.batch or 1
+        batch = args.batch if args.batch is not None else 1
     else:
         fit = fit_npu()
         cfg = NPUConfig.from_dict(fit["config"])
-        batch = args.batch or fit["batch"]
+        batch = args.batch if args.batch is not None else fit["batch"]
     if batch < 1:
         raise NNLUTError(f"batch must be positive, got {batch}")
     records = sweep(shape, sorted(args.seq), cfg, batch)

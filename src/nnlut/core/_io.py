@@ -18,16 +18,14 @@ JSON. Floats are written with ``repr`` precision, so a saved table loads back bi
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
-import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from .._errors import NNLUTError
+from .._files import atomic_write_bytes, atomic_write_text, read_json  # noqa: F401  (writers import them from here)
 from ._scaling import Scaling
 from ._table import Table
 
@@ -160,33 +158,6 @@ def save_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_text(path, text)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file in the same folder and a rename."""
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and a rename."""
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    if not folder.is_dir():
-        raise NNLUTError(f"cannot write {str(path)!r}: folder {str(folder)!r} does not exist")
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as e:
-        raise NNLUTError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException as e:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        if isinstance(e, OSError):
-            raise NNLUTError(f"cannot write {str(path)!r}: {e.strerror or e}") from None
-        raise
-
-
 def save_table(table: Table, path: str | os.PathLike[str]) -> None:
     atomic_write_text(path, dumps(table))
 
@@ -229,17 +200,16 @@ def load(path: str | os.PathLike[str]) -> Any:
     JSON, wrong lengths, unsorted or non-finite values, unknown kind or version) raises one
     :class:`NNLUTError` naming the file and the problem.
     """
+    data = read_json(path, "table file")
+    return table_from_data(data, f"table file {str(path)!r}")
+
+
+def table_from_data(data: Any, where: str) -> Any:
+    """A validated table of any kind from parsed JSON; every problem raises :class:`NNLUTError` naming
+    ``where`` (the file) and the field (see :mod:`._validate`)."""
+    from ._validate import build_table
+
     try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise NNLUTError(f"table file {str(path)!r} does not exist") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise NNLUTError(f"cannot read table file {str(path)!r}: {e}") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as e:
-        raise NNLUTError(f"table file {str(path)!r} is not valid JSON: {e}") from None
-    try:
-        return table_from_any_dict(data)
+        return build_table(data, table_from_any_dict)
     except NNLUTError as e:
-        raise NNLUTError(f"table file {str(path)!r}: {e}") from None
+        raise NNLUTError(f"{where}: {e}") from None

@@ -22,6 +22,20 @@ from ._values import refit_minimax, values_to_table_arrays
 Method = Literal["nnlut", "linear", "exponential"]
 METHODS = ("nnlut", "linear", "exponential")
 _MIN_WIDTH = 1e-6  # segments narrower than this fraction of the domain are merged away
+# Domains the float64 fitter resolves: |x| up to 1e12 (slopes times inputs and the dense error
+# grids stay far from overflow) and a width of at least 1e-9 of max(1, |x|) (a grid of
+# thousands of points over it stays distinct after rounding).
+_DOMAIN_LIMIT = 1e12
+_MIN_SPAN = 1e-9
+
+
+def _check_fit_domain(lo: float, hi: float, what: str) -> None:
+    big = max(abs(lo), abs(hi))
+    if big > _DOMAIN_LIMIT:
+        raise NNLUTError(f"{what} [{lo:g}, {hi:g}] reaches beyond +-{_DOMAIN_LIMIT:g}, the range the fitter resolves")
+    if hi - lo < _MIN_SPAN * max(1.0, big):
+        raise NNLUTError(f"{what} [{lo:g}, {hi:g}] is narrower than {_MIN_SPAN:g} x max(1, |x|), too narrow to place "
+                         "breakpoints in float64")
 
 
 def _check_entries(entries: Any) -> int:
@@ -39,6 +53,8 @@ class _Problem:
                  error: str | None) -> None:
         self.spec = spec
         eval_domain = check_domain(domain, what="domain") if domain is not None else spec.domain
+        if domain is not None:
+            _check_fit_domain(*eval_domain, what="domain")
         if range_reduction:
             if spec.scaling is None or spec.full_range_domain is None:
                 raise NNLUTError(
@@ -105,14 +121,17 @@ def _table_from_nodes(prob: _Problem, nodes: np.ndarray, v: np.ndarray, meta: di
 
 
 def _merge_narrow(f: Callable, nodes: np.ndarray, v: np.ndarray, weight: Callable | None) -> tuple[np.ndarray, np.ndarray, int]:
-    """Replace segments narrower than _MIN_WIDTH of the domain by a split of the worst segment."""
+    """Replace segments narrower than _MIN_WIDTH of the domain by a split of the worst segment.
+
+    Each pass removes one narrow segment; a split can create a new narrow one only where the
+    error is not finite, so the passes are bounded by twice the number of segments."""
     merged = 0
     span = nodes[-1] - nodes[0]
-    while True:
+    for _ in range(2 * len(nodes)):
         widths = np.diff(nodes)
         narrow = np.flatnonzero(widths < _MIN_WIDTH * span)
         if len(narrow) == 0 or len(nodes) <= 3:
-            return nodes, v, merged
+            break
         i = int(narrow[0])
         drop = i + 1 if i + 1 < len(nodes) - 1 else i  # never drop an end node
         nodes = np.delete(nodes, drop)
@@ -123,6 +142,7 @@ def _merge_narrow(f: Callable, nodes: np.ndarray, v: np.ndarray, weight: Callabl
         nodes = np.insert(nodes, k + 1, mid)
         v = np.insert(v, k + 1, float(f(np.array([mid]))[0]))
         merged += 1
+    return nodes, v, merged
 
 
 def _initial_values(f: Callable, nodes: np.ndarray, layout: Layout) -> np.ndarray:
@@ -183,16 +203,25 @@ def fit(
         "table_domain": [lo, hi], "eval_domain": list(prob.eval_domain), "nnlut_version": __version__,
     }
 
-    if method == "linear":
-        nodes = linear_nodes(lo, hi, entries)
-        v, _ = refit_minimax(f, nodes, layout, weight)
-    elif method == "exponential":
-        center = bend_point(f, lo, hi, weight)
-        nodes, v, r = _best_exponential(f, lo, hi, entries, center, layout, weight, ratio)
-        meta.update(center=center, ratio=r)
-    else:
-        nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
-        meta.update(seed=seed, restarts=restarts, **info)
+    failed = f"fitting {spec.name} with {entries} entries ({method}) on [{lo:g}, {hi:g}] failed"
+    try:
+        if method == "linear":
+            nodes = linear_nodes(lo, hi, entries)
+            v, _ = refit_minimax(f, nodes, layout, weight)
+        elif method == "exponential":
+            center = bend_point(f, lo, hi, weight)
+            nodes, v, r = _best_exponential(f, lo, hi, entries, center, layout, weight, ratio)
+            meta.update(center=center, ratio=r)
+        else:
+            nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
+            meta.update(seed=seed, restarts=restarts, **info)
+    except NNLUTError:
+        raise
+    except (ValueError, ArithmeticError) as e:  # the solver met non-finite values: float64 ran out
+        raise NNLUTError(f"{failed}: {e} (the domain is too extreme for a float64 fit)") from None
+    if not (np.all(np.isfinite(nodes)) and np.all(np.isfinite(v)) and np.all(np.diff(nodes) > 0)):
+        raise NNLUTError(f"{failed}: the breakpoints or values are not finite and distinct (the domain is too extreme "
+                         "for a float64 fit)")
     table = _table_from_nodes(prob, nodes, v, meta)
     table.meta["errors"] = measure(table, spec, prob.eval_domain)
     return table

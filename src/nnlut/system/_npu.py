@@ -11,10 +11,8 @@ the lane count; divisions by runtime values run on iterative dividers (``divide_
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import asdict, dataclass, fields
-from pathlib import Path
 from typing import Any
 
 from .._errors import NNLUTError
@@ -82,16 +80,15 @@ class NPUConfig:
 
     @classmethod
     def load(cls, path: str) -> NPUConfig:
-        try:
-            data = json.loads(Path(path).read_text())
-        except FileNotFoundError:
-            raise NNLUTError(f"NPU config file {path!r} does not exist") from None
-        except (OSError, json.JSONDecodeError) as e:
-            raise NNLUTError(f"NPU config file {path!r} is not readable JSON: {e}") from None
+        from .._files import read_json
+
+        data = read_json(path, "NPU config file")
         try:
             return cls.from_dict(data)
         except NNLUTError as e:
             raise NNLUTError(f"NPU config file {path!r}: {e}") from None
+        except (OverflowError, TypeError, ValueError) as e:  # e.g. a number beyond the float range
+            raise NNLUTError(f"NPU config file {path!r}: invalid value ({e})") from None
 
 
 def gemm_compute_cycles(g: Gemm, rows: int, cols: int) -> int:

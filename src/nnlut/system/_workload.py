@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from .._errors import NNLUTError
@@ -47,15 +46,18 @@ def shape_of(model: str) -> EncoderShape:
             raise NNLUTError(f"unknown model {model!r}; use bert-base, {', '.join(MODELS)} or a config.json path")
         p = model_path(model)
     cfg_path = p / "config.json" if p.is_dir() else p
-    try:
-        cfg = json.loads(cfg_path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise NNLUTError(f"cannot read model config {cfg_path}: {e}") from None
+    from .._files import read_json
+
+    cfg = read_json(cfg_path, "model config")
+    if not isinstance(cfg, dict):
+        raise NNLUTError(f"model config {cfg_path} must be a JSON object, got {type(cfg).__name__}")
     try:
         return EncoderShape(Path(model).name, int(cfg["num_hidden_layers"]), int(cfg["hidden_size"]),
                             int(cfg["num_attention_heads"]), int(cfg["intermediate_size"]))
     except KeyError as e:
         raise NNLUTError(f"model config {cfg_path} lacks {e}") from None
+    except (OverflowError, TypeError, ValueError) as e:
+        raise NNLUTError(f"model config {cfg_path}: a size is not an integer ({e})") from None
 
 
 @dataclass(frozen=True)

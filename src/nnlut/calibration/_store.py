@@ -1,0 +1,239 @@
+"""Calibration folders: the tables of a calibrated model and a manifest that says what they
+were made for.
+
+Layout (version 2)::
+
+    folder/
+      manifest.json      {"format": "nnlut.calibration", "version": 2,
+                          "modules": {name: {"op", "method", "function", "shape", "tables": {role: file}}},
+                          "files": {file: {"sha256", "function", "entries"}}}
+      tables/000_gelu.json ...
+      .nnlut-output.json (the list of files nnlut wrote; see nnlut._files)
+
+``shape`` is the module's own parameter shapes (``{"weight": [384], ...}``; empty for
+activations and attention softmaxes). Loading checks, before any module is touched: the
+manifest's types, that every table path stays inside the folder, every file's SHA-256, that
+each role gets a table of the right function (a softmax's ``exp`` role an ``exp`` table), and
+that the model has exactly the manifest's modules with the same op kinds and shapes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from torch import nn
+
+from .._errors import NNLUTError
+from .._files import OutputFolder, read_json
+from ..core._io import table_from_data, table_to_dict
+from ..core._table import Table
+
+MANIFEST = "manifest.json"
+FORMAT = "nnlut.calibration"
+VERSION = 2
+_OPS: dict[str, tuple[str, ...]] = {  # op -> roles it takes (see ops._kernels.ROLES)
+    "gelu": ("act",), "silu": ("act",), "softmax": ("exp", "reciprocal"), "layernorm": ("rsqrt",),
+    "rmsnorm": ("rsqrt",),
+}
+_METHODS = ("nnlut", "linear", "exponential")
+
+
+def _shape(module: nn.Module | None) -> dict[str, list[int]]:
+    if module is None:
+        return {}
+    return {n: list(p.shape) for n, p in module.named_parameters(recurse=False)}
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
+                     extra: Mapping[str, str] | None = None) -> Path:
+    """Write the model's tables and a manifest into ``folder``; returns its path.
+
+    ``extra`` maps further file names (inside the folder) to text written with the result,
+    e.g. ``{"report.json": ...}``; they are part of the same atomic result.
+
+    The folder appears complete or not at all (an interruption leaves the previous result).
+    ``folder`` must be new, empty, or a folder nnlut wrote: nnlut replaces only its own files
+    there and refuses a non-empty folder of someone else's files.
+    """
+    from ._calibrate import _lut_modules
+
+    mods = _lut_modules(model)
+    with OutputFolder(folder, kind="calibration") as out:
+        files: dict[int, str] = {}
+        records: dict[str, dict[str, Any]] = {}
+        modules: dict[str, Any] = {}
+        for name, m in mods.items():
+            entry: dict[str, Any] = {"op": m.op, "method": m.kernel.method, "function": getattr(m.kernel, "function", None),
+                                     "shape": _shape(m.__dict__.get("original")), "tables": {}}
+            for role, table in m.kernel.tables.items():
+                if id(table) not in files:
+                    rel = f"tables/{len(files):03d}_{table.function}.json"
+                    data = (json.dumps(table_to_dict(table), indent=1, allow_nan=False) + "\n").encode()
+                    out.write_bytes(rel, data)
+                    files[id(table)] = rel
+                    records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries}
+                entry["tables"][role] = files[id(table)]
+            modules[name] = entry
+        manifest = {"format": FORMAT, "version": VERSION, "modules": modules, "files": records}
+        out.write_text(MANIFEST, json.dumps(manifest, indent=1) + "\n")
+        for rel, text in (extra or {}).items():
+            if rel == MANIFEST or rel in records:
+                raise NNLUTError(f"extra file {rel!r} would overwrite a calibration file")
+            _inside(out.path, rel, "save_calibration")
+            out.write_text(rel, text)
+    return out.folder
+
+
+def _inside(folder: Path, rel: Any, where: str) -> Path:
+    if not isinstance(rel, str) or not rel:
+        raise NNLUTError(f"{where}: a table path must be a non-empty string, got {rel!r}")
+    pure = PurePosixPath(rel)
+    if pure.is_absolute() or ".." in pure.parts or "\\" in rel or "\x00" in rel:
+        raise NNLUTError(f"{where}: table path {rel!r} leaves the folder (only relative paths inside it are allowed)")
+    path = folder / pure
+    try:
+        real = path.resolve(strict=False)
+        real.relative_to(folder.resolve())
+    except (ValueError, OSError, RuntimeError):
+        raise NNLUTError(f"{where}: table path {rel!r} leads outside the folder") from None
+    return path
+
+
+def _check_type(value: Any, kind: type | tuple[type, ...], where: str, what: str) -> Any:
+    if not isinstance(value, kind) or isinstance(value, bool):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise NNLUTError(f"{where}: {what} must be {names.replace('dict', 'an object').replace('str', 'a string')}, "
+                         f"got {type(value).__name__}")
+    return value
+
+
+def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[str, Table]]:
+    """Validate a calibration folder; returns (manifest, tables by file name).
+
+    Every problem raises one :class:`NNLUTError` naming the file, the module and the field.
+    """
+    folder = Path(folder)
+    path = folder / MANIFEST
+    if not folder.is_dir():
+        raise NNLUTError(f"calibration folder {str(folder)!r} does not exist or is not a folder")
+    if not path.exists():
+        raise NNLUTError(f"{folder} is not a calibration folder: {MANIFEST} is missing")
+    manifest = read_json(path, "calibration manifest")
+    where = str(path)
+    _check_type(manifest, dict, where, "the manifest")
+    if manifest.get("format") != FORMAT:
+        raise NNLUTError(f"{where}: 'format' must be {FORMAT!r}")
+    if manifest.get("version") != VERSION:
+        raise NNLUTError(f"{where}: unknown version {manifest.get('version')!r}; this nnlut reads {VERSION}")
+    modules = _check_type(manifest.get("modules"), dict, where, "'modules'")
+    records = _check_type(manifest.get("files"), dict, where, "'files'")
+    if not modules:
+        raise NNLUTError(f"{where}: 'modules' must be a non-empty object")
+    tables: dict[str, Table] = {}
+    for rel, rec in records.items():
+        f = _inside(folder, rel, where)
+        _check_type(rec, dict, where, f"'files'[{rel!r}]")
+        if not f.is_file():
+            raise NNLUTError(f"{where}: table file {rel!r} is missing")
+        try:
+            data = f.read_bytes()
+        except OSError as e:
+            raise NNLUTError(f"{where}: cannot read table file {rel!r}: {e.strerror or e}") from None
+        if _sha256(data) != rec.get("sha256"):
+            raise NNLUTError(f"{where}: table file {rel!r} does not match its SHA-256 in the manifest "
+                             "(edited, swapped or replaced)")
+        try:
+            obj = json.loads(data)
+        except (ValueError, RecursionError):
+            raise NNLUTError(f"table file {str(f)!r} is not valid JSON") from None
+        table = table_from_data(obj, f"table file {str(f)!r}")
+        if table.function != rec.get("function") or table.entries != rec.get("entries"):
+            raise NNLUTError(f"{where}: table file {rel!r} holds a {table.entries}-entry {table.function} table, "
+                             f"the manifest says {rec.get('entries')!r}-entry {rec.get('function')!r}")
+        tables[rel] = table
+    for name, entry in modules.items():
+        at = f"{where}: module {name!r}"
+        _check_type(entry, dict, at, "the entry")
+        op = entry.get("op")
+        if not isinstance(op, str) or op not in _OPS:
+            raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(_OPS)}")
+        if entry.get("method", "nnlut") not in _METHODS:
+            raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
+        fn = entry.get("function")
+        if op in ("gelu", "silu") and fn not in (None, op) and not (op == "gelu" and isinstance(fn, str)
+                                                                    and fn.startswith("gelu")):
+            raise NNLUTError(f"{at}: 'function' {fn!r} does not fit op {op!r}")
+        shape = _check_type(entry.get("shape"), dict, at, "'shape'")
+        for k, v in shape.items():
+            if not (isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)):
+                raise NNLUTError(f"{at}: 'shape'[{k!r}] must be a list of sizes, got {v!r}")
+        roles = _check_type(entry.get("tables"), dict, at, "'tables'")
+        for role, rel in roles.items():
+            if role not in _OPS[op]:
+                raise NNLUTError(f"{at}: unknown table role {role!r} for op {op!r}; allowed: {', '.join(_OPS[op])}")
+            if not isinstance(rel, str) or rel not in tables:
+                raise NNLUTError(f"{at}: role {role!r} refers to {rel!r}, which is not a table file listed in 'files'")
+            want = (fn or op) if role == "act" else role
+            if tables[rel].function != want:
+                raise NNLUTError(f"{at}: role {role!r} needs a {want} table, but {rel!r} holds {tables[rel].function}")
+        if set(roles) != set(_OPS[op]):
+            raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(_OPS[op])}, the manifest gives "
+                             f"{', '.join(map(repr, roles)) or 'none'}")
+    return manifest, tables
+
+
+def check_model(model: nn.Module, manifest: dict[str, Any], folder: str | os.PathLike[str]) -> None:
+    """Refuse a manifest made for another model: the model must have exactly the manifest's
+    modules (among the ops it names), with the same op kinds and parameter shapes."""
+    from ..models._sites import find_sites
+
+    where = f"calibration folder {str(folder)!r}"
+    modules = manifest["modules"]
+    ops = {e["op"] for e in modules.values()}
+    sites = {s.name: s for s in find_sites(model, verify=False) if s.op in ops}
+    for name, entry in modules.items():
+        site = sites.get(name)
+        if site is None:
+            raise NNLUTError(f"{where}: module {name!r} of the manifest is not a {entry['op']} op of this model "
+                             "(the manifest was made for another model)")
+        if site.op != entry["op"]:
+            raise NNLUTError(f"{where}: module {name!r} is a {site.op} op here, the manifest says {entry['op']}")
+        shape = _shape(site.module) if site.kind == "module" else {}
+        if shape != entry["shape"]:
+            raise NNLUTError(f"{where}: module {name!r} has parameter shapes {shape} here, the manifest says "
+                             f"{entry['shape']} (made for another model)")
+    extra = sorted(set(sites) - set(modules))
+    if extra:
+        raise NNLUTError(f"{where}: the model's {len(extra)} {'/'.join(sorted(ops))} op(s) {extra[:3]} are not in the "
+                         "manifest (the manifest was made for another model)")
+
+
+def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
+    """Approximate a fresh ``model`` with the calibrated tables of ``folder``: the same
+    modules get the same tables, so outputs equal the calibrated model's exactly. The folder
+    and the model are checked first (see the module docstring); nothing is changed on error."""
+    from ..models import ApproxConfig, approximate_
+    from ..ops._kernels import ROLES
+
+    manifest, tables = read_manifest(folder)
+    check_model(model, manifest, folder)
+    overrides: dict[str, ApproxConfig | None] = {}
+    ops = set()
+    for name, entry in manifest["modules"].items():
+        op = entry["op"]
+        ops.add(op)
+        roles = {"act": entry.get("function") or op} if op in ("gelu", "silu") else ROLES[op]
+        fixed = {roles[role]: tables[rel] for role, rel in entry["tables"].items()}
+        overrides[name] = ApproxConfig(method=entry.get("method", "nnlut"), tables=fixed,
+                                       entries=next(iter(fixed.values())).entries)
+    overrides[".*"] = None
+    return approximate_(model, ApproxConfig(ops=tuple(sorted(ops)), overrides=overrides))

@@ -1,0 +1,98 @@
+"""Hardening of table files: bounds on what a file may hold, and consistency of the stored
+network with the table.
+
+:func:`build_table` wraps the structural parser of :mod:`._io` so that every malformed input
+(wrong types, numbers beyond the float range, absurd sizes, a ``fit`` block that is not plain
+JSON) becomes one :class:`NNLUTError`, and a file whose ``network`` block disagrees with its
+breakpoints, slopes and intercepts (an edited value, a discontinuous table claiming a network)
+is refused.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import numpy as np
+
+from .._errors import NNLUTError
+from ._table import Table
+
+MAX_ENTRIES = 1 << 16  # far above any table nnlut fits (4096) and below any memory trouble
+# a network and its table agree to float rounding of the prefix sums that convert one into the
+# other: a few hundred ulps of the largest value involved
+NETWORK_RTOL = 1e-9
+
+
+def _check_numbers(data: Mapping[str, Any]) -> None:
+    for key in ("breakpoints", "slopes", "intercepts"):
+        v = data.get(key)
+        if isinstance(v, list) and len(v) > MAX_ENTRIES:
+            raise NNLUTError(f"{key!r} has {len(v)} values; at most {MAX_ENTRIES} are allowed")
+        if isinstance(v, list):
+            for i, x in enumerate(v):
+                if isinstance(x, int) and not isinstance(x, bool) and abs(x) > 1e308:
+                    raise NNLUTError(f"{key!r}[{i}] is beyond the float range")
+                if isinstance(x, float) and not math.isfinite(x):
+                    raise NNLUTError(f"{key!r}[{i}] must be finite, got {x!r}")
+
+
+def _check_meta(data: Mapping[str, Any]) -> None:
+    meta = data.get("fit")
+    if meta is None:
+        return
+    try:
+        json.dumps(meta, allow_nan=False)
+    except (ValueError, TypeError, RecursionError):
+        raise NNLUTError("'fit' must hold plain JSON values (no NaN or Infinity)") from None
+
+
+def check_network(data: Mapping[str, Any], table: Table) -> None:
+    """Refuse a table whose stored ``network`` does not describe it."""
+    if "network" not in data or data["network"] is None:
+        return
+    from ._network import ReluNetwork
+
+    net = ReluNetwork.from_dict(data["network"])
+    if not table.is_continuous():
+        raise NNLUTError("'network' is given but the table is not continuous (an edited or foreign value)")
+    # compare both on every breakpoint of either and between them
+    with np.errstate(all="ignore"):
+        bps = np.unique(np.concatenate([table.breakpoints, *net.to_table_arrays()[:1]]))
+    if len(bps) > 2 * MAX_ENTRIES:
+        raise NNLUTError("'network' has more switch points than a table may have")
+    lo = bps[0] - 1.0 if len(bps) else -1.0
+    hi = bps[-1] + 1.0 if len(bps) else 1.0
+    pts = np.concatenate([[lo], bps, (bps[:-1] + bps[1:]) / 2 if len(bps) > 1 else [], [hi]])
+    with np.errstate(all="ignore"):
+        want = table._pwl_numpy(pts)
+        got = net(pts)
+    scale = float(np.max(np.abs(want))) + float(np.max(np.abs(table.intercepts))) + 1e-300
+    err = np.abs(got - want)
+    if not np.all(np.isfinite(got)) or float(np.max(err)) > NETWORK_RTOL * scale * max(1, table.entries):
+        i = int(np.argmax(np.where(np.isfinite(err), err, np.inf)))
+        raise NNLUTError(f"'network' disagrees with the table at x = {pts[i]:g} (table {want[i]:g}, network {got[i]:g}): "
+                         "an edited value")
+
+
+def build_table(data: Any, parse: Callable[[Any], Any]) -> Any:
+    """Build a table from parsed JSON with ``parse`` (the structural parser) and check it.
+
+    Every problem raises :class:`NNLUTError`; nothing else escapes.
+    """
+    try:
+        if isinstance(data, Mapping):
+            _check_numbers(data)
+            _check_meta(data)
+        table = parse(data)
+        if isinstance(data, Mapping) and isinstance(table, Table):
+            check_network(data, table)
+        return table
+    except NNLUTError:
+        raise
+    except RecursionError:
+        raise NNLUTError("nested too deeply") from None
+    except (OverflowError, TypeError, ValueError, KeyError, IndexError, AttributeError) as e:
+        raise NNLUTError(f"invalid value ({type(e).__name__}: {e})") from None
