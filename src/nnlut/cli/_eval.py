@@ -43,7 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="calibration data of the calibrated configurations (0 = none): unlabeled training sentences "
                         "(sentiment, default 528 = 10%% of the training half), training sequences (lm, default 32), "
                         "batches (vit-digits and local classifiers, default 4; local LMs: sequences, default 8)")
-    p.add_argument("--context", type=int_at_least(2), help="local causal LM: tokens per sequence (default min(512, model maximum))")
+    p.add_argument("--context", type=int_at_least(2),
+                   help="local causal LM: tokens per sequence (default min(512, model maximum))")
     p.add_argument("--sweep", action="store_true",
                    help="sentiment: NN-LUT with 16, 8 and 4 entries, calibrated and not, instead of the defaults")
     p.add_argument("--seed", type=SEED, default=0, help="data split, subset and training seed (default 0)")
