@@ -117,8 +117,9 @@ def test_torchrun_two_ranks_give_the_numbers_of_one_process(local_models, tmp_pa
                PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
     cases = {
         "clf": ["--model", str(clf_dir), "--data", str(tsv), "--configs", "linear16-all"],
-        "lm": ["--model", str(lm_dir), "--data", str(txt), "--context", "32", "--limit", "10",
-               "--configs", "linear16-all"],
+        # calibration on 2 batches: one per rank, observers merged before the refit
+        "lm": ["--model", str(lm_dir), "--data", str(txt), "--context", "32", "--limit", "10", "--calibrate", "10",
+               "--configs", "linear16-all", "nnlut8-all-calibrated"],
     }
     for name, args in cases.items():
         one = _single(["eval", *args, "--json", str(tmp_path / f"{name}1.json")])

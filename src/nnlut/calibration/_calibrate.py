@@ -105,7 +105,7 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
             if observers[name] in m.observers:
                 m.observers.remove(observers[name])
         model.train(was_training)
-    merge_across_ranks(res)  # under torchrun: every rank refits from the samples of all ranks
+    report.batches = merge_across_ranks(res, report.batches)  # under torchrun: every rank refits from all ranks' samples
     report.seconds_observe = time.perf_counter() - t0
     if report.batches == 0:
         raise NNLUTError("no calibration data: the batches iterable was empty")

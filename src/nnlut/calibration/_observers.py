@@ -116,15 +116,17 @@ def _rank() -> int:
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
-def merge_across_ranks(reservoirs: dict[Hashable, Reservoir]) -> None:
+def merge_across_ranks(reservoirs: dict[Hashable, Reservoir], batches: int = 0) -> int:
     """Replace each reservoir (in place in the dict) by the union over all ranks of the
-    process group; keys seen on only some ranks are added. A no-op outside ``torchrun``."""
+    process group; keys seen on only some ranks are added. Returns the number of batches
+    observed by all ranks together (``batches`` is this rank's). A no-op outside ``torchrun``."""
     import torch.distributed as dist
 
     if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
-        return
+        return batches
     gathered: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(gathered, {k: r.state() for k, r in reservoirs.items()})
-    keys = sorted({k for part in gathered for k in part}, key=repr)
+    dist.all_gather_object(gathered, ({k: r.state() for k, r in reservoirs.items()}, batches))
+    keys = sorted({k for part, _ in gathered for k in part}, key=repr)
     for k in keys:
-        reservoirs[k] = Reservoir.merged([part[k] for part in gathered if k in part])
+        reservoirs[k] = Reservoir.merged([part[k] for part, _ in gathered if k in part])
+    return sum(n for _, n in gathered)

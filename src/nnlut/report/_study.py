@@ -46,6 +46,13 @@ class Settings:
     lm_sequences: int = 64  # held-out sequences of 512 bytes for the decoder LM section
 
 
+def _cell(v: Any) -> str:
+    """A table cell: floats to 4 significant digits, NaN as '-'."""
+    if isinstance(v, float):
+        return "-" if v != v else f"{v:.4g}"
+    return str(v)
+
+
 def _fmt(v: float) -> str:
     return "-" if v != v else f"{v:.3e}"
 
@@ -129,7 +136,7 @@ def section_models(out: Path, settings: Settings) -> Section:
           "cosine compares mean-pooled final hidden states with FP32's; op errors are max |output error| over the "
           "first batches. Full runs: `nnlut eval`.\n\n" + findings + "\n\n")
     md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
-    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+    md += "\n".join("| " + " | ".join(r[0:1] + [_cell(v) for v in r[1:]]) + " |"
                      for r in rows) + "\n"
     return Section("models", "MiniLM accuracy with LUT ops", text, md, res)
 
@@ -152,8 +159,8 @@ def model_findings(res: dict[str, Any], entries: int) -> str:
         what = ("is indistinguishable from FP32" if v == "≈ fp32" else
                 "loses accuracy" if v == "worse" else "gains accuracy")
         parts.append(f"{label} {what}: Δ {r['delta_accuracy_pt']:+.2f} pt, 95% CI {format_ci(r['delta_ci_pt'])}, "
-                     f"McNemar p {r['mcnemar']['p_mid']:.3g} ({r['mcnemar']['lost']} items lost, "
-                     f"{r['mcnemar']['gained']} gained).")
+                     f"McNemar p {r['mcnemar']['p_mid']:.3g} (lost {r['mcnemar']['lost']}, "
+                     f"gained {r['mcnemar']['gained']}).")
     return " ".join(parts)
 
 
@@ -184,7 +191,7 @@ def section_lm(out: Path, settings: Settings) -> Section:
           "sequences of the perplexity ratio; 'pos>=384' is perplexity at positions whose softmax spans 384+ keys. "
           "`nnlut eval --model lm`.\n\n" + " ".join(findings) + "\n\n")
     md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
-    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+    md += "\n".join("| " + " | ".join(r[0:1] + [_cell(v) for v in r[1:]]) + " |"
                      for r in rows) + "\n"
     return Section("lm", "Decoder LM perplexity with LUT ops", format_table(headers, rows) + "\n" + " ".join(findings),
                    md, res)
@@ -210,7 +217,7 @@ def section_vision(out: Path, settings: Settings) -> Section:
           f"{m['test_images']} images; intervals and marks as in the MiniLM table. `nnlut eval --model vit-digits`."
           "\n\n" + findings + "\n\n")
     md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
-    md += "\n".join("| " + " | ".join(r[0:1] + [f"{v:.4g}" if isinstance(v, float) else str(v) for v in r[1:]]) + " |"
+    md += "\n".join("| " + " | ".join(r[0:1] + [_cell(v) for v in r[1:]]) + " |"
                      for r in rows) + "\n"
     return Section("vision", "ViT accuracy with LUT ops", format_table(headers, rows) + "\n" + findings, md, res)
 
