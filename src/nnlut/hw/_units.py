@@ -143,7 +143,8 @@ def _programmable(ctx: BuildContext, name: str, stages: int) -> Unit:
     def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
         ft = tables["gelu"]  # streaming GELU inputs through the unit programmed for GELU
         xs = table_codes(ft, inputs["gelu"][:n])
-        return _program(ft) + stream_lines(xs, ft.eval_int(xs)), len(xs)
+        # two idle cycles let the last write's clock-gate enable fall before the measured window
+        return _program(ft) + [tbm.stream_command(0)] * 2 + stream_lines(xs, ft.eval_int(xs)), len(xs)
 
     make = _stream_tb(name, "x_in", fmt.in_bits, "y_out", fmt.out_bits, stages, has_cfg=True)
     return Unit(name, rnn.nnlut_unit_verilog(entries, fmt, name, stages=stages), "stream", lines, n_vec, stages,
