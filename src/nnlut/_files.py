@@ -218,6 +218,8 @@ def check_output_folder(path: str | os.PathLike[str]) -> Path:
     parent = p.parent if str(p.parent) else Path(".")
     if str(path) == "" or p.name in ("", ".", ".."):
         raise NNLUTError(f"output folder {str(path)!r} must name a folder, not {p.name or str(path)!r}")
+    if p.is_symlink():
+        raise NNLUTError(f"output folder {str(path)!r} is a symbolic link; give the folder it points to")
     if p.exists() and not p.is_dir():
         raise NNLUTError(f"output folder {str(path)!r} exists and is not a folder")
     if not parent.is_dir():
@@ -266,7 +268,10 @@ def _carry_user_files(old: Path, stage: Path, ours: set[str]) -> None:
         rel_root = Path(root).relative_to(old)
         for d in dirs:
             rel = rel_root / d
-            if str(rel) not in ours:
+            if (old / rel).is_symlink():  # a link to a folder: keep the link, never its target
+                if not (stage / rel).exists():
+                    os.symlink(os.readlink(old / rel), stage / rel)
+            elif str(rel) not in ours:
                 (stage / rel).mkdir(exist_ok=True)
         for f in files:
             rel = rel_root / f

@@ -91,3 +91,19 @@ def test_parent_must_exist(tmp_path):
     with pytest.raises(NNLUTError, match="does not exist"):
         check_output_folder(tmp_path / "no" / "out")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_links_are_kept_as_links(tmp_path):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "big.bin").write_text("data")
+    with OutputFolder(tmp_path / "out", kind="test") as out:
+        out.write_text("a.txt", "1")
+    (tmp_path / "out" / "data").symlink_to(elsewhere)
+    with OutputFolder(tmp_path / "out", kind="test") as out:
+        out.write_text("a.txt", "2")
+    link = tmp_path / "out" / "data"
+    assert link.is_symlink() and (link / "big.bin").read_text() == "data"
+    (tmp_path / "alias").symlink_to(tmp_path / "out")
+    with pytest.raises(NNLUTError, match="is a symbolic link"):
+        check_output_folder(tmp_path / "alias")

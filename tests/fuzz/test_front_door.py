@@ -3,7 +3,8 @@ lines. Each case must end in a valid result or one ``NNLUTError`` (one line from
 never another exception, a traceback, a hang or a stray file.
 
 The counts (``max_examples``) are the figures the suite stands for: 1,200 table files,
-300 manifests, 300 command lines, each case bounded by the library's own limits.
+300 manifests, 300 command lines, 300 NPU and model configs, 200 edited fitted tables; each case
+is bounded by the library's own limits.
 """
 
 from __future__ import annotations
