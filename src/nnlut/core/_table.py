@@ -149,10 +149,11 @@ class Table:
         """Whether adjacent segments meet at every breakpoint (to ``rtol`` of the values)."""
         if self.entries == 1:
             return True
-        left = self.slopes[:-1] * self.breakpoints + self.intercepts[:-1]
-        right = self.slopes[1:] * self.breakpoints + self.intercepts[1:]
-        scale = np.maximum(np.abs(left), np.abs(right)) + np.max(np.abs(self.intercepts)) * 1e-3 + 1e-300
-        return bool(np.all(np.abs(left - right) <= rtol * scale))
+        with np.errstate(over="ignore", invalid="ignore"):  # values beyond the float range: not continuous
+            left = self.slopes[:-1] * self.breakpoints + self.intercepts[:-1]
+            right = self.slopes[1:] * self.breakpoints + self.intercepts[1:]
+            scale = np.maximum(np.abs(left), np.abs(right)) + np.max(np.abs(self.intercepts)) * 1e-3 + 1e-300
+            return bool(np.all(np.isfinite(left) & np.isfinite(right) & (np.abs(left - right) <= rtol * scale)))
 
     # ------------------------------------------------------------------ evaluation
     def _pwl_numpy(self, u: np.ndarray) -> np.ndarray:

@@ -74,6 +74,8 @@ def _fixed_impl(x: torch.Tensor, table: int) -> torch.Tensor:
 
 def _softmax_impl(x: torch.Tensor, dim: int, exp: int, reciprocal: int) -> torch.Tensor:
     _float_input(x, "softmax")
+    if x.numel() == 0:  # an empty row (or no rows): nothing to normalise, as torch.softmax
+        return torch.empty_like(x, memory_format=torch.contiguous_format)
     xf = x.to(_reference.compute_dtype(x))
     return _fresh(run("softmax", xf, table_of(exp), table_of(reciprocal), xf, dim).to(x.dtype), x)
 
@@ -81,6 +83,8 @@ def _softmax_impl(x: torch.Tensor, dim: int, exp: int, reciprocal: int) -> torch
 def _attention_impl(scores: torch.Tensor, scale: float, mask: torch.Tensor | None, exp: int,
                     reciprocal: int) -> torch.Tensor:
     _float_input(scores, "attention softmax")
+    if scores.numel() == 0:  # no queries or no keys: nothing to normalise
+        return torch.empty_like(scores, memory_format=torch.contiguous_format)
     y = run("attention_softmax", scores, table_of(exp), table_of(reciprocal), scores, scale, mask, None)
     return _fresh(y.to(scores.dtype), scores, mask)  # a wider mask does not widen the result
 

@@ -36,6 +36,8 @@ def softmax(x: torch.Tensor, dim: int, exp: Unary, reciprocal: Unary) -> torch.T
     """Softmax along ``dim``: subtract the row max, exp, row sum, reciprocal of the sum,
     multiply. Entries at -inf or the dtype's minimum (additive masks) are far enough below the
     max that the exp table gives exactly 0."""
+    if x.numel() == 0:  # an empty row (or no rows): nothing to normalise, as torch.softmax
+        return torch.empty_like(x)
     xf = x.to(compute_dtype(x))
     m = xf.amax(dim=dim, keepdim=True)
     e = exp(xf - m)
