@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from .._errors import NNLUTError
+from .._text import format_table  # noqa: F401  (commands import it from here)
 
 
 def check_output_file(path: str) -> Path:
@@ -85,22 +86,3 @@ def check_interval(values: Sequence[float] | None, option: str) -> tuple[float, 
     if not math.isfinite(hi - lo):
         raise NNLUTError(f"{option} is too wide: [{lo:g}, {hi:g}] overflows a float")
     return float(lo), float(hi)
-
-
-def format_table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
-    """A plain, aligned text table."""
-    cells = [[str(h) for h in headers]] + [[_fmt(v) for v in row] for row in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
-    lines = ["  ".join(c.rjust(w) if j else c.ljust(w) for j, (c, w) in enumerate(zip(r, widths, strict=False))) for r in cells]
-    lines.insert(1, "  ".join("-" * w for w in widths))
-    return "\n".join(lines)
-
-
-def _fmt(v: object) -> str:
-    if isinstance(v, float):
-        if v != v:
-            return "-"
-        if v == 0 or 1e-3 <= abs(v) < 1e4:
-            return f"{v:.4g}"
-        return f"{v:.3e}"
-    return str(v)

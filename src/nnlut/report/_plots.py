@@ -8,29 +8,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._io import atomic_write_bytes
+from .._plotting import pyplot as _pyplot
+from .._plotting import save_png as _save
 
 if TYPE_CHECKING:
     from ..core._table import Table
-
-
-def _pyplot() -> Any:
-    try:
-        import matplotlib
-    except ImportError:
-        raise NNLUTError("plotting needs matplotlib: pip install 'nnlut[plot]'") from None
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def _save(fig: Any, path: str) -> None:
-    import io
-
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=120, bbox_inches="tight")
-    atomic_write_bytes(path, buf.getvalue())
 
 
 def plot_table(table: Table, path: str, *, domain: tuple[float, float] | None = None,

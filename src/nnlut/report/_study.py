@@ -61,7 +61,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
     """Fit the paper's four functions with every method; tables, plots, error figures."""
     import numpy as np
 
-    from ..cli._common import format_table
+    from .._text import format_table
     from ..core._functions import get_function
     from ..fit import compare
     from ..ibert._float import IBERT_FUNCTIONS
@@ -111,7 +111,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
 
 def section_models(out: Path, settings: Settings) -> Section:
     """MiniLM with every op replaced, beside the baselines, on a stratified sample of the test half."""
-    from ..cli._common import format_table
+    from .._text import format_table
     from ..eval import build_task, default_configs, evaluate_configs
     from ..eval._evaluate import summary_rows
 
@@ -166,7 +166,7 @@ def model_findings(res: dict[str, Any], entries: int) -> str:
 
 def section_lm(out: Path, settings: Settings) -> Section:
     """nnlut's byte-level decoder LM (SiLU, RMSNorm, RoPE, causal softmax): held-out perplexity."""
-    from ..cli._common import format_table
+    from .._text import format_table
     from ..eval._lm_eval import build_lm_task, evaluate_lm, lm_configs, lm_rows
 
     try:
@@ -199,7 +199,7 @@ def section_lm(out: Path, settings: Settings) -> Section:
 
 def section_vision(out: Path, settings: Settings) -> Section:
     """A ViT trained on scikit-learn's digits: accuracy with intervals."""
-    from ..cli._common import format_table
+    from .._text import format_table
     from ..eval import default_configs
     from ..eval._logits import evaluate_logits, logits_rows
     from ..eval._vit import build_vit_task
@@ -224,7 +224,7 @@ def section_vision(out: Path, settings: Settings) -> Section:
 
 def section_system(out: Path, settings: Settings) -> Section:
     """BERT-base on the NPU built from the measured units, fitted to the paper's three points."""
-    from ..cli._common import format_table
+    from .._text import format_table
     from ..system import BERT_BASE, HWNPU, explain, fit_hw, load_units, simulate_hw, speedups
     from ..system._plot import plot_cycles
 
@@ -263,9 +263,9 @@ def section_system(out: Path, settings: Settings) -> Section:
 
 def section_hardware(out: Path, settings: Settings) -> Section:
     """Generated units, verified and synthesized: NN-LUT against I-BERT."""
-    from ..cli._common import format_table
-    from ..cli._hw import function_rows, hw_rows
+    from .._text import format_table
     from ..hw import missing_tools, run_flow
+    from ..hw._summary import function_rows, hw_rows
 
     lack = missing_tools()
     if lack:

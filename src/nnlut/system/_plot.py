@@ -8,7 +8,8 @@ import numpy as np
 
 
 def plot_cycles(records: list[dict[str, Any]], path: str, title: str) -> None:
-    from ..report._plots import _pyplot, _save
+    from .._plotting import pyplot as _pyplot
+    from .._plotting import save_png as _save
 
     plt = _pyplot()
     seqs = sorted({r["seq_len"] for r in records})
