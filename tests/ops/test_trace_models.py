@@ -50,3 +50,20 @@ def test_compile_of_an_approximated_bert_gives_its_eager_outputs(bert):
         ref = bert(b["input_ids"], b["attention_mask"])
         got = torch.compile(bert, backend="eager")(b["input_ids"], b["attention_mask"])
     assert torch.equal(got, ref)
+
+
+def test_export_twice_in_one_process_and_eager_after_it():
+    """torch.export traces with gradients on, through the differentiable torch form: tensors it
+    makes there are the trace's own, so a second export and the eager model after it still work."""
+    b = batch()
+    args = (b["input_ids"], b["attention_mask"])
+    for _ in range(2):
+        model = tiny_hf("bert")
+        nnlut.approximate_(model, nnlut.ApproxConfig())
+        enc = _Encoder(model).eval()
+        exported = torch.export.export(enc, args)
+        with torch.no_grad():
+            want = enc(*args)
+            got = exported.module()(*args)
+        assert type(want) is torch.Tensor  # a real tensor, not one left over from the trace
+        torch.testing.assert_close(got, want, rtol=0, atol=1e-6)

@@ -189,8 +189,10 @@ class Table:
         if hit is None:
             import torch
 
-            hit = slot[key] = tuple(torch.tensor(a.copy(), dtype=dtype, device=device)
-                                    for a in (self.breakpoints, self.slopes, self.intercepts))
+            hit = tuple(torch.tensor(a.copy(), dtype=dtype, device=device)
+                        for a in (self.breakpoints, self.slopes, self.intercepts))
+            if not _is_fake(hit[0]):  # tensors made while tracing (torch.export) live in that trace only
+                slot[key] = hit
         return hit
 
     # ------------------------------------------------------------------ conversions
@@ -256,3 +258,9 @@ class Table:
         dom = f", domain=[{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else ""
         sc = f", scaling={self.scaling.mode}" if self.scaling else ""
         return f"Table({name}, entries={self.entries}{dom}, tails={self.tails}{sc})"
+
+
+def _is_fake(t: Any) -> bool:
+    from torch._subclasses.fake_tensor import FakeTensor
+
+    return isinstance(t, FakeTensor)
