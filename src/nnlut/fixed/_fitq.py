@@ -58,7 +58,7 @@ def fit_quantized(table: Table, fmt: FixedFormat | None = None, *,
     w = 1.0 / np.maximum(np.abs(fx), 1e-300) if core.rel else None
     bp, s, t = fit_codes(Problem(fmt, codes, fx, w), table.entries, table.breakpoints)
     ft = FixedTable(fmt, bp, s, t, function=table.function, scaling=table.scaling, limits=table.limits,
-                    meta={"fit": "quantization-aware"})
+                    meta={"fit": "quantization-aware"}, source=table)
     ft.meta["errors"] = fixed_errors(ft, table, core, codes, fx)
     return ft
 
@@ -79,6 +79,21 @@ def fit_fixed(func: Any, entries: int, fmt: FixedFormat, domain: tuple[float, fl
     ft.meta["errors"] = {"format": format_name(fmt), "input_codes": int(len(codes)),
                          "max_abs": float(err.max()), "mean_abs": float(err.mean())}
     return ft
+
+
+def requantize(old: FixedTable, table: Table) -> FixedTable:
+    """``table`` in ``old``'s kind of fixed point: the same widths and guard bits, fractional
+    bits chosen again for ``table``'s ranges, made the same way (rounded, without the minimax
+    refit, or quantisation-aware, which minimises the max error over every code again)."""
+    f = old.fmt
+    guard = None if f.icpt_frac is None else f.t_frac - f.out_frac
+    fmt = choose_format(table, in_bits=f.in_bits, slope_bits=f.slope_bits, out_bits=f.out_bits, icpt_guard=guard)
+    if old.meta.get("fit") == "quantization-aware":
+        return fit_quantized(table, fmt)
+    from ._quantize import quantize_table
+
+    # the calibrated values are kept: a minimax refit over the domain would undo their weighting
+    return quantize_table(table, fmt, refit=False)
 
 
 def input_frac_for(lo: float, hi: float, in_bits: int = 8) -> int:
