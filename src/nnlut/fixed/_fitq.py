@@ -85,8 +85,10 @@ def requantize(old: FixedTable, table: Table) -> FixedTable:
     """``table`` in ``old``'s kind of fixed point: the same widths and guard bits, fractional
     bits chosen again for ``table``'s ranges, made the same way (rounded, without the minimax
     refit, or quantisation-aware, which minimises the max error over every code again)."""
-    if isinstance(old.meta.get("number_format"), str):
-        return in_format(table, old.meta["number_format"])
+    spec = old.meta.get("number_format")
+    if isinstance(spec, str) and not isinstance(parse_format(spec), FixedSpec) or (
+            isinstance(spec, str) and parse_format(spec).gqa):  # type: ignore[union-attr]
+        return in_format(table, spec)  # INT8: fitted again on the grid of the calibrated domain
     f = old.fmt
     guard = None if f.icpt_frac is None else f.t_frac - f.out_frac
     fmt = choose_format(table, in_bits=f.in_bits, slope_bits=f.slope_bits, out_bits=f.out_bits, icpt_guard=guard)
@@ -95,7 +97,10 @@ def requantize(old: FixedTable, table: Table) -> FixedTable:
     from ._quantize import quantize_table
 
     # the calibrated values are kept: a minimax refit over the domain would undo their weighting
-    return quantize_table(table, fmt, refit=False)
+    out = quantize_table(table, fmt, refit=False)
+    if isinstance(spec, str):
+        out.meta["number_format"] = spec
+    return out
 
 
 def input_frac_for(lo: float, hi: float, in_bits: int = 8) -> int:
