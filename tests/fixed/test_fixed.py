@@ -143,21 +143,29 @@ def test_fp16_table():
 
 def test_models_run_with_fixed_point_tables():
     from nnlut import ApproxConfig, approximate_, restore_
+    from nnlut.fixed import HalfTable
+    from nnlut.ops import approx_modules
     from tests.models.conftest import batch, tiny_hf
 
     m = tiny_hf("bert")
     b = batch()
     with torch.no_grad():
         ref = m(**b).last_hidden_state
-    for nf in ("int16", "fp16"):
-        approximate_(m, ApproxConfig(number_format=nf))
+    kinds = {"int16": FixedTable, "fp16": HalfTable, "bf16": HalfTable, "int8": FixedTable}
+    for nf, kind in kinds.items():
+        report = approximate_(m, ApproxConfig(number_format=nf))
+        assert report.replaced
+        tables = [t for mod in approx_modules(m).values() for t in mod.kernel.tables.values()]
+        assert tables and all(isinstance(t, kind) and t.meta["number_format"] == nf for t in tables)
+        if nf == "int8":  # GQA-LUT's datapath, one power-of-two input scale per table
+            assert all(t.fmt.in_bits == 8 and t.fmt.slope_bits == 8 and t.fmt.tshift == t.fmt.in_frac for t in tables)
         with torch.no_grad():
             y = m(**b).last_hidden_state
         restore_(m)
         valid = b["attention_mask"].bool()
-        assert float(torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1).min()) > 0.999
-    with pytest.raises(NNLUTError, match="number_format"):
-        ApproxConfig(number_format="int8")
+        assert float(torch.nn.functional.cosine_similarity(y[valid], ref[valid], dim=-1).min()) > 0.999, nf
+    with pytest.raises(NNLUTError, match="unknown number format 'int9'"):
+        ApproxConfig(number_format="int9")
 
 
 def test_fused_fixed_kernel_matches_reference_path(fixed, fixed_exact):

@@ -22,11 +22,12 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._functions import FunctionSpec, Tail, get_function
+from ..core._functions import FunctionSpec, get_function
 from ..core._table import Table
 from ..fit._layout import Layout
 from ..fit._train import train
 from ..fit._values import refit_least_squares, values_to_table_arrays
+from ..fixed._quantize import fit_tails as _fit_tails
 
 EXTEND_FRACTION = 1e-3
 ANCHOR_SHARE = 0.01  # share of the loss spread uniformly over the domain
@@ -64,14 +65,6 @@ def reduce_inputs(table: Table, x: np.ndarray) -> np.ndarray:
     return x if table.scaling is None else reduce_input(table.scaling, x)[0]
 
 
-def _fit_tails(table: Table, spec: FunctionSpec) -> tuple[Tail, Tail]:
-    if table.scaling is not None and table.scaling.mode == "full":
-        return Tail("clamp"), Tail("clamp")
-    if table.tails == ("clamp", "clamp") and spec.tails[0].kind != "clamp":
-        return Tail("clamp"), Tail("clamp")
-    return spec.tails
-
-
 def _weighted_errors(table: Table, spec: FunctionSpec, u: np.ndarray, rel: bool, w: np.ndarray) -> tuple[float, float]:
     """(importance-weighted RMS error, max error) of the table's core on samples ``u``."""
     if len(u) == 0:
@@ -84,9 +77,44 @@ def _weighted_errors(table: Table, spec: FunctionSpec, u: np.ndarray, rel: bool,
     return float(np.sqrt(np.sum(w * e * e) / np.sum(w))), float(np.max(np.abs(e)))
 
 
-def refit_table(table: Table, samples: np.ndarray, importance: np.ndarray | None = None) -> tuple[Table, RefitInfo]:
+def _refit_fixed(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
+    from ..fixed._fitq import requantize
+
+    new, info = refit_table(table.source, samples, importance)
+    return requantize(table, new), info
+
+
+def _refit_half(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
+    from ..fixed._half import to_half
+
+    new, info = refit_table(table.source, samples, importance)
+    return to_half(new, table.precision), info
+
+
+def _kind_refitter(table: Any) -> Any:
+    """How each table kind refits: float tables directly; fixed-point and half-precision ones
+    through the float table they were made from, then the same format again."""
+    from ..fixed._half import HalfTable
+    from ..fixed._table import FixedTable
+
+    if isinstance(table, Table):
+        return None
+    if isinstance(table, FixedTable) and table.source is not None:
+        return _refit_fixed
+    if isinstance(table, HalfTable):
+        return _refit_half
+    raise NNLUTError(f"calibration takes a float table, a fixed-point table made from one, or an FP16/BF16 table; "
+                     f"got {type(table).__name__}" + (" without its float source" if isinstance(table, FixedTable) else ""))
+
+
+def refit_table(table: Any, samples: np.ndarray, importance: np.ndarray | None = None) -> tuple[Any, RefitInfo]:
     """A new table fitted to ``samples`` (the op's raw table inputs, any length), each sample
-    counted with its ``importance`` (default 1): how much its error matters downstream."""
+    counted with its ``importance`` (default 1): how much its error matters downstream.
+    Any table kind: fixed-point and FP16/BF16 tables refit their float source and are made
+    again in their format (see :func:`_kind_refitter`)."""
+    other = _kind_refitter(table)
+    if other is not None:
+        return other(table, samples, importance)
     if table.function is None:
         raise NNLUTError("only tables of a registered function can be calibrated")
     spec = get_function(table.function)

@@ -58,7 +58,7 @@ def fit_quantized(table: Table, fmt: FixedFormat | None = None, *,
     w = 1.0 / np.maximum(np.abs(fx), 1e-300) if core.rel else None
     bp, s, t = fit_codes(Problem(fmt, codes, fx, w), table.entries, table.breakpoints)
     ft = FixedTable(fmt, bp, s, t, function=table.function, scaling=table.scaling, limits=table.limits,
-                    meta={"fit": "quantization-aware"})
+                    meta={"fit": "quantization-aware"}, source=table)
     ft.meta["errors"] = fixed_errors(ft, table, core, codes, fx)
     return ft
 
@@ -79,6 +79,28 @@ def fit_fixed(func: Any, entries: int, fmt: FixedFormat, domain: tuple[float, fl
     ft.meta["errors"] = {"format": format_name(fmt), "input_codes": int(len(codes)),
                          "max_abs": float(err.max()), "mean_abs": float(err.mean())}
     return ft
+
+
+def requantize(old: FixedTable, table: Table) -> FixedTable:
+    """``table`` in ``old``'s kind of fixed point: the same widths and guard bits, fractional
+    bits chosen again for ``table``'s ranges, made the same way (rounded, without the minimax
+    refit, or quantisation-aware, which minimises the max error over every code again)."""
+    spec = old.meta.get("number_format")
+    if isinstance(spec, str) and not isinstance(parse_format(spec), FixedSpec) or (
+            isinstance(spec, str) and parse_format(spec).gqa):  # type: ignore[union-attr]
+        return in_format(table, spec)  # INT8: fitted again on the grid of the calibrated domain
+    f = old.fmt
+    guard = None if f.icpt_frac is None else f.t_frac - f.out_frac
+    fmt = choose_format(table, in_bits=f.in_bits, slope_bits=f.slope_bits, out_bits=f.out_bits, icpt_guard=guard)
+    if old.meta.get("fit") == "quantization-aware":
+        return fit_quantized(table, fmt)
+    from ._quantize import quantize_table
+
+    # the calibrated values are kept: a minimax refit over the domain would undo their weighting
+    out = quantize_table(table, fmt, refit=False)
+    if isinstance(spec, str):
+        out.meta["number_format"] = spec
+    return out
 
 
 def input_frac_for(lo: float, hi: float, in_bits: int = 8) -> int:
@@ -124,3 +146,36 @@ def fit(func: Any, entries: int = 16, *, format: Any = None, **kwargs: Any) -> A
 
         return fit_float(func, entries, **kwargs)
     return fit_in_format(func, entries, format, **kwargs)
+
+
+# input ranges of unscaled functions in INT8 when no calibration data sets them: GQA-LUT's for
+# exp (inputs below -8 saturate there, where exp is below 3.4e-4); the table's domain otherwise
+INT8_RANGE = {"exp": (-8.0, 0.0)}
+
+
+def in_format(table: Table, format: Any) -> Any:
+    """``table`` made in ``format`` (spec string or format object), the way models use it:
+    ``int16``: rounded after the float fit (:func:`quantize_table`, today's unit); ``int8``:
+    fitted quantisation-aware on the INT8 grid whose power-of-two scale holds the table's
+    domain (the calibrated one after :func:`nnlut.calibrate`); ``int8:P`` or a
+    :class:`FixedFormat`: fitted quantisation-aware on that grid; ``fp16``/``bf16``:
+    :func:`to_half`. The result's ``meta["number_format"]`` records ``format``."""
+    from ._quantize import quantize_table
+
+    if not isinstance(table, Table):
+        raise NNLUTError(f"in_format takes a float nnlut.Table, got {type(table).__name__}")
+    fmt = parse_format(format)
+    if isinstance(fmt, FloatFormat):
+        out = to_half(table, fmt.name)
+    elif isinstance(fmt, FixedSpec) and not fmt.gqa:
+        out = quantize_table(table, choose_format(table, in_bits=fmt.in_bits, slope_bits=fmt.slope_bits,
+                                                  out_bits=fmt.out_bits, icpt_guard=fmt.icpt_guard))
+    else:
+        if table.domain is None:
+            raise NNLUTError("an INT8 table needs a float table with a domain")
+        rng = table.domain if table.scaling is not None else INT8_RANGE.get(table.function or "", table.domain)
+        if isinstance(fmt, FixedSpec):
+            fmt = gqa_format(input_frac_for(*rng, fmt.in_bits), fmt.in_bits)
+        out = fit_quantized(table, fmt, input_range=None if table.scaling is not None else rng)
+    out.meta["number_format"] = format if isinstance(format, str) else format_name(fmt)
+    return out

@@ -71,6 +71,15 @@ class HalfTable:
     def function(self) -> str | None:
         return self.source.function
 
+    @property
+    def scaling(self) -> Any:
+        """The source table's input range reduction (None: unscaled)."""
+        return self.source.scaling
+
+    @property
+    def limits(self) -> tuple[float, float]:
+        return self.source.limits
+
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, HalfTable):
             return NotImplemented

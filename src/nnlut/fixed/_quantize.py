@@ -27,6 +27,18 @@ from ._table import FixedTable, _sat
 DEFAULT_INPUT_RANGE = {"gelu": (-16.0, 16.0), "gelu_tanh": (-16.0, 16.0), "silu": (-16.0, 16.0), "exp": (-32.0, 0.0)}
 
 
+def fit_tails(table: Table, spec: Any) -> tuple[Any, Any]:
+    """The tails a refit of ``table`` keeps: clamped for fully range-reduced tables and for
+    tables clamped where the function has an asymptote, the function's own otherwise."""
+    from ..core._functions import Tail
+
+    if table.scaling is not None and table.scaling.mode == "full":
+        return Tail("clamp"), Tail("clamp")
+    if table.tails == ("clamp", "clamp") and spec.tails[0].kind != "clamp":
+        return Tail("clamp"), Tail("clamp")
+    return spec.tails
+
+
 def _frac_for(lo: float, hi: float, bits: int) -> int:
     """Largest fractional bit count such that [lo, hi] fits in signed ``bits``."""
     for f in range(bits + 24, -64, -1):
@@ -103,7 +115,6 @@ def choose_format(table: Table, input_range: tuple[float, float] | None = None, 
 def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range: tuple[float, float] | None = None,
                    refit: bool = True) -> FixedTable:
     """A bit-exact integer version of ``table`` (see module docstring); ``meta`` has the errors."""
-    from ..calibration._refit import _fit_tails
     from ..fit._layout import Layout
     from ..fit._values import refit_minimax, values_to_table_arrays
 
@@ -129,7 +140,7 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
         dlo, dhi = table.domain  # type: ignore[misc]
         nodes = np.concatenate([[dlo], bp / 2.0**fin, [dhi]])
         if np.all(np.diff(nodes) > 0):
-            layout = Layout(table.entries, _fit_tails(table, spec))
+            layout = Layout(table.entries, fit_tails(table, spec))
             w = (lambda x: 1.0 / np.maximum(np.abs(spec(x)), 1e-300)) if core.rel else None
             v, _ = refit_minimax(spec.__call__, nodes, layout, w)
             _, s_f, t_f = values_to_table_arrays(nodes, v)
@@ -182,7 +193,7 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
         if best is not None:
             bp[j] = best[1]
     ft = FixedTable(fmt, bp, s_i, t_i, function=table.function, scaling=table.scaling, limits=table.limits,
-                    meta={"notes": notes, "refit": refit})
+                    meta={"notes": notes, "refit": refit, "fit": "rounded"}, source=table)
     ft.meta["errors"] = fixed_errors(ft, table, core, codes, fx)
     return ft
 

@@ -47,6 +47,9 @@ class FixedTable:
     scaling: Scaling | None = None
     limits: tuple[float, float] = (float("nan"), float("nan"))
     meta: dict[str, Any] = field(default_factory=dict, compare=False)
+    # the float table this one was made from (calibration refits it and quantises again); not
+    # part of the table's value: equality compares the integer datapath only
+    source: Any = field(default=None, compare=False)
 
     @property
     def entries(self) -> int:
@@ -176,7 +179,8 @@ class FixedTable:
                 "entries": self.entries,
                 "breakpoints": self.bp.tolist(), "slopes": self.s.tolist(), "intercepts": self.t.tolist(),
                 "scaling": self.scaling.to_dict() if self.scaling else None, "limits": encode_limits(self.limits),
-                "meta": {k: v for k, v in self.meta.items() if not k.startswith("_")}}
+                "meta": {k: v for k, v in self.meta.items() if not k.startswith("_")},
+                "source": self.source.to_dict() if self.source is not None else None}
 
     def save(self, path: Any) -> None:
         """Write the table as versioned JSON (``nnlut.load`` reads it back bit-exactly)."""
@@ -217,8 +221,13 @@ def fixed_table_from_dict(data: Any) -> FixedTable:
     if not isinstance(meta, dict):
         raise NNLUTError("'meta' must be an object")
     limits = decode_limits(data.get("limits")) or (float("nan"), float("nan"))
+    source = data.get("source")
+    if source is not None:
+        from ..core._io import table_from_dict
+
+        source = table_from_dict(source)
     return FixedTable(fmt, bp, s, t, function=function, scaling=Scaling.from_dict(scaling) if scaling else None,
-                      limits=limits, meta=dict(meta))
+                      limits=limits, meta=dict(meta), source=source)
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:

@@ -39,9 +39,11 @@ class ApproxConfig:
             leaves that module exact. A key that matches no op is an error.
         tables: fixed tables to use instead of fitting, by function name (``gelu``, ``exp``,
             ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
-        number_format: ``None`` (float tables, default), ``"int16"`` (bit-exact INT16 input /
-            INT32 accumulate tables, :func:`nnlut.fixed.quantize_table`) or ``"fp16"`` (FP16
-            parameters and multiply-add).
+        number_format: ``None`` (float tables, default) or a number format spec
+            (:func:`nnlut.fixed.in_format`): ``"int16"`` (bit-exact INT16 input / INT32
+            accumulate tables), ``"int8"`` (GQA-LUT's INT8 datapath, each op's power-of-two
+            input scale from its table's domain, which calibration sets from the data),
+            ``"int8:P"``, ``"fp16"`` or ``"bf16"`` (half-precision parameters and multiply-add).
         seed: fitting seed.
     """
 
@@ -71,8 +73,10 @@ class ApproxConfig:
             raise NNLUTError(f"method {self.method!r} is unknown; allowed: {', '.join(method_names())}")
         if isinstance(self.entries, bool) or not isinstance(self.entries, int) or not 2 <= self.entries <= 4096:
             raise NNLUTError(f"entries must be an integer between 2 and 4096, got {self.entries!r}")
-        if self.number_format not in (None, "int16", "fp16"):
-            raise NNLUTError(f"number_format {self.number_format!r} is unknown; allowed: None, 'int16', 'fp16'")
+        if self.number_format is not None:
+            from ..fixed import parse_format
+
+            parse_format(self.number_format)  # a bad spec raises one line naming the allowed ones
         if self.number_format is not None and not method_spec(self.method).number_formats:
             raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
         if self.scaling not in SCALINGS:

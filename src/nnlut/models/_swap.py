@@ -23,13 +23,13 @@ _FORMAT_CACHE: dict[tuple[int, str], Any] = {}
 
 
 def _number_format(table: Table, fmt: str) -> Any:
-    """The fixed-point (int16) or FP16 version of ``table`` (memoised per table object)."""
-    from ..fixed import quantize_table, to_fp16
+    """``table`` in number format ``fmt`` (memoised per table object)."""
+    from ..fixed import in_format
 
     key = (id(table), fmt)
     hit = _FORMAT_CACHE.get(key)
     if hit is None or hit[0] is not table:
-        hit = (table, quantize_table(table) if fmt == "int16" else to_fp16(table))
+        hit = (table, in_format(table, fmt))
         _FORMAT_CACHE[key] = hit
     return hit[1]
 
