@@ -133,7 +133,7 @@ def test_bad_inputs(tmp_path, toy4):
 
 
 def test_save_is_atomic(tmp_path, toy4, monkeypatch):
-    import nnlut.calibration._store as cal
+    from nnlut.core._table import Table
 
     target = tmp_path / "out"
     save_calibration(toy4, target)
@@ -142,9 +142,29 @@ def test_save_is_atomic(tmp_path, toy4, monkeypatch):
     def boom(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cal, "table_to_dict", boom)
+    monkeypatch.setattr(Table, "to_dict", boom)  # fails while writing the tables
     with pytest.raises(OSError):
         save_calibration(toy4, target)
     assert (target / "manifest.json").read_text() == first  # the old folder is intact
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no half-written leftovers
     assert approx_modules(toy4)
+
+
+@pytest.mark.parametrize("number_format", ["int16", "fp16", "int8"])
+def test_any_table_kind_calibrates_saves_and_loads(tmp_path, number_format):
+    """A model with fixed-point or FP16 tables calibrates, saves its calibration and loads it into
+    a fresh exact model with bit-identical outputs; the tables keep their kind."""
+    torch.manual_seed(0)
+    model = ToyBlock().eval()
+    fresh = copy.deepcopy(model)
+    approximate_(model, ApproxConfig(entries=8, number_format=number_format))
+    kinds = {type(t).__name__ for m in approx_modules(model).values() for t in m.kernel.tables.values()}
+    calibrate(model, _data())
+    folder = save_calibration(model, tmp_path / "calib")
+    loaded = nnlut.load(next((folder / "tables").iterdir()))
+    assert type(loaded).__name__ in kinds and type(loaded).__name__ != "Table"
+    load_calibration(fresh, folder)
+    after = {type(t).__name__ for m in approx_modules(fresh).values() for t in m.kernel.tables.values()}
+    assert after == kinds
+    x = torch.randn(3, 5, 16)
+    assert torch.equal(_out(fresh, x), _out(model, x))

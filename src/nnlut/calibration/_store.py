@@ -30,7 +30,7 @@ from torch import nn
 
 from .._errors import NNLUTError
 from .._files import OutputFolder, read_json
-from ..core._io import table_from_data, table_to_dict
+from ..core._io import table_from_data
 from ..core._table import Table
 
 MANIFEST = "manifest.json"
@@ -77,7 +77,7 @@ def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
             for role, table in m.kernel.tables.items():
                 if id(table) not in files:
                     rel = f"tables/{len(files):03d}_{table.function}.json"
-                    data = (json.dumps(table_to_dict(table), indent=1, allow_nan=False) + "\n").encode()
+                    data = (json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n").encode()
                     out.write_bytes(rel, data)
                     files[id(table)] = rel
                     records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries}

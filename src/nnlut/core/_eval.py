@@ -12,6 +12,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .._errors import NNLUTError
+from .._plugins import Plugins
+
+# the op that evaluates a float table on a tensor through the fastest backend that takes it
+# (torch.ops.nnlut.pwl, from nnlut.kernels; a backend package may register its own)
+TORCH_TABLE_OP = Plugins("torch table op")
+TORCH_TABLE_OP.register("pwl", "nnlut.kernels:pwl")
 
 if TYPE_CHECKING:
     from ._scaling import Scaling
@@ -136,9 +142,7 @@ def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
         raise NNLUTError(f"table input must be a floating-point tensor, got {x.dtype}")
     out_dtype = x.dtype
     if fused:  # the table op (torch.ops.nnlut.pwl): the fastest backend that takes x
-        from ..kernels import pwl
-
-        return pwl(table, x)
+        return TORCH_TABLE_OP.get("pwl")(table, x)
     compute = x if x.dtype in (torch.float32, torch.float64) else x.float()
     y = _evaluate_generic(table, compute, _TORCH)
     return y.to(out_dtype)

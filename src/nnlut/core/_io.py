@@ -26,6 +26,7 @@ from typing import Any
 
 from .._errors import NNLUTError
 from .._files import atomic_write_bytes, atomic_write_text, read_json  # noqa: F401  (writers import them from here)
+from .._plugins import Plugins
 from ._scaling import Scaling
 from ._table import Table
 
@@ -166,20 +167,12 @@ def _load_float(data: Mapping[str, Any]) -> Any:
     return table_from_dict(data)
 
 
-def _load_fixed(data: Mapping[str, Any]) -> Any:
-    from ..fixed._table import fixed_table_from_dict
-
-    return fixed_table_from_dict(data)
-
-
-def _load_half(data: Mapping[str, Any]) -> Any:
-    from ..fixed._half import half_table_from_dict
-
-    return half_table_from_dict(data)
-
-
-# table kinds by their files' "format" key; each loader validates its own layout
-LOADERS: dict[str, Any] = {FORMAT: _load_float, "nnlut.fixed-table": _load_fixed, "nnlut.half-table": _load_half}
+# table kinds by their files' "format" key; each reader validates its own layout. The fixed-point
+# and half-precision kinds live in nnlut.fixed and are imported when a file of theirs is read.
+LOADERS = Plugins("table kind")
+LOADERS.register(FORMAT, _load_float)
+LOADERS.register("nnlut.fixed-table", "nnlut.fixed._table:fixed_table_from_dict")
+LOADERS.register("nnlut.half-table", "nnlut.fixed._half:half_table_from_dict")
 
 
 def table_from_any_dict(data: Any) -> Any:
@@ -188,8 +181,8 @@ def table_from_any_dict(data: Any) -> Any:
         raise NNLUTError(f"a table must be a JSON object, got {type(data).__name__}")
     kind = data.get("format", FORMAT)
     if kind not in LOADERS:
-        raise NNLUTError(f"'format' is {kind!r}; this nnlut reads {', '.join(repr(k) for k in LOADERS)}")
-    return LOADERS[kind](data)
+        raise NNLUTError(f"'format' is {kind!r}; this nnlut reads {', '.join(repr(k) for k in LOADERS.names())}")
+    return LOADERS.get(kind)(data)
 
 
 def load(path: str | os.PathLike[str]) -> Any:

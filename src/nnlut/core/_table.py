@@ -264,3 +264,27 @@ def _is_fake(t: Any) -> bool:
     from torch._subclasses.fake_tensor import FakeTensor
 
     return isinstance(t, FakeTensor)
+
+
+# every kind of table (float, fixed point, half precision, ...): a kind registers its class here
+# so that layers that take "a table" (configs, ops, calibration) accept it without knowing it
+_TABLE_KINDS: list[type] = []
+
+
+def register_table_kind(cls: type) -> type:
+    """Declare ``cls`` a table kind (usable as a class decorator); ``Table`` is the first."""
+    if cls not in _TABLE_KINDS:
+        _TABLE_KINDS.append(cls)
+    return cls
+
+
+def is_table(obj: Any) -> bool:
+    """Whether ``obj`` is a table of any registered kind."""
+    return isinstance(obj, tuple(_TABLE_KINDS))
+
+
+def table_kinds() -> list[str]:
+    return [c.__name__ for c in _TABLE_KINDS]
+
+
+register_table_kind(Table)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._table import Table
+from ..core._table import Table, register_table_kind
 
 # precision -> (significand bits with the hidden one, smallest normal exponent, largest finite value)
 _FORMATS = {"fp16": (11, -14, 65504.0), "bf16": (8, -126, float(np.ldexp(2.0 - 2.0**-7, 127)))}
@@ -38,6 +38,7 @@ def round_to(x: Any, precision: str) -> np.ndarray:
     return np.where(np.isfinite(x), q, x)
 
 
+@register_table_kind
 @dataclass(frozen=True, eq=False)
 class HalfTable:
     """A table with ``precision`` (``"fp16"`` or ``"bf16"``) parameters and arithmetic.

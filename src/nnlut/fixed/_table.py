@@ -27,6 +27,7 @@ import numpy as np
 
 from .._errors import NNLUTError
 from ..core._scaling import Scaling
+from ..core._table import register_table_kind
 from ._format import FixedFormat, accumulate
 
 
@@ -34,6 +35,7 @@ def _sat(v: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(v, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
+@register_table_kind
 @dataclass(frozen=True)
 class FixedTable:
     """An integer table (see module docstring). Callable on numpy arrays and torch tensors of

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
 from .._errors import NNLUTError
-from ..core._table import Table
+from ..core._io import table_from_any_dict
+from ..core._table import Table, is_table, table_kinds
 from ._registry import method_names, method_spec, op_names
 
 # the built-in ops and methods; more can be registered (``register_op``, ``register_method``)
@@ -93,8 +94,8 @@ class ApproxConfig:
             if value is not None and not isinstance(value, ApproxConfig):
                 raise NNLUTError(f"override {key!r} must be an ApproxConfig or None, got {type(value).__name__}")
         for name, t in self.tables.items():
-            if not isinstance(t, Table):
-                raise NNLUTError(f"tables[{name!r}] must be a Table, got {type(t).__name__}")
+            if not is_table(t):
+                raise NNLUTError(f"tables[{name!r}] must be a table ({', '.join(table_kinds())}), got {type(t).__name__}")
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, name: str) -> ApproxConfig | None:
@@ -146,5 +147,5 @@ class ApproxConfig:
         if kw.get("ops") is not None:
             kw["ops"] = tuple(kw["ops"])
         kw["overrides"] = {k: (cls.from_dict(v) if v is not None else None) for k, v in (d.get("overrides") or {}).items()}
-        kw["tables"] = {k: Table.from_dict(v) for k, v in (d.get("tables") or {}).items()}
+        kw["tables"] = {k: table_from_any_dict(v) for k, v in (d.get("tables") or {}).items()}
         return cls(**kw)
