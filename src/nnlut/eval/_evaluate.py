@@ -43,8 +43,8 @@ class EvalConfig:
 
 
 def default_configs(entries: int = 16, calibrate: int | None = 528) -> list[EvalConfig]:
-    """FP32; NN-LUT on each op alone and on all ops (paper scaling too, calibrated too);
-    linear and exponential mode; I-BERT's GELU alone and on all ops."""
+    """FP32; NN-LUT on each op alone and on all ops (paper scaling too, calibrated too; INT16,
+    INT8 (calibrated too) and FP16 tables); linear and exponential mode; I-BERT's GELU alone and on all ops."""
     n = entries
     configs = [
         EvalConfig("fp32", None),
@@ -57,7 +57,11 @@ def default_configs(entries: int = 16, calibrate: int | None = 528) -> list[Eval
     if calibrate:
         configs.append(EvalConfig(f"nnlut{n}-all-calibrated", ApproxConfig(entries=n), calibrate))
     configs += [EvalConfig(f"nnlut{n}-all-int16", ApproxConfig(entries=n, number_format="int16")),
+                EvalConfig(f"nnlut{n}-all-int8", ApproxConfig(entries=n, number_format="int8")),
                 EvalConfig(f"nnlut{n}-all-fp16", ApproxConfig(entries=n, number_format="fp16"))]
+    if calibrate:  # INT8: calibration also chooses each table's power-of-two input scale
+        configs.append(EvalConfig(f"nnlut{n}-all-int8-calibrated", ApproxConfig(entries=n, number_format="int8"),
+                                  calibrate))
     configs += [
         EvalConfig(f"linear{n}-all", ApproxConfig(method="linear", entries=n)),
         EvalConfig(f"exponential{n}-all", ApproxConfig(method="exponential", entries=n)),
