@@ -15,7 +15,7 @@ import torch
 
 from . import _backend
 from ._build import available, cache_dir, library, unavailable_reason
-from ._pack import PackedFixed, PackedTable
+from ._pack import PackedFixed, PackedTable, default_datapath
 
 __all__ = ["attention_softmax", "available", "cache_dir", "fixed", "layernorm", "pwl", "softmax",
            "unavailable_reason", "usable"]
@@ -63,9 +63,12 @@ def pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
+def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
     """A fixed-point table (:class:`nnlut.fixed.FixedTable`) on a float32 CPU tensor in one
-    pass (the values of its reference evaluation)."""
+    pass (the values of its reference evaluation); None (declined) for a datapath the kernel
+    does not implement."""
+    if not default_datapath(ft):
+        return None
     lib = library()
     packed = _PACKED.get(ft, "fix", lambda: PackedFixed(ft, lib))
     xc = x.contiguous()

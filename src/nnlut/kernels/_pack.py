@@ -84,3 +84,10 @@ class PackedFixed:
             self._lut = np.empty(2**f.in_bits, dtype=np.float32)
             lib.nnlut_fixed_lut(self.ref, self._lut.ctypes.data)
             s.lut = self._lut.ctypes.data
+
+
+def default_datapath(ft: Any) -> bool:
+    """Whether a fixed-point table uses the datapath the compiled kernels implement: no intercept
+    shift and half-up rounding of the output (other formats take the table's own evaluation)."""
+    f = ft.fmt
+    return getattr(f, "tshift", 0) == 0 and getattr(f, "rounding", "half_up") == "half_up"

@@ -96,9 +96,14 @@ def pwl(table: Table, x: torch.Tensor) -> torch.Tensor:
     return y
 
 
-def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
+def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
     """Evaluate a fixed-point table (:class:`nnlut.fixed.FixedTable`) on a float32 tensor with
-    the Triton kernel: a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1``."""
+    the Triton kernel: a CUDA tensor, or a CPU tensor under ``TRITON_INTERPRET=1``; None
+    (declined) for a datapath the kernel does not implement."""
+    from ._pack import default_datapath
+
+    if not default_datapath(ft):
+        return None
     import torch
     import triton
 
