@@ -85,8 +85,10 @@ def _tmp_name(name: str) -> str:
     return f".{name}.nnlut-{os.getpid()}-{secrets.token_hex(4)}.tmp"
 
 
-def _sweep_tmp(folder: Path, name: str) -> None:
-    pat = re.compile(rf"^\.{re.escape(name)}\.nnlut-(\d+)-[0-9a-f]+\.tmp$")
+def _sweep_tmp(folder: Path, name: str | None = None) -> None:
+    """Remove temporaries of dead writers in ``folder``: those of file ``name``, or of any file."""
+    stem = re.escape(name) if name is not None else ".+"
+    pat = re.compile(rf"^\.{stem}\.nnlut-(\d+)-[0-9a-f]+\.tmp$")
     with contextlib.suppress(OSError):
         for entry in folder.iterdir():
             m = pat.match(entry.name)
@@ -184,18 +186,8 @@ def sweep_leftovers(folder: str | os.PathLike[str]) -> int:
         shutil.rmtree(entry, ignore_errors=True)
         removed += 1
     if folder.is_dir():
-        _sweep_tmp_tree(folder)
+        _sweep_tmp(folder)
     return removed
-
-
-def _sweep_tmp_tree(folder: Path) -> None:
-    pat = re.compile(r"^\..+\.nnlut-(\d+)-[0-9a-f]+\.tmp$")
-    with contextlib.suppress(OSError):
-        for entry in folder.iterdir():
-            m = pat.match(entry.name)
-            if m and not _alive(int(m.group(1))):
-                with contextlib.suppress(OSError):
-                    entry.unlink()
 
 
 def output_files(folder: Path) -> list[str] | None:
