@@ -12,8 +12,6 @@ import hashlib
 import itertools
 import json
 import math
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
@@ -26,6 +24,7 @@ from torch import nn
 
 from .._logging import logger, progress
 from ..kernels._cpu import cache_dir
+from ._cache import save_entry
 from ._data import SentimentSet
 from ._dist import all_gather, my_share, world
 from ._models import load_encoder
@@ -98,17 +97,7 @@ def load_classifier(settings: FinetuneSettings, train: SentimentSet) -> tuple[An
         logger.info("loaded fine-tuned classifier from %s", folder)
         return tok, clf.eval(), meta
     meta = finetune(clf, tok, train, settings)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:  # written under a temporary name, then renamed: never a half-written cache entry
-        torch.save(clf.state_dict(), tmp / "classifier.pt")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_entry(folder, clf.state_dict(), "classifier.pt", meta)
     return tok, clf.eval(), meta
 
 

@@ -13,11 +13,8 @@ import hashlib
 import json
 import math
 import os
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -26,6 +23,7 @@ import torch
 from .._errors import NNLUTError
 from .._logging import logger, progress
 from ..kernels._cpu import cache_dir
+from ._cache import save_entry
 from ._data import load_set, split
 from ._dist import all_gather, my_share
 
@@ -143,17 +141,7 @@ def load_lm(s: LMSettings, tokens: np.ndarray | None = None) -> tuple[Any, dict[
         tokens = corpora(s.seed)[0]
     logger.info("training the LM (%d steps); cached afterwards in %s", s.steps, folder)
     meta = train_lm(model, tokens, s)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:  # written under a temporary name, then renamed: never a half-written cache entry
-        torch.save(model.state_dict(), tmp / "model.pt")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_entry(folder, model.state_dict(), "model.pt", meta)
     return model, meta
 
 

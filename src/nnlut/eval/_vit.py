@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-import shutil
-import tempfile
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -23,6 +20,7 @@ import torch
 from .._errors import NNLUTError
 from .._logging import logger, progress
 from ..kernels._cpu import cache_dir
+from ._cache import save_entry
 from ._data import stratified_sample
 from ._logits import LogitsTask
 
@@ -107,17 +105,7 @@ def load_vit(s: ViTSettings, x: np.ndarray, y: np.ndarray) -> tuple[Any, dict[st
         logger.info("loaded ViT from %s", folder)
         return model.eval(), json.loads(meta_path.read_text())
     meta = train_vit(model, x, y, s)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:  # written under a temporary name, then renamed: never a half-written cache entry
-        torch.save(model.state_dict(), tmp / "model.pt")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    save_entry(folder, model.state_dict(), "model.pt", meta)
     return model, meta
 
 
