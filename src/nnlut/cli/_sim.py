@@ -30,7 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._errors import NNLUTError
-    from ..system import NPUConfig, fit_npu, shape_of, speedups, sweep
+    from ..system import NPUConfig, shape_of, speedups, sweep
 
     out = check_output_file(args.json) if args.json else None
     plot = check_output_file(args.plot) if args.plot else None
@@ -42,50 +42,35 @@ def run(args: argparse.Namespace) -> int:
         raise NNLUTError("--config (an operation-count NPU) and --hw (an NPU from measured units) exclude each other")
     if not args.config:
         return _run_hw(args, shape, out, plot)
-    fit = None
-    if args.config:
-        cfg = NPUConfig.load(args.config)
-        batch = args.batch if args.batch is not None else 1
-    else:
-        fit = fit_npu()
-        cfg = NPUConfig.from_dict(fit["config"])
-        batch = args.batch if args.batch is not None else fit["batch"]
-    if batch < 1:
-        raise NNLUTError(f"batch must be positive, got {batch}")
+    cfg = NPUConfig.load(args.config)
+    batch = args.batch if args.batch is not None else 1
     records = sweep(shape, sorted(args.seq), cfg, batch)
-    sp = speedups(records)
+    _show(records, speedups(records), shape.name, batch, {"config": cfg.to_dict()}, out, plot)
+    return 0
+
+
+def _show(records: list[dict], sp: dict, name: str, batch: int, extra: dict, out: object, plot: object) -> None:
+    """Print the cycle table; write the JSON (``extra`` joins the records) and the plot when asked."""
     rows = []
     for r in records:
         c = r["cycles"]
         rows.append([r["seq_len"], r["design"]] + [c[k] / 1e6 for k in ("gemm", "gelu", "softmax", "layernorm", "other")]
                     + [r["total"] / 1e6, 100 * r["nonlinear_share"], sp[r["seq_len"]] if r["design"] == "nnlut" else 1.0])
-    if fit is not None:
-        print(f"NPU fitted to the paper's I-BERT shares (searched {fit['searched']} configurations): "
-              f"{json.dumps({k: v for k, v in fit['config'].items() if v is not None})}, batch {fit['batch']}")
-        print(f"  I-BERT non-linear share: {fit['ibert_share_16']:.1%} at 16 (paper 17.7%), "
-              f"{fit['ibert_share_1024']:.1%} at 1024 (paper 37.8%)")
-        s = fit["sensitivity"]
-        if s["speedup_1024"]:
-            print(f"  NN-LUT at 1024: share {fit['nnlut_share_1024']:.1%} (paper 21.5%), speedup "
-                  f"{fit['speedup_1024']:.2f}x (paper 1.26x); over the {fit['within_tolerance']} configurations within "
-                  f"2 pt: share {s['nnlut_share_1024'][0]:.1%}-{s['nnlut_share_1024'][1]:.1%}, "
-                  f"speedup {s['speedup_1024'][0]:.2f}-{s['speedup_1024'][1]:.2f}x")
-    print(f"{shape.name}, batch {batch} (Mcycles)")
+    print(f"{name}, batch {batch} (Mcycles)")
     print(format_table(["seq", "design", "gemm", "gelu", "softmax", "layernorm", "other", "total", "NL share %",
                         "speedup"], rows))
     if out is not None:
         from ..core._io import atomic_write_text
 
-        payload = {"model": shape.name, "batch": batch, "config": cfg.to_dict(), "fit": fit, "records": records,
+        payload = {"model": name, "batch": batch, **extra, "records": records,
                    "speedup": {str(k): v for k, v in sp.items()}}
         atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
         print(f"wrote {out}")
     if plot is not None:
         from ..system._plot import plot_cycles
 
-        plot_cycles(records, str(plot), f"{shape.name}, batch {batch}: cycles by op class")
+        plot_cycles(records, str(plot), f"{name}, batch {batch}: cycles by op class")
         print(f"wrote {plot}")
-    return 0
 
 
 def _run_hw(args: argparse.Namespace, shape: object, out: object, plot: object) -> int:
@@ -127,25 +112,7 @@ def _run_hw(args: argparse.Namespace, shape: object, out: object, plot: object) 
     from ..system import speedups
 
     sp = speedups(records)
-    rows = []
-    for r in records:
-        c = r["cycles"]
-        rows.append([r["seq_len"], r["design"]] + [c[k] / 1e6 for k in ("gemm", "gelu", "softmax", "layernorm", "other")]
-                    + [r["total"] / 1e6, 100 * r["nonlinear_share"], sp[r["seq_len"]] if r["design"] == "nnlut" else 1.0])
-    print(f"{getattr(shape, 'name', shape)}, batch {npu.batch} (Mcycles)")
-    print(format_table(["seq", "design", "gemm", "gelu", "softmax", "layernorm", "other", "total", "NL share %",
-                        "speedup"], rows))
-    if out is not None:
-        from ..core._io import atomic_write_text
-
-        payload = {"model": getattr(shape, "name", str(shape)), "batch": npu.batch, "npu": npu.to_dict(),
-                   "units_source": source, "fit": {k: v for k, v in fit.items() if k != "grid"}, "explain": ex,
-                   "records": records, "speedup": {str(k): v for k, v in sp.items()}}
-        atomic_write_text(out, json.dumps(payload, indent=1) + "\n")
-        print(f"wrote {out}")
-    if plot is not None:
-        from ..system._plot import plot_cycles
-
-        plot_cycles(records, str(plot), f"{getattr(shape, 'name', shape)}, batch {npu.batch}: cycles by op class")
-        print(f"wrote {plot}")
+    name = getattr(shape, "name", str(shape))
+    _show(records, sp, name, npu.batch, {"npu": npu.to_dict(), "units_source": source,
+                                         "fit": {k: v for k, v in fit.items() if k != "grid"}, "explain": ex}, out, plot)
     return 0

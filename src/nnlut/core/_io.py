@@ -98,16 +98,7 @@ def table_to_dict(table: Table) -> dict[str, Any]:
 
 
 def table_from_dict(data: Mapping[str, Any]) -> Table:
-    if not isinstance(data, Mapping):
-        raise NNLUTError(f"a table must be a JSON object, got {type(data).__name__}")
-    fmt = data.get("format", FORMAT)
-    if fmt != FORMAT:
-        raise NNLUTError(f"'format' is {fmt!r}, expected {FORMAT!r}")
-    if "version" not in data:
-        raise NNLUTError("missing 'version'")
-    version = data["version"]
-    if version not in SUPPORTED_VERSIONS:
-        raise NNLUTError(f"unknown version {version!r}; this nnlut reads versions {list(SUPPORTED_VERSIONS)}")
+    check_version(data, FORMAT, SUPPORTED_VERSIONS)
     for key in ("breakpoints", "slopes", "intercepts"):
         if key not in data:
             raise NNLUTError(f"missing {key!r}")
