@@ -26,7 +26,7 @@ from ..ops._modules import ApproxOp
 _CALL = re.compile(r"(?<!self)\.(gelu|silu|softmax|log_softmax|layer_norm|rms_norm|group_norm|tanh|sigmoid|rsqrt"
                    r"|relu|mish|softplus|quick_gelu)\s*\(")
 # class names of activation and norm modules (leaf modules only)
-_NONLINEAR_CLASS = re.compile(r"(ReLU|GELU|SiLU|Swish|Tanh|Sigmoid|Mish|Softplus|ELU|Activation|Norm)")
+_NONLINEAR_CLASS = re.compile(r"((?i:gelu|silu|swish|relu|tanh|sigmoid|mish|softplus)|ELU|Activation|Norm)")
 
 
 @lru_cache(maxsize=512)

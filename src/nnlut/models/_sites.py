@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -13,6 +14,7 @@ from ..ops._modules import ApproxOp
 _GELU_ERF = {"GELUActivation"}
 _GELU_TANH = {"NewGELUActivation", "GELUTanh", "PytorchGELUTanh", "GELUPytorchTanh"}
 _SILU = {"SiLUActivation"}
+_ACTIVATION_NAME = re.compile(r"gelu|silu|swish", re.IGNORECASE)
 
 
 @dataclass
@@ -48,6 +50,28 @@ def _activation_function(module: nn.Module) -> str | None:
         return "gelu_tanh"
     if isinstance(module, nn.SiLU) or cls in _SILU:
         return "silu"
+    if _ACTIVATION_NAME.search(cls) and not module._modules and next(module.parameters(), None) is None:
+        return _probe_activation(module)
+    return None
+
+
+def _probe_activation(module: nn.Module) -> str | None:
+    """The function an activation module of an unknown class computes (its name says GELU or
+    SiLU, as BLOOM's ``BloomGelu``), found on a grid over [-8, 8]; None when it is none of them."""
+    from ..ops._kernels import make_kernel
+
+    x = torch.linspace(-8, 8, 2001, dtype=torch.float32)
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception:  # noqa: BLE001  (a module that cannot take a plain tensor is not an activation)
+        return None
+    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+        return None
+    for fn in ("gelu", "gelu_tanh", "silu"):
+        ref = make_kernel("gelu" if fn != "silu" else "silu", "exact", function=fn)(x)
+        if torch.allclose(y.float(), ref.float(), atol=1e-5):
+            return fn
     return None
 
 

@@ -1,0 +1,214 @@
+"""Every text model family transformers ships, tried as a user would: ``approximate_`` on a tiny
+random-init model of each, with nothing chosen per family.
+
+For each ``model_type`` with a causal-LM or masked-LM head, the default config is shrunk (hidden
+64, 2 layers, 4 heads, small experts; every size attribute the config has) and built with
+eager attention. One batch of token ids (one row padded) then goes through:
+
+- ``exact``: ``approximate_(method="exact")``, max |output - original| / max |original|;
+- ``nnlut16``: the default ``approximate_`` (16-entry NN-LUT on every op), min cosine against
+  the original, the replaced counts and how many non-linear sites stay exact.
+
+Each family gets one verdict:
+
+- ``ok``: exact reproduces the original (relative difference <= 1e-5) and NN-LUT-16 runs;
+- ``refused``: ``approximate_`` raised ``NNLUTError``: one line naming what it cannot own;
+- ``MISMATCH``: ``method="exact"`` changes the output: a silent wrong answer, a defect;
+- ``ERROR``: anything else raised by nnlut or by the model after the swap: a defect;
+- ``skipped``: the family cannot be built generically (its config or model needs more than the
+  shrunk defaults, or another package); says why.
+
+Usage: ``PYTHONPATH=src python benchmarks/family_sweep.py [--out FILE] [--chunk N] [TYPE ...]``.
+Families run in chunks, each chunk in a fresh process (a crash or hang costs one chunk, which is
+then retried one family per process). Writes JSON (default
+``benchmarks/results/family_sweep.json``) and prints a summary and the non-ok rows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+TOL = 1e-5
+SIZES = {  # attribute -> tiny value, set only where the default config has the attribute
+    "hidden_size": 64, "n_embd": 64, "d_model": 64, "dim": 64, "embed_dim": 64, "emb_dim": 64,
+    "num_hidden_layers": 2, "n_layer": 2, "n_layers": 2, "num_layers": 2, "encoder_layers": 2,
+    "decoder_layers": 2, "num_decoder_layers": 2,
+    "num_attention_heads": 4, "n_head": 4, "n_heads": 4, "num_heads": 4, "encoder_attention_heads": 4,
+    "decoder_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "kv_channels": 16,
+    "intermediate_size": 128, "n_inner": 128, "ffn_dim": 128, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
+    "d_ff": 128, "hidden_dim": 128,
+    "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "expert_intermediate_size": 32,
+    "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
+    "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
+    "q_lora_rank": 32, "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16,
+    "max_position_embeddings": 512, "sliding_window": 4,
+}
+
+
+def _families() -> list[tuple[str, str]]:
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    out = {t: "AutoModelForCausalLM" for t in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES}
+    for t in MODEL_FOR_MASKED_LM_MAPPING_NAMES:
+        out.setdefault(t, "AutoModelForMaskedLM")
+    return sorted(out.items())
+
+
+def _tiny_config(model_type: str):
+    from transformers import AutoConfig
+
+    default = AutoConfig.for_model(model_type)
+    if hasattr(default, "get_text_config") and default.get_text_config() is not default:
+        raise RuntimeError("composite config (text_config inside): needs its own inputs")
+    have = default.to_dict()
+    kw = {k: v for k, v in SIZES.items() if k in have and have[k] is not None}
+    if "layer_types" in have:
+        kw["layer_types"] = None
+    for key in ("mlp_layer_types", "attn_layer_indices", "layers_block_type", "hybrid_override_pattern"):
+        if key in have:
+            raise RuntimeError(f"per-layer pattern {key!r}: needs a hand-made config")
+    return AutoConfig.for_model(model_type, **kw)
+
+
+def _one(model_type: str, auto: str) -> dict:
+    import torch
+    import transformers
+
+    import nnlut
+
+    warnings.simplefilter("ignore")
+    row: dict = {"type": model_type, "head": auto}
+    t0 = time.perf_counter()
+    try:
+        cfg = _tiny_config(model_type)
+        torch.manual_seed(0)
+        model = getattr(transformers, auto).from_config(cfg, attn_implementation="eager").eval()
+        vocab = int(getattr(cfg, "vocab_size", 0) or 0)
+        if vocab < 16:
+            raise RuntimeError(f"vocabulary size {vocab}")
+        ids = torch.randint(3, min(vocab, 1000) - 1, (2, 12), generator=torch.Generator().manual_seed(1))
+        mask = torch.ones_like(ids)
+        mask[1, 8:] = 0
+        x = {"input_ids": ids, "attention_mask": mask}
+        with torch.no_grad():
+            ref = model(**x).logits.float()
+        if not torch.isfinite(ref).all():
+            raise RuntimeError("the original model's output is not finite")
+    except Exception as e:  # noqa: BLE001  (a family that cannot be built generically is reported)
+        row.update(verdict="skipped", why=f"{type(e).__name__}: {str(e).splitlines()[0][:160] if str(e) else ''}")
+        return row
+    row["params"] = sum(p.numel() for p in model.parameters())
+    stage = "exact"
+    try:
+        nnlut.approximate_(model, nnlut.ApproxConfig(method="exact"))
+        with torch.no_grad():
+            got = model(**x).logits.float()
+        row["exact"] = float((got - ref).abs().max() / ref.abs().max())
+        nnlut.restore_(model)
+        stage = "nnlut16"
+        report = nnlut.approximate_(model)
+        with torch.no_grad():
+            y = model(**x).logits.float()
+        row["nnlut16"] = float(torch.nn.functional.cosine_similarity(y[0], ref[0], dim=-1).min())
+        row["replaced"] = report.counts()
+        row["left_exact"] = sorted({r.get("op", r.get("why", "?")) for r in report.left_exact})
+        nnlut.restore_(model)
+        with torch.no_grad():
+            back = model(**x).logits.float()
+        row["restored"] = bool(torch.equal(back, ref))
+    except nnlut.NNLUTError as e:
+        row.update(verdict="refused", stage=stage, why=str(e).splitlines()[0][:240])
+        return row
+    except Exception as e:  # noqa: BLE001
+        row.update(verdict="ERROR", stage=stage, why=f"{type(e).__name__}: {str(e).splitlines()[0][:200]}")
+        return row
+    bad = row["exact"] > TOL or not row["restored"]
+    row["verdict"] = "MISMATCH" if bad else "ok"
+    row["seconds"] = round(time.perf_counter() - t0, 2)
+    return row
+
+
+def _chunk_main(items: list[list[str]]) -> None:
+    for t, auto in items:
+        print(json.dumps(_one(t, auto)), flush=True)
+
+
+def _run_chunk(items: list[tuple[str, str]], timeout: float) -> list[dict]:
+    cmd = [sys.executable, __file__, "--_chunk", json.dumps(items)]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
+        out = p.stdout
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout.decode() if isinstance(e.stdout, bytes) else (e.stdout or "")
+        p = None
+    rows = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+    done = {r["type"] for r in rows}
+    rest = [it for it in items if it[0] not in done]
+    if rest and len(items) == 1:
+        why = "timed out" if p is None else f"process died (rc {p.returncode}): {p.stderr.strip().splitlines()[-1:]}"
+        return rows + [{"type": items[0][0], "head": items[0][1], "verdict": "ERROR", "why": why}]
+    for it in rest:
+        rows += _run_chunk([it], timeout)
+    return rows
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("types", nargs="*", help="model types (default: every causal-LM and masked-LM family)")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "family_sweep.json"))
+    ap.add_argument("--chunk", type=int, default=20, help="families per process (default 20)")
+    ap.add_argument("--timeout", type=float, default=600.0, help="seconds per chunk (default 600)")
+    ap.add_argument("--_chunk", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args._chunk:
+        _chunk_main(json.loads(args._chunk))
+        return 0
+    fams = _families()
+    if args.types:
+        known = dict(fams)
+        unknown = [t for t in args.types if t not in known]
+        if unknown:
+            ap.error(f"unknown model types {unknown}; see transformers' causal/masked LM mappings")
+        fams = [(t, known[t]) for t in args.types]
+    t0 = time.perf_counter()
+    rows: list[dict] = []
+    for i in range(0, len(fams), args.chunk):
+        rows += _run_chunk(fams[i:i + args.chunk], args.timeout)
+        print(f"{len(rows)}/{len(fams)} families ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
+    import torch
+    import transformers
+
+    summary: dict[str, int] = {}
+    for r in rows:
+        summary[r["verdict"]] = summary.get(r["verdict"], 0) + 1
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
+                               "tolerance": TOL, "summary": summary, "rows": rows}, indent=1) + "\n")
+    print(f"{len(rows)} families, transformers {transformers.__version__}: "
+          + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
+    print("| family | verdict | exact | nnlut16 | why / left exact |")
+    print("|---|---|---|---|---|")
+    for r in rows:
+        if r["verdict"] == "skipped":
+            continue
+        ex = f"{r['exact']:.1e}" if "exact" in r else "-"
+        cs = f"{r['nnlut16']:.5f}" if "nnlut16" in r else "-"
+        print(f"| {r['type']} | {r['verdict']} | {ex} | {cs} | {r.get('why', ', '.join(r.get('left_exact', [])))} |")
+    print(f"wrote {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(ROOT / "src"))
+    raise SystemExit(main())

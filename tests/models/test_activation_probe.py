@@ -1,0 +1,65 @@
+"""Activation modules of classes nnlut does not list are found by what they compute."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+import nnlut
+
+
+class BloomStyleGelu(nn.Module):  # the tanh GELU written out, as BLOOM's BloomGelu does
+    def forward(self, x):
+        return x * 0.5 * (1.0 + torch.tanh(0.79788456 * x * (1 + 0.044715 * x * x)))
+
+
+class MySwish(nn.Module):
+    def forward(self, x):
+        return x * torch.sigmoid(x)
+
+
+class ErfGeluFn(nn.Module):
+    def forward(self, x):
+        return 0.5 * x * (1 + torch.erf(x / math.sqrt(2.0)))
+
+
+class FakeGelu(nn.Module):  # named like a GELU, computes something else
+    def forward(self, x):
+        return torch.relu(x)
+
+
+class Net(nn.Module):
+    def __init__(self, act: nn.Module):
+        super().__init__()
+        self.a = nn.Linear(8, 16)
+        self.act = act
+        self.b = nn.Linear(16, 8)
+
+    def forward(self, x):
+        return self.b(self.act(self.a(x)))
+
+
+@pytest.mark.parametrize(("act", "op"), [(BloomStyleGelu(), "gelu"), (MySwish(), "silu"), (ErfGeluFn(), "gelu")])
+def test_unlisted_activation_class_is_replaced_and_restored(act, op):
+    torch.manual_seed(0)
+    net = Net(act).eval()
+    x = torch.randn(64, 8) * 3
+    ref = net(x).detach()
+    report = nnlut.approximate_(net)
+    assert report.counts() == {op: 1}
+    assert not report.left_exact
+    y = net(x).detach()
+    assert not torch.equal(y, ref)  # the table runs, not the original
+    assert (y - ref).abs().max() < 0.05 * ref.abs().max()
+    nnlut.restore_(net)
+    assert torch.equal(net(x), ref)
+
+
+def test_activation_named_like_gelu_computing_else_is_left_exact_and_reported():
+    net = Net(FakeGelu()).eval()
+    report = nnlut.approximate_(net)
+    assert report.counts() == {}
+    assert [r["op"] for r in report.left_exact] == ["FakeGelu"]
