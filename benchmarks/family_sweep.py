@@ -36,6 +36,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-5
+MAX_PARAMS = 40_000_000
 SIZES = {  # attribute -> tiny value, set only where the default config has the attribute
     "hidden_size": 64, "n_embd": 64, "d_model": 64, "dim": 64, "embed_dim": 64, "emb_dim": 64,
     "num_hidden_layers": 2, "n_layer": 2, "n_layers": 2, "num_layers": 2, "encoder_layers": 2,
@@ -47,7 +48,6 @@ SIZES = {  # attribute -> tiny value, set only where the default config has the 
     "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "expert_intermediate_size": 32,
     "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
     "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
-    "q_lora_rank": 32, "kv_lora_rank": 16, "qk_rope_head_dim": 8, "qk_nope_head_dim": 8, "v_head_dim": 16,
     "max_position_embeddings": 512, "sliding_window": 4,
 }
 
@@ -72,11 +72,14 @@ def _tiny_config(model_type: str):
         raise RuntimeError("composite config (text_config inside): needs its own inputs")
     have = default.to_dict()
     kw = {k: v for k, v in SIZES.items() if k in have and have[k] is not None}
-    if "layer_types" in have:
-        kw["layer_types"] = None
-    for key in ("mlp_layer_types", "attn_layer_indices", "layers_block_type", "hybrid_override_pattern"):
-        if key in have:
-            raise RuntimeError(f"per-layer pattern {key!r}: needs a hand-made config")
+    layers = next((have[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers") if k in have), None)
+    for key, value in have.items():  # per-layer patterns (layer_types, ...): their first two entries
+        if isinstance(value, list) and layers and len(value) == layers and layers > 2:
+            kinds = list(dict.fromkeys(v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value))
+            kw[key] = [value[[v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value].index(k)]
+                       for k in kinds[:2]] if len(kinds) >= 2 else value[:2]  # one layer of each kind
+    if "qk_rope_head_dim" in have:  # multi-head latent attention: its head sizes stay as they are
+        kw.pop("head_dim", None)
     return AutoConfig.for_model(model_type, **kw)
 
 
@@ -91,6 +94,10 @@ def _one(model_type: str, auto: str) -> dict:
     t0 = time.perf_counter()
     try:
         cfg = _tiny_config(model_type)
+        with torch.device("meta"):
+            n = sum(p.numel() for p in getattr(transformers, auto).from_config(cfg).parameters())
+        if n > MAX_PARAMS:
+            raise RuntimeError(f"{n / 1e6:.0f} M parameters after shrinking (some size has another name)")
         torch.manual_seed(0)
         model = getattr(transformers, auto).from_config(cfg, attn_implementation="eager").eval()
         vocab = int(getattr(cfg, "vocab_size", 0) or 0)

@@ -11,7 +11,7 @@ from torch import nn
 from ..ops._kernels import make_kernel
 from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
 from ._registry import MethodSpec, OpSpec, op_spec
-from ._sites import _activation_function, _probe_rmsnorm, _rmsnorm_eps, _rmsnorm_like, _rmsnorm_offset, _verify_activation
+from ._sites import _activation_function, _probe_rmsnorm, _rmsnorm_eps, _rmsnorm_like, _verify_activation
 
 
 def _activation(wanted: tuple[str, ...]):
@@ -34,7 +34,10 @@ def _find_rmsnorm(name: str, module: nn.Module, verify: bool) -> dict[str, Any] 
     eps = _rmsnorm_eps(module)
     if isinstance(module, nn.RMSNorm) or (type(module).__name__.endswith("RMSNorm") and eps is not None):
         assert eps is not None
-        return {"eps": eps, "weight_offset": _rmsnorm_offset(name, module, eps) if verify else 0.0}
+        if not verify:
+            return {"eps": eps, "weight_offset": 0.0}
+        offset = _probe_rmsnorm(module, eps)  # None: a variant nnlut does not know, left exact and reported
+        return None if offset is None else {"eps": eps, "weight_offset": offset}
     if verify and eps is not None and _rmsnorm_like(module):
         # an RMSNorm by what it computes, whatever its class is called (T5LayerNorm)
         offset = _probe_rmsnorm(module, eps)

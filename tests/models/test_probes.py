@@ -63,3 +63,34 @@ def test_activation_named_like_gelu_computing_else_is_left_exact_and_reported():
     report = nnlut.approximate_(net)
     assert report.counts() == {}
     assert [r["op"] for r in report.left_exact] == ["FakeGelu"]
+
+
+class GatedRMSNorm(nn.Module):  # an RMSNorm-shaped module whose forward needs a second tensor
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.variance_epsilon = 1e-6
+
+    def forward(self, x, gate):
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x * torch.nn.functional.silu(gate)
+
+
+class GatedBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.norm = GatedRMSNorm(8)
+
+    def forward(self, x):
+        return self.norm(self.a(x), x)
+
+
+def test_norm_needing_two_inputs_is_left_exact_not_a_crash():
+    net = GatedBlock().eval()
+    x = torch.randn(4, 8)
+    ref = net(x).detach()
+    report = nnlut.approximate_(net)
+    assert report.counts() == {}
+    assert "GatedRMSNorm" in [r["op"] for r in report.left_exact]
+    assert torch.equal(net(x), ref)
