@@ -94,3 +94,71 @@ def test_norm_needing_two_inputs_is_left_exact_not_a_crash():
     assert report.counts() == {}
     assert "GatedRMSNorm" in [r["op"] for r in report.left_exact]
     assert torch.equal(net(x), ref)
+
+
+class OptionalGateNorm(nn.Module):  # a plain RMSNorm when called alone, gated when given a gate
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.variance_epsilon = 1e-6
+
+    def forward(self, hidden_states, gate=None):
+        if gate is not None:
+            hidden_states = hidden_states * torch.nn.functional.silu(gate)
+        x = hidden_states * torch.rsqrt(hidden_states.pow(2).mean(-1, keepdim=True) + self.variance_epsilon)
+        return self.weight * x
+
+
+class OptionalGateBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 8)
+        self.norm = OptionalGateNorm(8)
+
+    def forward(self, x):
+        return self.norm(self.a(x), gate=x)
+
+
+def test_norm_with_an_optional_second_input_is_not_replaced():
+    net = OptionalGateBlock().eval()
+    x = torch.randn(4, 8)
+    ref = net(x).detach()
+    report = nnlut.approximate_(net)
+    assert report.counts() == {}
+    (entry,) = [r for r in report.left_exact if r["op"] == "OptionalGateNorm"]
+    assert "gate" in entry["why"]
+    assert torch.equal(net(x), ref)
+
+
+class PlaceholderWeightRMSNorm(nn.Module):  # holds a weight it never applies, sized for another width
+    def __init__(self, dim: int):
+        super().__init__()
+        self.eps = 1e-6
+        self.weight = nn.Buffer(torch.full((dim,), 3.0), persistent=False)
+
+    def forward(self, x):
+        return x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+
+
+class PlaceholderBlock(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Linear(8, 5)
+        self.norm = PlaceholderWeightRMSNorm(16)
+
+    def forward(self, x):
+        return self.norm(self.a(x))
+
+
+def test_rmsnorm_ignoring_its_weight_is_replaced_without_it():
+    torch.manual_seed(0)
+    net = PlaceholderBlock().eval()
+    x = torch.randn(6, 8)
+    ref = net(x).detach()
+    report = nnlut.approximate_(net, nnlut.ApproxConfig(method="exact"))
+    assert report.counts() == {"rmsnorm": 1}
+    assert torch.allclose(net(x), ref, atol=1e-6)
+    nnlut.restore_(net)
+    nnlut.approximate_(net)
+    y = net(x).detach()
+    assert (y - ref).abs().max() < 0.02 * ref.abs().max()

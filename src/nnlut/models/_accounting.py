@@ -21,6 +21,7 @@ from typing import Any
 from torch import nn
 
 from ..ops._modules import ApproxOp
+from ._sites import extra_inputs
 
 # non-linear functions a forward may call directly (activations, normalisations, softmax)
 _CALL = re.compile(r"(?<!self)\.(gelu|silu|softmax|log_softmax|layer_norm|rms_norm|group_norm|tanh|sigmoid|rsqrt"
@@ -72,7 +73,9 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
             continue
         cls = type(module)
         if not module._modules and _NONLINEAR_CLASS.search(cls.__name__):
-            why = (f"nnlut has no table for {cls.__name__}" if "Norm" not in cls.__name__
+            extra = extra_inputs(module)
+            why = (f"{cls.__name__} takes more inputs than one tensor ({', '.join(extra)}); nnlut replaces "
+                   f"one-tensor ops" if extra else f"nnlut has no table for {cls.__name__}" if "Norm" not in cls.__name__
                    else f"{cls.__name__} computes no normalisation nnlut recognises (layer norm, RMS norm)")
             out.append({"name": name, "op": cls.__name__, "why": why})
             continue

@@ -36,13 +36,10 @@ def _find_rmsnorm(name: str, module: nn.Module, verify: bool) -> dict[str, Any] 
         assert eps is not None
         if not verify:
             return {"eps": eps, "weight_offset": 0.0}
-        offset = _probe_rmsnorm(module, eps)  # None: a variant nnlut does not know, left exact and reported
-        return None if offset is None else {"eps": eps, "weight_offset": offset}
+        return _probe_rmsnorm(module, eps)  # None: a variant nnlut does not know, left exact and reported
     if verify and eps is not None and _rmsnorm_like(module):
         # an RMSNorm by what it computes, whatever its class is called (T5LayerNorm)
-        offset = _probe_rmsnorm(module, eps)
-        if offset is not None:
-            return {"eps": eps, "weight_offset": offset}
+        return _probe_rmsnorm(module, eps)
     return None
 
 
@@ -65,7 +62,7 @@ OPS = (
     OpSpec("layernorm", {"rsqrt": "rsqrt"}, _find_layernorm, lambda k, s: ApproxLayerNorm(k, s.module),
            observes=("rsqrt",)),
     OpSpec("rmsnorm", {"rsqrt": "rsqrt"}, _find_rmsnorm,
-           lambda k, s: ApproxRMSNorm(k, s.module, s.eps, s.weight_offset), observes=("rsqrt",)),
+           lambda k, s: ApproxRMSNorm(k, s.module, s.eps, s.weight_offset, weighted=s.weighted), observes=("rsqrt",)),
 )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import re
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -37,6 +39,7 @@ class Site:
     function: str | None = None
     eps: float = 0.0
     weight_offset: float = 0.0
+    weighted: bool = True
     unsupported: tuple[str, ...] = ()
 
 
@@ -105,28 +108,54 @@ def _rmsnorm_like(module: nn.Module) -> bool:
             and bool(params) and _rmsnorm_eps(module) is not None)
 
 
-def _probe_rmsnorm(module: nn.Module, eps: float) -> float | None:
-    """The weight offset (0 or 1) with which ``module`` computes an RMSNorm on a random
-    input, or None when it computes something else (or cannot run on one tensor)."""
+def _probe_rmsnorm(module: nn.Module, eps: float) -> dict[str, Any] | None:
+    """How ``module`` computes an RMSNorm, found on random inputs: ``{"eps", "weight_offset"
+    (0 or 1), "weighted"}`` (``weighted`` False: it ignores its ``weight``, as a norm holding a
+    placeholder weight does: it also runs, unweighted, on a longer last dimension); None when it
+    computes something else or cannot run on one tensor."""
     from ..ops._lut import exact_rmsnorm
 
     w = getattr(module, "weight", None)
-    dim = w.shape[-1] if w is not None else getattr(module, "normalized_shape", (8,))[-1]
+    dim = int(w.shape[-1] if w is not None else getattr(module, "normalized_shape", (8,))[-1])
     dev = w.device if w is not None else "cpu"
     dt = w.dtype if w is not None else torch.float32
-    x = torch.randn(3, int(dim), generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
-    with torch.no_grad():
+
+    def run(n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
+        x = torch.randn(3, n, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
         try:
-            ref = module(x)
+            with torch.no_grad():
+                y = module(x)
         except Exception:  # noqa: BLE001  (one that needs more than a tensor, as a gated norm, is not an RMSNorm)
             return None
-        if not isinstance(ref, torch.Tensor):
-            return None
-        for offset in (0.0, 1.0):
-            got = exact_rmsnorm(x, w, eps, offset)
-            if got.shape == ref.shape and torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-5):
-                return offset
+        return (x, y) if isinstance(y, torch.Tensor) and y.shape == x.shape else None
+
+    def same(got: torch.Tensor, ref: torch.Tensor) -> bool:
+        return bool(torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-5))
+
+    probe = run(dim)
+    if probe is None:
+        return None
+    x, ref = probe
+    if w is not None:
+        longer = run(dim + 3)
+        if longer is not None and same(exact_rmsnorm(longer[0], None, eps, 0.0), longer[1]):
+            return {"eps": eps, "weight_offset": 0.0, "weighted": False}
+    for offset in (0.0, 1.0):
+        if same(exact_rmsnorm(x, w, eps, offset), ref):
+            return {"eps": eps, "weight_offset": offset, "weighted": True}
     return None
+
+
+def extra_inputs(module: nn.Module) -> list[str]:
+    """Names of the inputs ``module.forward`` takes besides its first (a gated norm's ``gate``):
+    a module that takes any cannot be replaced by a one-tensor op. Empty when the signature is
+    unknown or only ``*args``/``**kwargs``."""
+    try:
+        params = list(inspect.signature(type(module).forward).parameters.values())[1:]
+    except (TypeError, ValueError):
+        return []
+    named = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return [p.name for p in named[1:]]
 
 
 def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
@@ -143,7 +172,7 @@ def find_sites(model: nn.Module, *, verify: bool = True) -> list[Site]:
                 raise NNLUTError(f"module {name!r} is already approximated; call nnlut.restore_(model) first")
             cls = type(module).__name__
             found = None
-            for spec in _OPS.values():
+            for spec in _OPS.values() if not extra_inputs(module) else ():
                 details = spec.find(name, module, verify)
                 if details is not None:
                     found = Site(name, spec.name, "module", parent, attr, module, **details)

@@ -179,15 +179,17 @@ class ApproxLayerNorm(ApproxOp):
 
 
 class ApproxRMSNorm(ApproxOp):
-    """Replaces an RMSNorm module (``nn.RMSNorm`` or a LLaMA-style ``*RMSNorm``)."""
+    """Replaces an RMSNorm module (``nn.RMSNorm`` or a LLaMA-style ``*RMSNorm``); ``weighted``
+    False: the original ignores its ``weight`` (a placeholder), and so does this."""
 
     op = "rmsnorm"
 
-    def __init__(self, kernel: RMSNormKernel, original: nn.Module, eps: float, weight_offset: float = 0.0) -> None:
+    def __init__(self, kernel: RMSNormKernel, original: nn.Module, eps: float, weight_offset: float = 0.0,
+                 weighted: bool = True) -> None:
         super().__init__(kernel)
         self.eps = float(eps)
         self.weight_offset = float(weight_offset)
-        self.weight = getattr(original, "weight", None)
+        self.weight = getattr(original, "weight", None) if weighted else None
         self.__dict__["original"] = original
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
