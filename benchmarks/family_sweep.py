@@ -48,7 +48,7 @@ SIZES = {  # attribute -> tiny value, set only where the default config has the 
     "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "expert_intermediate_size": 32,
     "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
     "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
-    "max_position_embeddings": 512, "sliding_window": 4,
+    "max_position_embeddings": 512, "sliding_window": 4, "rotary_dim": 8,
 }
 
 
@@ -78,8 +78,10 @@ def _tiny_config(model_type: str):
             kinds = list(dict.fromkeys(v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value))
             kw[key] = [value[[v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value].index(k)]
                        for k in kinds[:2]] if len(kinds) >= 2 else value[:2]  # one layer of each kind
-    if "qk_rope_head_dim" in have:  # multi-head latent attention: its head sizes stay as they are
-        kw.pop("head_dim", None)
+    if "qk_rope_head_dim" in have or "kv_lora_rank" in have:  # latent attention: its head sizes stay,
+        kw.pop("head_dim", None)                                # one key/value head per query head
+        if "num_key_value_heads" in kw:
+            kw["num_key_value_heads"] = kw.get("num_attention_heads", 4)
     return AutoConfig.for_model(model_type, **kw)
 
 
