@@ -3,7 +3,7 @@ random-init model of each, with nothing chosen per family.
 
 For each ``model_type`` with a causal-LM or masked-LM head, the default config is shrunk (hidden
 64, 2 layers, 4 heads, small experts; every size attribute the config has) and built with
-eager attention. One batch of token ids (one row padded) then goes through:
+eager attention (``--attn sdpa``: SDPA). One batch of token ids (one row padded) then goes through:
 
 - ``exact``: ``approximate_(method="exact")``, max |output - original| / max |original|;
 - ``nnlut16``: the default ``approximate_`` (16-entry NN-LUT on every op), min cosine against
@@ -85,14 +85,14 @@ def _tiny_config(model_type: str):
     return AutoConfig.for_model(model_type, **kw)
 
 
-def _one(model_type: str, auto: str) -> dict:
+def _one(model_type: str, auto: str, attn: str = "eager") -> dict:
     import torch
     import transformers
 
     import nnlut
 
     warnings.simplefilter("ignore")
-    row: dict = {"type": model_type, "head": auto}
+    row: dict = {"type": model_type, "head": auto, "attn": attn}
     t0 = time.perf_counter()
     try:
         cfg = _tiny_config(model_type)
@@ -101,7 +101,7 @@ def _one(model_type: str, auto: str) -> dict:
         if n > MAX_PARAMS:
             raise RuntimeError(f"{n / 1e6:.0f} M parameters after shrinking (some size has another name)")
         torch.manual_seed(0)
-        model = getattr(transformers, auto).from_config(cfg, attn_implementation="eager").eval()
+        model = getattr(transformers, auto).from_config(cfg, attn_implementation=attn).eval()
         vocab = int(getattr(cfg, "vocab_size", 0) or 0)
         if vocab < 16:
             raise RuntimeError(f"vocabulary size {vocab}")
@@ -147,13 +147,13 @@ def _one(model_type: str, auto: str) -> dict:
     return row
 
 
-def _chunk_main(items: list[list[str]]) -> None:
+def _chunk_main(items: list[list[str]], attn: str) -> None:
     for t, auto in items:
-        print(json.dumps(_one(t, auto)), flush=True)
+        print(json.dumps(_one(t, auto, attn)), flush=True)
 
 
-def _run_chunk(items: list[tuple[str, str]], timeout: float) -> list[dict]:
-    cmd = [sys.executable, __file__, "--_chunk", json.dumps(items)]
+def _run_chunk(items: list[tuple[str, str]], timeout: float, attn: str) -> list[dict]:
+    cmd = [sys.executable, __file__, "--attn", attn, "--_chunk", json.dumps(items)]
     try:
         p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=ROOT)
         out = p.stdout
@@ -167,7 +167,7 @@ def _run_chunk(items: list[tuple[str, str]], timeout: float) -> list[dict]:
         why = "timed out" if p is None else f"process died (rc {p.returncode}): {p.stderr.strip().splitlines()[-1:]}"
         return rows + [{"type": items[0][0], "head": items[0][1], "verdict": "ERROR", "why": why}]
     for it in rest:
-        rows += _run_chunk([it], timeout)
+        rows += _run_chunk([it], timeout, attn)
     return rows
 
 
@@ -177,10 +177,12 @@ def main() -> int:
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "family_sweep.json"))
     ap.add_argument("--chunk", type=int, default=20, help="families per process (default 20)")
     ap.add_argument("--timeout", type=float, default=600.0, help="seconds per chunk (default 600)")
+    ap.add_argument("--attn", default="eager", help="attention implementation the models are built with "
+                                                   "(eager, default; sdpa)")
     ap.add_argument("--_chunk", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args._chunk:
-        _chunk_main(json.loads(args._chunk))
+        _chunk_main(json.loads(args._chunk), args.attn)
         return 0
     fams = _families()
     if args.types:
@@ -192,7 +194,7 @@ def main() -> int:
     t0 = time.perf_counter()
     rows: list[dict] = []
     for i in range(0, len(fams), args.chunk):
-        rows += _run_chunk(fams[i:i + args.chunk], args.timeout)
+        rows += _run_chunk(fams[i:i + args.chunk], args.timeout, args.attn)
         print(f"{len(rows)}/{len(fams)} families ({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
     import torch
     import transformers
@@ -202,9 +204,9 @@ def main() -> int:
         summary[r["verdict"]] = summary.get(r["verdict"], 0) + 1
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__,
+    out.write_text(json.dumps({"torch": torch.__version__, "transformers": transformers.__version__, "attn": args.attn,
                                "tolerance": TOL, "summary": summary, "rows": rows}, indent=1) + "\n")
-    print(f"{len(rows)} families, transformers {transformers.__version__}: "
+    print(f"{len(rows)} families, {args.attn} attention, transformers {transformers.__version__}: "
           + ", ".join(f"{k} {v}" for k, v in sorted(summary.items())))
     print("| family | verdict | exact | nnlut16 | why / left exact |")
     print("|---|---|---|---|---|")
