@@ -162,3 +162,34 @@ def test_rmsnorm_ignoring_its_weight_is_replaced_without_it():
     nnlut.approximate_(net)
     y = net(x).detach()
     assert (y - ref).abs().max() < 0.02 * ref.abs().max()
+
+
+def test_transformers_own_variants():
+    """The classes behind the cases above, as transformers ships them (BLOOM, FalconMamba, Zamba2)."""
+    pytest.importorskip("transformers")
+    from transformers.models.bloom.modeling_bloom import BloomGelu
+    from transformers.models.falcon_mamba.modeling_falcon_mamba import FalconMambaWeightlessRMSNorm
+    from transformers.models.zamba2.modeling_zamba2 import Zamba2RMSNormGated
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.a = nn.Linear(8, 12)
+            self.gelu = BloomGelu()
+            self.dt_norm = FalconMambaWeightlessRMSNorm(32)  # placeholder weight of another width
+            self.gated = Zamba2RMSNormGated(12, group_size=12)
+
+        def forward(self, x):
+            h = self.a(x)
+            return self.gated(self.dt_norm(self.gelu(h)), gate=h)
+
+    torch.manual_seed(0)
+    net = Block().eval()
+    x = torch.randn(5, 8)
+    ref = net(x).detach()
+    report = nnlut.approximate_(net, nnlut.ApproxConfig(method="exact"))
+    assert report.counts() == {"gelu": 1, "rmsnorm": 1}
+    assert [r["op"] for r in report.left_exact] == ["Zamba2RMSNormGated"]
+    assert torch.allclose(net(x), ref, atol=1e-6)
+    nnlut.restore_(net)
+    assert torch.equal(net(x), ref)
