@@ -193,3 +193,50 @@ def test_transformers_own_variants():
     assert torch.allclose(net(x), ref, atol=1e-6)
     nnlut.restore_(net)
     assert torch.equal(net(x), ref)
+
+
+class NoAffineLayerNorm(nn.Module):  # OLMo's: a layer norm with neither weight nor bias
+    def __init__(self, dim: int):
+        super().__init__()
+        self.normalized_shape = (dim,)
+
+    def forward(self, x):
+        return torch.nn.functional.layer_norm(x, self.normalized_shape, None, None, eps=1e-5)
+
+
+class ChannelsFirstLayerNorm(nn.Module):  # normalises dimension 1, not the last one
+    def __init__(self, dim: int):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.bias = nn.Parameter(torch.zeros(dim))
+        self.eps = 1e-6
+
+    def forward(self, x):
+        u = x.mean(1, keepdim=True)
+        s = (x - u).pow(2).mean(1, keepdim=True)
+        x = (x - u) / torch.sqrt(s + self.eps)
+        return self.weight[:, None] * x + self.bias[:, None]
+
+
+def test_layer_norm_found_by_what_it_computes():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(8, 16), NoAffineLayerNorm(16), nn.Linear(16, 4)).eval()
+    x = torch.randn(5, 7, 8) * 4 + 1
+    ref = net(x).detach()
+    report = nnlut.approximate_(net, nnlut.ApproxConfig(method="exact"))
+    assert report.counts() == {"layernorm": 1}
+    assert torch.allclose(net(x), ref, atol=1e-5)
+    nnlut.restore_(net)
+    report = nnlut.approximate_(net)
+    y = net(x).detach()
+    assert not torch.equal(y, ref) and (y - ref).abs().max() < 0.02 * ref.abs().max()
+
+
+def test_channels_first_norm_is_not_taken_for_a_layer_norm():
+    net = nn.Sequential(nn.Conv1d(4, 6, 1), ChannelsFirstLayerNorm(6)).eval()
+    x = torch.randn(2, 4, 10)
+    ref = net(x).detach()
+    report = nnlut.approximate_(net)
+    assert report.counts() == {}
+    assert [r["op"] for r in report.left_exact] == ["ChannelsFirstLayerNorm"]
+    assert torch.equal(net(x), ref)

@@ -46,8 +46,39 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
         softcap: logit soft-capping value, or None.
 
     Returns:
-        (output (batch, queries, heads, head_dim) contiguous, probabilities or None).
+        (output (batch, queries, heads, head_dim) contiguous, probabilities or None). A query
+        whose keys are all masked gets what the model's own attention gave it: eager's even
+        spread, or zeros when the model ran SDPA before the swap (its ``softmax`` child's
+        ``empty_rows`` is ``"zero"``).
     """
+    out, probs = _attend(module, query, key, value, attention_mask, scaling, dropout, position_bias, softcap, **kwargs)
+    softmax = module._modules.get("softmax")
+    if attention_mask is not None and getattr(softmax, "empty_rows", None) == "zero":
+        out, probs = _zero_empty_rows(out, probs, attention_mask, key.shape[-2])
+    return out, probs
+
+
+def _zero_empty_rows(out: torch.Tensor, probs: torch.Tensor | None, mask: torch.Tensor,
+                     keys: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Zero the output (and probabilities) of every query whose keys are all masked, as SDPA
+    does (eager attention spreads such a row evenly over the masked keys instead).
+
+    ``out``: (batch, queries, heads, head_dim); ``mask``: boolean keep-mask or additive float
+    mask broadcastable to (batch, heads, queries, keys). No data-dependent branch (compiles).
+    """
+    m = mask[..., :keys]
+    empty = ~m.any(dim=-1) if m.dtype == torch.bool else (m <= torch.finfo(m.dtype).min / 2).all(dim=-1)
+    keep = (~empty).to(out.dtype)  # (batch or 1, heads or 1, queries)
+    out = out * keep.transpose(1, 2).unsqueeze(-1)
+    if probs is not None:
+        probs = probs * keep.unsqueeze(-1).to(probs.dtype)
+    return out, probs
+
+
+def _attend(module: nn.Module, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+            attention_mask: torch.Tensor | None, scaling: float | None, dropout: float,
+            position_bias: torch.Tensor | None, softcap: float | None,
+            **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
     if scaling is None:
         scaling = query.size(-1) ** -0.5
     if key.shape[1] != query.shape[1]:

@@ -11,7 +11,15 @@ from torch import nn
 from ..ops._kernels import make_kernel
 from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
 from ._registry import MethodSpec, OpSpec, op_spec
-from ._sites import _activation_function, _probe_rmsnorm, _rmsnorm_eps, _rmsnorm_like, _verify_activation
+from ._sites import (
+    _activation_function,
+    _layernorm_like,
+    _probe_layernorm,
+    _probe_rmsnorm,
+    _rmsnorm_eps,
+    _rmsnorm_like,
+    _verify_activation,
+)
 
 
 def _activation(wanted: tuple[str, ...]):
@@ -27,7 +35,12 @@ def _activation(wanted: tuple[str, ...]):
 
 
 def _find_layernorm(name: str, module: nn.Module, verify: bool) -> dict[str, Any] | None:
-    return {} if isinstance(module, nn.LayerNorm) else None
+    if isinstance(module, nn.LayerNorm):
+        return {}
+    if verify and "Norm" in type(module).__name__ and _layernorm_like(module):
+        # a layer norm by what it computes, whatever its class is called (OLMo's, Cohere's)
+        return _probe_layernorm(module)
+    return None
 
 
 def _find_rmsnorm(name: str, module: nn.Module, verify: bool) -> dict[str, Any] | None:
@@ -41,6 +54,12 @@ def _find_rmsnorm(name: str, module: nn.Module, verify: bool) -> dict[str, Any] 
         # an RMSNorm by what it computes, whatever its class is called (T5LayerNorm)
         return _probe_rmsnorm(module, eps)
     return None
+
+
+def _layernorm_face(kernel: Any, site: Any) -> nn.Module:
+    if site.normalized_shape:  # found by what it computes: its epsilon and width come from the probe
+        return ApproxLayerNorm(kernel, site.module, site.eps, site.normalized_shape)
+    return ApproxLayerNorm(kernel, site.module)
 
 
 def _find_softmax(name: str, module: nn.Module, verify: bool) -> dict[str, Any] | None:
@@ -59,7 +78,7 @@ OPS = (
            observes=("act",)),
     OpSpec("softmax", {"exp": "exp", "reciprocal": "reciprocal"}, _find_softmax, _softmax_face,
            observes=("exp", "reciprocal")),
-    OpSpec("layernorm", {"rsqrt": "rsqrt"}, _find_layernorm, lambda k, s: ApproxLayerNorm(k, s.module),
+    OpSpec("layernorm", {"rsqrt": "rsqrt"}, _find_layernorm, _layernorm_face,
            observes=("rsqrt",)),
     OpSpec("rmsnorm", {"rsqrt": "rsqrt"}, _find_rmsnorm,
            lambda k, s: ApproxRMSNorm(k, s.module, s.eps, s.weight_offset, weighted=s.weighted), observes=("rsqrt",)),

@@ -40,6 +40,7 @@ class Site:
     eps: float = 0.0
     weight_offset: float = 0.0
     weighted: bool = True
+    normalized_shape: tuple[int, ...] = ()
     unsupported: tuple[str, ...] = ()
 
 
@@ -121,7 +122,7 @@ def _probe_rmsnorm(module: nn.Module, eps: float) -> dict[str, Any] | None:
     dt = w.dtype if w is not None else torch.float32
 
     def run(n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
-        x = torch.randn(3, n, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
+        x = torch.randn(2, 3, n, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
         try:
             with torch.no_grad():
                 y = module(x)
@@ -143,6 +144,46 @@ def _probe_rmsnorm(module: nn.Module, eps: float) -> dict[str, Any] | None:
     for offset in (0.0, 1.0):
         if same(exact_rmsnorm(x, w, eps, offset), ref):
             return {"eps": eps, "weight_offset": offset, "weighted": True}
+    return None
+
+
+def _layernorm_like(module: nn.Module) -> bool:
+    """Shaped like a layer norm over the last dimension: no children, at most a 1-D ``weight``
+    and ``bias``, and a width (the weight's, or ``normalized_shape``)."""
+    params = dict(module.named_parameters(recurse=False))
+    if module._modules or not set(params) <= {"weight", "bias"} or any(p.dim() != 1 for p in params.values()):
+        return False
+    shape = getattr(module, "normalized_shape", None)
+    return bool(params) or (isinstance(shape, (tuple, list)) and len(shape) == 1)
+
+
+def _probe_layernorm(module: nn.Module) -> dict[str, Any] | None:
+    """``{"eps", "normalized_shape"}`` of the layer norm over the last dimension that ``module``
+    computes on 3-D inputs (a channels-first norm does not pass), with its epsilon attribute,
+    else the usual epsilons tried on low-variance inputs, where they differ; None when it
+    computes something else or cannot run on one tensor."""
+    w = getattr(module, "weight", None)
+    w = w if isinstance(w, torch.Tensor) else None
+    b = getattr(module, "bias", None)
+    b = b if isinstance(b, torch.Tensor) else None
+    dim = int(w.shape[-1] if w is not None else module.normalized_shape[-1])
+    dev = w.device if w is not None else "cpu"
+    dt = w.dtype if w is not None else torch.float32
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, 3, dim, generator=gen).to(device=dev, dtype=dt) * s for s in (1.0, 3e-3)]
+    try:
+        with torch.no_grad():
+            ys = [module(x) for x in xs]
+    except Exception:  # noqa: BLE001  (one that needs more than a tensor is not a plain layer norm)
+        return None
+    if not all(isinstance(y, torch.Tensor) and y.shape == x.shape for x, y in zip(xs, ys, strict=True)):
+        return None
+    own = _rmsnorm_eps(module)
+    for eps in ([own] if own is not None else [1e-5, 1e-6, 1e-12, 1e-8]):
+        refs = [torch.nn.functional.layer_norm(x.float(), (dim,), None if w is None else w.float(),
+                                               None if b is None else b.float(), eps) for x in xs]
+        if all(torch.allclose(y.float(), r, rtol=1e-3, atol=1e-4) for y, r in zip(ys, refs, strict=True)):
+            return {"eps": float(eps), "normalized_shape": (dim,)}
     return None
 
 

@@ -203,6 +203,11 @@ def _switch_attention(model: nn.Module, state: _State) -> None:
                          "transformers PreTrainedModel")
     for pm in owners:
         original = pm.config._attn_implementation  # type: ignore[union-attr]
+        if original == "sdpa":  # fully masked queries: zeros, as SDPA gives them, not eager's even spread
+            inside = {id(m) for m in pm.modules()}
+            for module in state.children:
+                if id(module) in inside:
+                    module._modules["softmax"].empty_rows = "zero"
         switch_attention(pm, ATTN_NAME)
         state.attention.append((pm, original))
 

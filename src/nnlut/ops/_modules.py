@@ -108,6 +108,9 @@ class ApproxSoftmax(ApproxOp):
     def __init__(self, kernel: SoftmaxKernel, dim: int = -1, original: nn.Module | None = None) -> None:
         super().__init__(kernel)
         self.dim = dim
+        # an attention's softmax: what a query whose keys are all masked gets (None: eager's even
+        # spread; "zero": zeros, as SDPA gives)
+        self.empty_rows: str | None = None
         self.__dict__["original"] = original
 
     def forward(self, x: torch.Tensor, dim: int | None = None) -> torch.Tensor:
@@ -156,16 +159,19 @@ class ApproxSoftmax(ApproxOp):
 
 
 class ApproxLayerNorm(ApproxOp):
-    """Replaces an ``nn.LayerNorm``; shares its weight and bias."""
+    """Replaces an ``nn.LayerNorm``, or a module that computes one (``eps`` and
+    ``normalized_shape`` given: OLMo's parameter-free norm, Cohere's bias-free one); shares its
+    weight and bias (either may be None)."""
 
     op = "layernorm"
 
-    def __init__(self, kernel: LayerNormKernel, original: nn.LayerNorm) -> None:
+    def __init__(self, kernel: LayerNormKernel, original: nn.Module, eps: float | None = None,
+                 normalized_shape: tuple[int, ...] | None = None) -> None:
         super().__init__(kernel)
-        self.normalized_shape = tuple(original.normalized_shape)
-        self.eps = float(original.eps)
-        self.weight = original.weight
-        self.bias = original.bias
+        self.normalized_shape = tuple(original.normalized_shape if normalized_shape is None else normalized_shape)
+        self.eps = float(original.eps if eps is None else eps)
+        self.weight = getattr(original, "weight", None)
+        self.bias = getattr(original, "bias", None)
         self.__dict__["original"] = original
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
