@@ -46,6 +46,7 @@ class RefitInfo:
     max_before: float
     max_after: float
     notes: list[str] = field(default_factory=list)
+    input_scale: dict[str, Any] | None = None  # INT8 tables: the input scale chosen (see _scale.py)
 
     @property
     def extended(self) -> bool:
@@ -54,6 +55,8 @@ class RefitInfo:
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["extended"] = self.extended
+        if d["input_scale"] is None:
+            del d["input_scale"]
         return d
 
 
@@ -78,10 +81,18 @@ def _weighted_errors(table: Table, spec: FunctionSpec, u: np.ndarray, rel: bool,
 
 
 def _refit_fixed(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
+    """Fixed-point tables: the float source is refit, then made again in the table's format;
+    an INT8 table whose input scale is open (``int8``) also gets the scale that fits the
+    samples best (:func:`nnlut.calibration._scale.choose_input_scale`)."""
     from ..fixed._fitq import requantize
+    from ._scale import choose_input_scale, is_open_int8
 
     new, info = refit_table(table.source, samples, importance)
-    return requantize(table, new), info
+    if not is_open_int8(table):
+        return requantize(table, new), info
+    out, choice = choose_input_scale(new, samples, importance, spec=table.meta["number_format"], before=table)
+    info.input_scale = choice.as_dict()
+    return out, info
 
 
 def _refit_half(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
