@@ -80,6 +80,10 @@ def test_chosen_scale_is_the_best_on_fresh_data(function, draw):
     table, choice = choose_input_scale(source, samples)
     errs = {c["P"]: c["rms"] for c in choice.candidates if c["rms"] is not None}
     assert table.fmt == gqa_format(choice.chosen) and min(errs, key=lambda p: (errs[p], -p)) == choice.chosen
+    # the other criterion picks its own argmin over the same candidates
+    _, by_mean = choose_input_scale(source, samples, criterion="mean_abs")
+    means = {c["P"]: c["mean_abs"] for c in by_mean.candidates if c["mean_abs"] is not None}
+    assert by_mean.criterion == "mean_abs" and min(means, key=lambda p: (means[p], -p)) == by_mean.chosen
     # independently: each scale's table fitted on the data's range (representable part), then
     # judged on fresh data from the same distribution against the exact float64 function
     f = get_function(function)
@@ -122,6 +126,8 @@ def test_bad_input_is_one_clear_line():
         choose_input_scale(source, x[:10])
     with pytest.raises(NNLUTError, match="importance has 3 values for 500 samples"):
         choose_input_scale(source, x, np.ones(3))
+    with pytest.raises(NNLUTError, match="criterion 'max' is unknown; allowed: rms, mean_abs"):
+        choose_input_scale(source, x, criterion="max")
     with pytest.raises(NNLUTError, match=r"no input scale 2\*\*-P, P in \[2, 3\], holds two input codes"):
         choose_input_scale(source, x + 100, candidates=(2, 3))
 

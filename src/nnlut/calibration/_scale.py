@@ -14,9 +14,11 @@ on where the op's inputs lie, so calibration decides, per table:
    (the table's domain for range-reduced tables);
 3. each candidate is evaluated through the integer datapath, input rounding and saturation
    included, against the exact float64 function on the held-out samples;
-4. the candidate with the smallest importance-weighted RMS error wins (relative error for
-   1/x and 1/sqrt x, as :func:`nnlut.calibration.refit_table` measures them); a tie goes to
-   the finer scale. A candidate whose representable range holds fewer than two of the codes
+4. the candidate with the smallest error by the criterion wins: importance-weighted RMS error
+   by default (``rms``, the refit's own loss: rare clipped outliers weigh in squared), or the
+   weighted mean absolute error (``mean_abs``: the bulk's resolution weighs more); relative
+   error for 1/x and 1/sqrt x, as :func:`nnlut.calibration.refit_table` measures them. A tie
+   goes to the finer scale. A candidate whose representable range holds fewer than two of the codes
    the data reaches cannot be fitted and is listed as such.
 
 The chosen table is the one fitted on the fit part, so the held-out error reported is the
@@ -39,7 +41,12 @@ from ..fixed._table import FixedTable
 from ._refit import MIN_SAMPLES, reduce_inputs
 
 HELD_OUT = 0.25  # share of the samples kept out of the fit to judge the candidates
-CRITERION = "importance-weighted RMS error on held-out samples"
+# how a candidate's held-out errors e (weights w) become one figure; the smallest wins
+CRITERIA = {
+    "rms": lambda e, w: float(np.sqrt(np.sum(w * e * e) / np.sum(w))),
+    "mean_abs": lambda e, w: float(np.sum(w * np.abs(e)) / np.sum(w)),
+}
+DEFAULT_CRITERION = "rms"
 
 
 @dataclass
@@ -48,13 +55,14 @@ class ScaleChoice:
 
     ``chosen``: P (input scale ``2**-P``); ``candidates``: one record per P tried (``P``,
     ``input_range``: the representable inputs ``[-2**(b-1), 2**(b-1)-1] * 2**-P``;
-    ``fit_range``: the inputs fitted, or None if none could be; ``rms``, ``max``: held-out
-    error; ``clipped``: share of held-out samples beyond the representable range);
+    ``fit_range``: the inputs fitted, or None if none could be; ``rms``, ``mean_abs``, ``max``:
+    held-out error; ``clipped``: share of held-out samples beyond the representable range);
     ``before``: the same measures for the table before this calibration (P and errors),
     when it was given.
     """
 
     chosen: int
+    criterion: str
     error_measure: str
     fitted_on: int
     held_out: int
@@ -62,7 +70,7 @@ class ScaleChoice:
     before: dict[str, Any] | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return {"chosen": self.chosen, "criterion": CRITERION, "error_measure": self.error_measure,
+        return {"chosen": self.chosen, "criterion": self.criterion, "error_measure": self.error_measure,
                 "fitted_on": self.fitted_on, "held_out": self.held_out, "candidates": self.candidates,
                 "before": self.before}
 
@@ -77,17 +85,19 @@ def is_open_int8(table: Any) -> bool:
     return isinstance(fmt, FixedSpec) and fmt.gqa and fmt.in_frac is None
 
 
-def _errors(table: FixedTable, f: Any, u: np.ndarray, w: np.ndarray, rel: bool) -> tuple[float, float]:
-    """(weighted RMS, max) error of ``table``'s integer core at inputs ``u`` against ``f``."""
+def _errors(table: FixedTable, f: Any, u: np.ndarray, w: np.ndarray, rel: bool) -> dict[str, float]:
+    """Every criterion's figure and the max error of ``table``'s integer core at inputs ``u``
+    against ``f``."""
     y = f(u)
     e = table.core(u) - y
     if rel:
         e = e / np.maximum(np.abs(y), 1e-300)
-    return float(np.sqrt(np.sum(w * e * e) / np.sum(w))), float(np.max(np.abs(e)))
+    return {**{name: c(e, w) for name, c in CRITERIA.items()}, "max": float(np.max(np.abs(e)))}
 
 
 def choose_input_scale(source: Table, samples: np.ndarray, importance: np.ndarray | None = None, *,
                        spec: str = "int8", candidates: tuple[int, ...] | None = None, seed: int = 0,
+                       criterion: str | None = None,
                        before: FixedTable | None = None) -> tuple[FixedTable, ScaleChoice]:
     """The INT8 version of ``source`` whose input scale ``2**-P`` fits ``samples`` best.
 
@@ -98,6 +108,8 @@ def choose_input_scale(source: Table, samples: np.ndarray, importance: np.ndarra
         spec: the open format spec, ``"int8"`` (its input width sets the candidates).
         candidates: the P values to try (default ``0 .. in_bits-1``).
         seed: seed of the fit / held-out split.
+        criterion: ``rms`` or ``mean_abs`` (see :data:`CRITERIA`); default
+            :data:`DEFAULT_CRITERION`.
         before: the table before this calibration, measured on the same held-out samples.
 
     Returns:
@@ -105,6 +117,9 @@ def choose_input_scale(source: Table, samples: np.ndarray, importance: np.ndarra
         ["number_format"]`` = ``spec``, ``meta["input_scale"]`` = ``choice.as_dict()``) and the
         :class:`ScaleChoice` (see the module docstring for the criterion).
     """
+    criterion = DEFAULT_CRITERION if criterion is None else criterion
+    if criterion not in CRITERIA:
+        raise NNLUTError(f"input scale criterion {criterion!r} is unknown; allowed: {', '.join(CRITERIA)}")
     fmt = parse_format(spec)
     if not (isinstance(fmt, FixedSpec) and fmt.gqa):
         raise NNLUTError(f"the input scale is chosen for the open INT8 format 'int8', not {spec!r}")
@@ -145,22 +160,21 @@ def choose_input_scale(source: Table, samples: np.ndarray, importance: np.ndarra
         try:
             table = fit_quantized(source, gqa_format(p, bits), input_range=rng)
         except NNLUTError as e:
-            rec.update(fit_range=None, rms=None, max=None, note=str(e))
+            rec.update(fit_range=None, **dict.fromkeys((*CRITERIA, "max")), note=str(e))
             records.append(rec)
             continue
         rec["fit_range"] = list(rng) if rng is not None else list(source.domain)
-        rec["rms"], rec["max"] = _errors(table, f, uh, wh, rel)
+        rec.update(_errors(table, f, uh, wh, rel))
         records.append(rec)
-        if best is None or rec["rms"] <= best[0]:  # ties: the finer scale (larger P, tried later)
-            best = (rec["rms"], p, table)
+        if best is None or rec[criterion] <= best[0]:  # ties: the finer scale (larger P, tried later)
+            best = (rec[criterion], p, table)
     if best is None:
         raise NNLUTError(f"{f.name}: no input scale 2**-P, P in {list(cands)}, holds two input codes of the observed "
                          f"range [{lo:g}, {hi:g}]")
     _, chosen, table = best
-    choice = ScaleChoice(chosen, "rel" if rel else "abs", len(fit), len(hold), records)
+    choice = ScaleChoice(chosen, criterion, "rel" if rel else "abs", len(fit), len(hold), records)
     if before is not None:
-        rms, mx = _errors(before, f, uh, wh, rel)
-        choice.before = {"P": before.fmt.in_frac, "rms": rms, "max": mx}
+        choice.before = {"P": before.fmt.in_frac, **_errors(before, f, uh, wh, rel)}
     table.meta["number_format"] = spec
     table.meta["input_scale"] = choice.as_dict()
     return table, choice
