@@ -115,6 +115,16 @@ def test_fixed_scale_and_other_formats_keep_their_scale():
     assert _chosen_p(model) == 3 and "input_scale" not in report.tables[0]
 
 
+def test_calibrate_takes_the_criterion():
+    model = ScaledGelu(20.0).eval()
+    approximate_(model, ApproxConfig(number_format="int8"))
+    with pytest.raises(NNLUTError, match="input_scale_criterion 'max' is unknown; allowed: rms, mean_abs"):
+        calibrate(model, _batches(1, seed=0), input_scale_criterion="max")
+    report = calibrate(model, _batches(1, seed=0), input_scale_criterion="mean_abs")
+    rec = report.tables[0]["input_scale"]
+    assert rec["criterion"] == "mean_abs" and rec["chosen"] == _chosen_p(model)
+
+
 def test_bad_input_is_one_clear_line():
     source = fitted_table("gelu", "nnlut", 16, "full")
     x = np.random.default_rng(0).standard_normal(500)
