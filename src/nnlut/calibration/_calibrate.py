@@ -50,7 +50,7 @@ def _lut_modules(model: nn.Module) -> dict[str, ApproxOp]:
 
 
 def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536, max_batches: int | None = None,
-              seed: int = 0) -> CalibrationReport:
+              seed: int = 0, input_scale_criterion: str | None = None) -> CalibrationReport:
     """Refit every table of an approximated ``model`` to the inputs it sees on ``batches``.
 
     Args:
@@ -60,11 +60,17 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
         capacity: values kept per (module, table) by the reservoir observers.
         max_batches: stop after this many batches.
         seed: sampling seed of the observers.
+        input_scale_criterion: how INT8 tables (``number_format="int8"``) choose their input
+            scale 2**-P on held-out samples: ``rms`` (default) or ``mean_abs`` error.
 
     Tables shared between modules (``share_tables=True``) are refit once on the pooled
     inputs of all their modules; per-module tables are refit separately. Returns a
     :class:`CalibrationReport` (time, per-table error before and after, domain extensions).
     """
+    from ._scale import CRITERIA
+
+    if input_scale_criterion is not None and input_scale_criterion not in CRITERIA:
+        raise NNLUTError(f"input_scale_criterion {input_scale_criterion!r} is unknown; allowed: {', '.join(CRITERIA)}")
     mods = _lut_modules(model)
     res: dict[tuple[str, str], Reservoir] = {}
 
@@ -125,7 +131,7 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
                                   "notes": [f"kept unchanged: only {len(samples)} samples (needs {MIN_SAMPLES})"]})
             continue
         try:
-            new, info = refit_table(table, samples, importance)
+            new, info = refit_table(table, samples, importance, input_scale_criterion=input_scale_criterion)
         except NNLUTError as e:
             raise NNLUTError(f"calibrating the {table.function} table of {users[0][0]}: {e}") from None
         new_tables[tid] = new

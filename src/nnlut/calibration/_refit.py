@@ -46,6 +46,7 @@ class RefitInfo:
     max_before: float
     max_after: float
     notes: list[str] = field(default_factory=list)
+    input_scale: dict[str, Any] | None = None  # INT8 tables: the input scale chosen (see _scale.py)
 
     @property
     def extended(self) -> bool:
@@ -54,6 +55,8 @@ class RefitInfo:
     def as_dict(self) -> dict[str, Any]:
         d = dict(self.__dict__)
         d["extended"] = self.extended
+        if d["input_scale"] is None:
+            del d["input_scale"]
         return d
 
 
@@ -77,14 +80,25 @@ def _weighted_errors(table: Table, spec: FunctionSpec, u: np.ndarray, rel: bool,
     return float(np.sqrt(np.sum(w * e * e) / np.sum(w))), float(np.max(np.abs(e)))
 
 
-def _refit_fixed(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
+def _refit_fixed(table: Any, samples: np.ndarray, importance: np.ndarray | None,
+                 criterion: str | None = None) -> tuple[Any, RefitInfo]:
+    """Fixed-point tables: the float source is refit, then made again in the table's format;
+    an INT8 table whose input scale is open (``int8``) also gets the scale that fits the
+    samples best (:func:`nnlut.calibration._scale.choose_input_scale`)."""
     from ..fixed._fitq import requantize
+    from ._scale import choose_input_scale, is_open_int8
 
     new, info = refit_table(table.source, samples, importance)
-    return requantize(table, new), info
+    if not is_open_int8(table):
+        return requantize(table, new), info
+    out, choice = choose_input_scale(new, samples, importance, spec=table.meta["number_format"], before=table,
+                                     criterion=criterion)
+    info.input_scale = choice.as_dict()
+    return out, info
 
 
-def _refit_half(table: Any, samples: np.ndarray, importance: np.ndarray | None) -> tuple[Any, RefitInfo]:
+def _refit_half(table: Any, samples: np.ndarray, importance: np.ndarray | None,
+                criterion: str | None = None) -> tuple[Any, RefitInfo]:
     from ..fixed._half import to_half
 
     new, info = refit_table(table.source, samples, importance)
@@ -107,14 +121,17 @@ def _kind_refitter(table: Any) -> Any:
                      f"got {type(table).__name__}" + (" without its float source" if isinstance(table, FixedTable) else ""))
 
 
-def refit_table(table: Any, samples: np.ndarray, importance: np.ndarray | None = None) -> tuple[Any, RefitInfo]:
+def refit_table(table: Any, samples: np.ndarray, importance: np.ndarray | None = None, *,
+                input_scale_criterion: str | None = None) -> tuple[Any, RefitInfo]:
     """A new table fitted to ``samples`` (the op's raw table inputs, any length), each sample
     counted with its ``importance`` (default 1): how much its error matters downstream.
     Any table kind: fixed-point and FP16/BF16 tables refit their float source and are made
-    again in their format (see :func:`_kind_refitter`)."""
+    again in their format (see :func:`_kind_refitter`); an ``int8`` table's input scale is
+    chosen by ``input_scale_criterion`` (``rms`` default, ``mean_abs``; see
+    :func:`nnlut.calibration._scale.choose_input_scale`)."""
     other = _kind_refitter(table)
     if other is not None:
-        return other(table, samples, importance)
+        return other(table, samples, importance, input_scale_criterion)
     if table.function is None:
         raise NNLUTError("only tables of a registered function can be calibrated")
     spec = get_function(table.function)

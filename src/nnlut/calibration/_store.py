@@ -6,15 +6,17 @@ Layout (version 2)::
     folder/
       manifest.json      {"format": "nnlut.calibration", "version": 2,
                           "modules": {name: {"op", "method", "function", "shape", "tables": {role: file}}},
-                          "files": {file: {"sha256", "function", "entries"}}}
+                          "files": {file: {"sha256", "function", "entries", "number_format"}}}
       tables/000_gelu.json ...
       .nnlut-output.json (the list of files nnlut wrote; see nnlut._files)
 
-``shape`` is the module's own parameter shapes (``{"weight": [384], ...}``; empty for
-activations and attention softmaxes). Loading checks, before any module is touched: the
-manifest's types, that every table path stays inside the folder, every file's SHA-256, that
-each role gets a table of the right function (a softmax's ``exp`` role an ``exp`` table), and
-that the model has exactly the manifest's modules with the same op kinds and shapes.
+``number_format`` is the table's format (``int8:P`` names an INT8 table's input scale
+``2**-P``, chosen by calibration; None: a float table). ``shape`` is the module's own
+parameter shapes (``{"weight": [384], ...}``; empty for activations and attention softmaxes).
+Loading checks, before any module is touched: the manifest's types, that every table path
+stays inside the folder, every file's SHA-256 and number format, that each role gets a table
+of the right function (a softmax's ``exp`` role an ``exp`` table), and that the model has
+exactly the manifest's modules with the same op kinds and shapes.
 """
 
 from __future__ import annotations
@@ -49,6 +51,20 @@ def _shape(module: nn.Module | None) -> dict[str, list[int]]:
     return {n: list(p.shape) for n, p in module.named_parameters(recurse=False)}
 
 
+def _format_of(table: Any) -> str | None:
+    """The number format a table evaluates in, as a spec string where it has one (``int8:3``
+    for an INT8 table at input scale 2**-3), None for a float table."""
+    from ..fixed._format import format_name
+    from ..fixed._half import HalfTable
+    from ..fixed._table import FixedTable
+
+    if isinstance(table, FixedTable):
+        return format_name(table.fmt)
+    if isinstance(table, HalfTable):
+        return table.precision
+    return None
+
+
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
@@ -80,7 +96,8 @@ def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
                     data = (json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n").encode()
                     out.write_bytes(rel, data)
                     files[id(table)] = rel
-                    records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries}
+                    records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries,
+                                    "number_format": _format_of(table)}
                 entry["tables"][role] = files[id(table)]
             modules[name] = entry
         manifest = {"format": FORMAT, "version": VERSION, "modules": modules, "files": records}
@@ -159,6 +176,9 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         if table.function != rec.get("function") or table.entries != rec.get("entries"):
             raise NNLUTError(f"{where}: table file {rel!r} holds a {table.entries}-entry {table.function} table, "
                              f"the manifest says {rec.get('entries')!r}-entry {rec.get('function')!r}")
+        if "number_format" in rec and rec["number_format"] != _format_of(table):
+            raise NNLUTError(f"{where}: table file {rel!r} is in number format {_format_of(table) or 'float'}, "
+                             f"the manifest says {rec['number_format'] or 'float'}")
         tables[rel] = table
     for name, entry in modules.items():
         at = f"{where}: module {name!r}"

@@ -157,7 +157,8 @@ def in_format(table: Table, format: Any) -> Any:
     """``table`` made in ``format`` (spec string or format object), the way models use it:
     ``int16``: rounded after the float fit (:func:`quantize_table`, today's unit); ``int8``:
     fitted quantisation-aware on the INT8 grid whose power-of-two scale holds the table's
-    domain (the calibrated one after :func:`nnlut.calibrate`); ``int8:P`` or a
+    domain (:func:`nnlut.calibrate` later chooses the scale from the data, see
+    :mod:`nnlut.calibration._scale`); ``int8:P`` or a
     :class:`FixedFormat`: fitted quantisation-aware on that grid; ``fp16``/``bf16``:
     :func:`to_half`. The result's ``meta["number_format"]`` records ``format``."""
     from ._quantize import quantize_table

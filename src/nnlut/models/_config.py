@@ -42,8 +42,10 @@ class ApproxConfig:
             ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
         number_format: ``None`` (float tables, default) or a number format spec
             (:func:`nnlut.fixed.in_format`): ``"int16"`` (bit-exact INT16 input / INT32
-            accumulate tables), ``"int8"`` (GQA-LUT's INT8 datapath, each op's power-of-two
-            input scale from its table's domain, which calibration sets from the data),
+            accumulate tables), ``"int8"`` (GQA-LUT's INT8 datapath; each table's power-of-two
+            input scale ``2**-P`` is the finest that holds its default domain, and
+            :func:`nnlut.calibrate` then chooses it from the data: the P whose table has the
+            smallest error on held-out observed inputs),
             ``"int8:P"``, ``"fp16"`` or ``"bf16"`` (half-precision parameters and multiply-add).
         seed: fitting seed.
     """
