@@ -42,3 +42,10 @@ def test_merged_reservoir_is_the_union_of_the_streams():
     d = {"x": a}
     merge_across_ranks(d)  # outside torchrun: nothing changes
     assert d["x"] is a
+
+
+def test_verdict_of_a_loss_whose_interval_ends_at_zero():
+    # McNemar tells it from FP32 while the bootstrap interval's upper end rounds to 0.00
+    lost = {"indistinguishable": False, "delta_ci_pt": [-0.51, 0.0], "delta_accuracy_pt": -0.26}
+    gained = {"indistinguishable": False, "delta_ci_pt": [0.0, 0.4], "delta_accuracy_pt": 0.2}
+    assert verdict(lost) == "worse" and verdict(gained) == "better"

@@ -256,7 +256,8 @@ def verdict(r: dict[str, Any]) -> str:
     """'≈ fp32' when a configuration cannot be told from the reference, else 'worse'/'better'."""
     if r.get("indistinguishable", True):
         return "≈ fp32"
-    return "worse" if r["delta_ci_pt"][1] < 0 else "better"
+    lo, hi = r["delta_ci_pt"]
+    return "worse" if lo + hi < 0 else "better"  # an interval ending at 0.00 is still a loss
 
 
 def summary_rows(results: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
