@@ -16,7 +16,7 @@ from .._logging import logger, progress
 from ..core._io import atomic_write_text
 from ..fixed import FixedTable, choose_format, quantize_table
 from . import _activity as act
-from . import _rtl_int8  # noqa: F401  (registers the INT8 units)
+from . import _rtl_fp16, _rtl_int8  # noqa: F401  (register the INT8 and FP16 units)
 from . import _rtl_nnlut as rnn
 from . import _testbench as tbm
 from . import _tools as tools
