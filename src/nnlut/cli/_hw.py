@@ -33,7 +33,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_hw(args: argparse.Namespace) -> int:
     from .._files import OutputFolder
     from ..hw import run_flow
-    from ..hw._summary import function_rows, hw_rows
+    from ..hw._summary import function_rows, hw_rows, summary_lines
 
     out = check_output_dir(args.out)
     with OutputFolder(out, kind="hardware") as stage:
@@ -41,10 +41,9 @@ def run_hw(args: argparse.Namespace) -> int:
     print(format_table(*hw_rows(report)))
     print("\nper function (latency at each unit's best clock; x: NN-LUT over I-BERT)")
     print(format_table(*function_rows(report)))
-    s = report["summary"]
-    print(f"\nNN-LUT unit (programmable, serves gelu/exp/reciprocal/rsqrt): {s['nnlut_unit_area_um2']:.0f} um2 = "
-          f"{s['area_ratio_nnlut_over_ibert']:.2f}x the I-BERT units it replaces ({' + '.join(s['ibert_set'])}: "
-          f"{s['ibert_units_area_um2']:.0f} um2); four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f}x")
+    print()
+    for line in summary_lines(report):
+        print(line)
     print(f"{report['power_note']}; tools: {report['tools']['yosys']}, {report['tools']['iverilog']}, "
           f"OpenSTA {report['tools']['sta']}")
     print(f"wrote {out}/report.json")

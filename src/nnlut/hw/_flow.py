@@ -68,6 +68,41 @@ FUNCTION_PAIRS = {
 }
 
 
+# further NN-LUT designs beside each function's pair: the 1-cycle hard-wired GELU, the INT8
+# hard-wired units, and the programmable units (their energy measured on GELU inputs)
+NNLUT_VARIANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "nnlut 1-cycle": {"gelu": ("nnlut_rom_gelu_1c",)},
+    "nnlut int8": {fn: (f"nnlut_int8_rom_{fn}",) for fn in FUNCTION_PAIRS},
+    **{f"{n} (programmable)": {"gelu": (n,)}
+       for n in ("nnlut_unit", "nnlut_unit_p3", "nnlut_int8_unit", "nnlut_fp16_unit")},
+}
+
+
+def _summary(by: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Areas of the programmable units against I-BERT's five units and against each other, and
+    the best NN-LUT GELU latency against i-GELU's."""
+    if not all(n in by for n in ("nnlut_unit", *IBERT_SET, *ROM_SET)):
+        return None
+    ib_area = sum(by[n]["area_um2"] for n in IBERT_SET)
+    rom_area = sum(by[n]["area_um2"] for n in ROM_SET)
+    nn = by["nnlut_unit"]["area_um2"]
+    s: dict[str, Any] = {"nnlut_unit_area_um2": nn, "ibert_units_area_um2": ib_area,
+                         "area_ratio_nnlut_over_ibert": nn / ib_area, "rom_units_area_um2": rom_area,
+                         "area_ratio_roms_over_ibert": rom_area / ib_area, "ibert_set": list(IBERT_SET),
+                         "rom_set": list(ROM_SET)}
+    for fmt in ("int8", "fp16"):
+        u = by.get(f"nnlut_{fmt}_unit")
+        if u is not None:
+            s[f"{fmt}_unit_area_um2"] = u["area_um2"]
+            s[f"area_ratio_{fmt}_over_int16_unit"] = u["area_um2"] / nn
+            s[f"area_ratio_{fmt}_over_ibert"] = u["area_um2"] / ib_area
+    gelu = [n for n in ("nnlut_rom_gelu", "nnlut_rom_gelu_1c") if n in by]
+    best = min(gelu, key=lambda n: by[n]["latency_ns"])
+    s["gelu_fastest_nnlut_unit"] = best
+    s["gelu_latency_ratio_fastest_vs_ibert"] = by[best]["latency_ns"] / by["ibert_gelu"]["latency_ns"]
+    return s
+
+
 def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: Path,
                       n: int | None = None) -> dict[str, Any]:
     """Gate-level simulation of the unit on ``n`` real inputs (default POWER_VECTORS) with a VCD
@@ -171,18 +206,17 @@ def function_table(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "energy_pj_per_element": sum(u["energy_pj_per_element"] for u in us),
                 "activity": "+".join(sorted({u["activity"] for u in us}))}
 
+    def versus(r: dict[str, Any], ib: dict[str, Any]) -> dict[str, Any]:
+        r["latency_ratio_vs_ibert"] = r["latency_ns"] / ib["latency_ns"]
+        r["energy_ratio_vs_ibert"] = r["energy_pj_per_element"] / ib["energy_pj_per_element"]
+        return r
+
     for fn, (nn, ib) in FUNCTION_PAIRS.items():
         if all(n in by for n in nn + ib):
-            a, b = row(fn, "nnlut", nn), row(fn, "ibert", ib)
-            a["latency_ratio_vs_ibert"] = a["latency_ns"] / b["latency_ns"]
-            a["energy_ratio_vs_ibert"] = a["energy_pj_per_element"] / b["energy_pj_per_element"]
-            rows += [a, b]
-    for n in ("nnlut_unit", "nnlut_unit_p3"):
-        if n in by and "ibert_gelu" in by:
-            r = row("gelu", f"{n} (programmable)", (n,))
-            r["latency_ratio_vs_ibert"] = r["latency_ns"] / by["ibert_gelu"]["latency_ns"]
-            r["energy_ratio_vs_ibert"] = r["energy_pj_per_element"] / by["ibert_gelu"]["energy_pj_per_element"]
-            rows.append(r)
+            b = row(fn, "ibert", ib)
+            rows += [versus(row(fn, "nnlut", nn), b), b]
+            rows += [versus(row(fn, design, units[fn]), b) for design, units in NNLUT_VARIANTS.items()
+                     if fn in units and all(n in by for n in units[fn])]
     return rows
 
 
@@ -211,18 +245,7 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
                               "functions": function_table(by), "summary": None, "vectors_per_unit": vectors,
                               "power_note": _power_note(inputs is not None),
                               "fixed_point_tables": {n: t.meta["errors"] for n, t in tables.items()}}
-    if all(n in by for n in ("nnlut_unit", *IBERT_SET, *ROM_SET)):
-        ib_area = sum(by[n]["area_um2"] for n in IBERT_SET)
-        rom_area = sum(by[n]["area_um2"] for n in ROM_SET)
-        report["summary"] = {
-            "nnlut_unit_area_um2": by["nnlut_unit"]["area_um2"],
-            "ibert_units_area_um2": ib_area,
-            "area_ratio_nnlut_over_ibert": by["nnlut_unit"]["area_um2"] / ib_area,
-            "rom_units_area_um2": rom_area,
-            "area_ratio_roms_over_ibert": rom_area / ib_area,
-            "ibert_set": list(IBERT_SET),
-            "rom_set": list(ROM_SET),
-        }
+    report["summary"] = _summary(by)
     report["seconds"] = time.perf_counter() - t0
     atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=float) + "\n")
     return report
