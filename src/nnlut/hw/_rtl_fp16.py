@@ -8,7 +8,7 @@ IEEE FP16 multiplier and adder compute, so the hardware realises HalfTable exact
 
     cycle 1: x = sat(x_in); key(x) >= key(bp[j]) for every j; idx = popcount; read s, t   -> registered
     cycle 2: p = round16(s * x)       11x11-bit significand product, one rounding          -> registered
-    cycle 3: y = round16(p + t)       both aligned to the smaller exponent (exact), one rounding
+    cycle 3: y = round16(p + t)       the smaller aligned to the larger with guard, round, sticky
 
 ``key`` maps an FP16 word to an unsigned integer with the order of its value (-0 and +0 equal);
 the breakpoint registers hold keys, so the compare is an unsigned one. The rounding block takes
@@ -94,21 +94,25 @@ endmodule
 
 
 def _add_module(name: str) -> str:
-    """``p + t`` with ``t`` finite; an infinite ``p`` passes through."""
+    """``p + t`` with ``t`` finite; an infinite ``p`` passes through. The larger magnitude ``a``
+    keeps its place; the smaller ``b`` is shifted right onto it with three more bits (guard,
+    round, sticky: the bits shifted out ORed into the lowest), which rounds like the exact sum:
+    when bits are lost (exponents two or more apart) the sum keeps its leading one within one
+    place of ``a``'s, so the sticky bit lies below the rounding position."""
     return f"""module {name} (input wire [15:0] p, input wire [15:0] t, output wire [15:0] y);
-{_unpack("p", "p")}
-{_unpack("t", "t")}
-    wire [4:0] emin = (ep < et) ? ep : et;
-    wire [39:0] ap = {{29'd0, mp}} << (ep - emin);
-    wire [39:0] at = {{29'd0, mt}} << (et - emin);
-    wire signed [41:0] sp = p[15] ? -$signed({{2'b00, ap}}) : $signed({{2'b00, ap}});
-    wire signed [41:0] st = t[15] ? -$signed({{2'b00, at}}) : $signed({{2'b00, at}});
-    wire signed [41:0] sum = sp + st;
-    wire neg = sum[41];
-    wire [40:0] mag = neg ? -sum[40:0] : sum[40:0];
-    wire signed [7:0] e = $signed({{3'b000, emin}}) - 8'sd25;
+    wire swap = t[14:0] > p[14:0];                  // FP16 magnitudes order like their bit patterns
+    wire [15:0] a = swap ? t : p;
+    wire [15:0] b = swap ? p : t;
+{_unpack("a", "a")}
+{_unpack("b", "b")}
+    wire [4:0] d = ea - eb;
+    wire [4:0] dc = (d > 5'd14) ? 5'd14 : d;
+    wire [27:0] b_wide = {{mb, 3'b000, 14'd0}} >> dc;  // the aligned word, then the bits shifted out
+    wire [13:0] b_al = {{b_wide[27:15], b_wide[14] | (|b_wide[13:0])}};
+    wire [14:0] sum = (a[15] ^ b[15]) ? ({{1'b0, ma, 3'b000}} - {{1'b0, b_al}}) : ({{1'b0, ma, 3'b000}} + {{1'b0, b_al}});
+    wire signed [7:0] e = $signed({{3'b000, ea}}) - 8'sd28;
     wire [15:0] r;
-    {name}_round rnd (.sign((mag == 0) ? (p[15] & t[15]) : neg), .m(mag), .e(e), .y(r));
+    {name}_round rnd (.sign((sum == 0) ? (a[15] & b[15]) : a[15]), .m(sum), .e(e), .y(r));
     assign y = (p[14:10] == 5'd31) ? p : r;
 endmodule
 """
@@ -163,7 +167,7 @@ endmodule
 {_mul_module(f"{name}_mul")}
 {_round_module(f"{name}_mul_round", 22)}
 {_add_module(f"{name}_add")}
-{_round_module(f"{name}_add_round", 41)}`default_nettype wire
+{_round_module(f"{name}_add_round", 15)}`default_nettype wire
 """
 
 
