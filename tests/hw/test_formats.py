@@ -162,3 +162,9 @@ def test_new_units_gate_level(tmp_path):
         assert u["lint_warnings"] == []
     assert by["nnlut_int8_unit"]["sim_vectors"] >= 4 * 256  # every code of each of the four tables
     assert [by[n]["latency_cycles"] for n in ("nnlut_rom_gelu_1c", "nnlut_int8_unit", "nnlut_fp16_unit")] == [1, 2, 3]
+
+
+@needs_tools
+def test_unknown_unit_name_is_one_clear_error(tmp_path):
+    with pytest.raises(NNLUTError, match=r"unknown hardware unit\(s\) nnlut_int4_unit; allowed: .*nnlut_int8_unit"):
+        run_flow(str(tmp_path), only=("nnlut_int8_unit", "nnlut_int4_unit"), gate_level=False)

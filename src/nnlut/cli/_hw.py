@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (Verilog, netlists, report.json)")
     p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
     p.add_argument("--no-gate-level", action="store_true", help="skip the gate-level simulations (faster)")
+    p.add_argument("--only", nargs="+", metavar="UNIT", help="run only these units (e.g. nnlut_int8_unit nnlut_fp16_unit; "
+                                                              "an unknown name lists the others)")
     p.set_defaults(handler=run_hw)
 
     e = sub.add_parser("export", help="write a table in fixed point: JSON, C header and $readmemh files",
@@ -37,7 +39,8 @@ def run_hw(args: argparse.Namespace) -> int:
 
     out = check_output_dir(args.out)
     with OutputFolder(out, kind="hardware") as stage:
-        report = run_flow(str(stage.path), entries=args.entries, gate_level=not args.no_gate_level)
+        report = run_flow(str(stage.path), entries=args.entries, gate_level=not args.no_gate_level,
+                          only=tuple(args.only) if args.only else None)
     print(format_table(*hw_rows(report)))
     print("\nper function (latency at each unit's best clock; x: NN-LUT over I-BERT)")
     print(format_table(*function_rows(report)))

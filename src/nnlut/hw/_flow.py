@@ -227,7 +227,8 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     ``gate_level`` and ``real_inputs``, energy comes from a gate-level simulation on
     ``power_vectors`` inputs recorded in MiniLM (default POWER_VECTORS; needs transformers and
     the sentiment data), else from OpenSTA's vectorless estimate; ``combinational`` also
-    synthesizes and times each pipelined unit un-pipelined. Writes ``report.json`` into
+    synthesizes and times each pipelined unit un-pipelined; ``only``: the names of the units to
+    run (default all; the summary needs the NN-LUT and I-BERT sets). Writes ``report.json`` into
     ``out_dir`` and returns it."""
     lack = tools.missing()
     if lack:
@@ -236,7 +237,12 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tables = paper_tables(entries)
-    units = [u for u in build_units(entries, seed, vectors, tables) if only is None or u.name in only]
+    units = build_units(entries, seed, vectors, tables)
+    if only is not None:
+        unknown = sorted(set(only) - {u.name for u in units})
+        if unknown:
+            raise NNLUTError(f"unknown hardware unit(s) {', '.join(unknown)}; allowed: {', '.join(u.name for u in units)}")
+        units = [u for u in units if u.name in only]
     inputs = act.record_inputs() if gate_level and real_inputs else None
     records = [_run_unit(u, out, gate_level, inputs, combinational, power_vectors)
                for u in progress(units, desc="hardware units")]
