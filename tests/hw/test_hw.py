@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nnlut.hw import missing_tools, run_flow
+from nnlut.hw._summary import summary_lines
 
 pytestmark = [pytest.mark.hw, pytest.mark.skipif(bool(missing_tools()),
                                                  reason=f"hardware tools missing: {', '.join(missing_tools())}")]
@@ -65,6 +66,10 @@ def test_costs_are_measured(rtl_report):
     assert s["gelu_latency_ratio_fastest_vs_ibert"] == pytest.approx(
         min(by[n]["latency_ns"] for n in ("nnlut_rom_gelu", "nnlut_rom_gelu_1c")) / by["ibert_gelu"]["latency_ns"])
     assert {d for f, d in fns if f == "exp"} >= {"nnlut", "ibert", "nnlut int8"}
+    lines = summary_lines(rtl_report)  # what `nnlut hw` prints under its tables
+    assert any(f"{s['area_ratio_int8_over_int16_unit']:.2f}x the INT16 unit" in ln for ln in lines)
+    assert any("nnlut_rom_gelu" in ln and "i-GELU's latency" in ln for ln in lines)
+    assert summary_lines({"summary": None}) == []  # a run of some units only has no summary
 
 
 @pytest.mark.models

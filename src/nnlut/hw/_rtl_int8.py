@@ -120,11 +120,13 @@ endmodule
 # ---------------------------------------------------------------------------- golden model and units
 @functools.lru_cache(maxsize=4)
 def int8_tables(entries: int = 16) -> dict[str, FixedTable]:
-    """The four paper functions fitted quantisation-aware in GQA-LUT's format (``nnlut.fit(...,
-    format="int8")``: each function's input scale chosen from its domain)."""
-    from ..fixed._fitq import fit
+    """The four paper functions' INT8 tables as models run them (``ApproxConfig(number_format=
+    "int8")``): fitted quantisation-aware in GQA-LUT's format, each input scale chosen from the
+    table's domain (exp on GQA-LUT's [-8, 0]; 1/x and 1/sqrt x on their range-reduced input)."""
+    from ..fixed import in_format
+    from ..models._swap import fitted_table
 
-    return {fn: fit(fn, entries, format="int8") for fn in FUNCTIONS}
+    return {fn: in_format(fitted_table(fn, "nnlut", entries, "full"), "int8") for fn in FUNCTIONS}
 
 
 def golden(ft: FixedTable, xs: np.ndarray) -> np.ndarray:
