@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from nnlut.hw import missing_tools
 from nnlut.hw._activity import activity_tcl, vcd_activity
 
 # a 1 ns timescale written in ps, one scalar and one 3-bit vector inside tb.dut, a net of
@@ -60,3 +61,23 @@ def test_activity_tcl_sets_every_known_net():
     assert "nnlut_net_activity {a} 0.5 0.25" in tcl
     assert "nnlut_port_activity {x_0} 1 0.5" in tcl and "nnlut_net_activity {x_0} 1 0.5" in tcl
     assert "{b}" not in tcl and "gone" not in tcl
+
+
+@pytest.mark.hw
+@pytest.mark.skipif(bool(missing_tools()), reason="hardware tools missing")
+def test_uniform_simulated_activity_matches_the_vectorless_estimate(tmp_path):
+    # the same activity on every net through both paths gives about the same power, also in
+    # logic fed straight by the input ports (a 1-cycle unit: only its output is registered)
+    from nnlut.hw import _rtl_nnlut as rnn
+    from nnlut.hw import _tools as tools
+    from nnlut.hw._flow import paper_tables
+
+    top = "gelu_1c"
+    (tmp_path / f"{top}.v").write_text(rnn.nnlut_rom_verilog(paper_tables(8)["gelu"], top, stages=1))
+    _, netlist, _ = tools.synthesize(tmp_path / f"{top}.v", top, tmp_path)
+    vectorless = tools.timing_and_power(netlist, top, tmp_path, 10.0, 0.1)["power_w_at_period"]
+    nets, ports = tools.sta_nets(top, tmp_path)
+    tcl, hit = activity_tcl({n: (0.1, 0.5) for n in nets}, nets, ports)
+    assert hit == len(nets)
+    simulated = tools.simulated_power(top, tmp_path, 10.0, tcl)
+    assert simulated == pytest.approx(vectorless, rel=0.25)

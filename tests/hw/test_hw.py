@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from nnlut.hw import missing_tools, run_flow
+from nnlut.hw._summary import summary_lines
 
 pytestmark = [pytest.mark.hw, pytest.mark.skipif(bool(missing_tools()),
                                                  reason=f"hardware tools missing: {', '.join(missing_tools())}")]
@@ -25,7 +26,7 @@ def rtl_report(tmp_path_factory):
 def test_every_unit_matches_the_golden_model(rtl_report):
     names = {u["name"] for u in rtl_report["units"]}
     assert {"nnlut_unit", "nnlut_unit_p3", "ibert_gelu", "ibert_exp", "ibert_div32", "ibert_div31",
-            "ibert_isqrt"} <= names
+            "ibert_isqrt", "nnlut_int8_unit", "nnlut_fp16_unit", "nnlut_rom_gelu_1c", "nnlut_int8_rom_exp"} <= names
     for u in rtl_report["units"]:
         assert u["sim_vectors"] >= VECTORS and u["sim_passed"] == u["sim_vectors"], u["name"]
         assert u["sim_mismatches"] == 0 and u["lint_warnings"] == []
@@ -47,6 +48,10 @@ def test_costs_are_measured(rtl_report):
     assert s["area_ratio_nnlut_over_ibert"] == pytest.approx(by["nnlut_unit"]["area_um2"] / s["ibert_units_area_um2"])
     # the design target: one programmable unit in at most 0.4x the area of I-BERT's five units
     assert s["area_ratio_nnlut_over_ibert"] <= 0.4
+    # the INT8 unit (GQA-LUT's datapath, programmable like the INT16 unit) in at most half its area
+    assert s["area_ratio_int8_over_int16_unit"] == pytest.approx(by["nnlut_int8_unit"]["area_um2"] / s["nnlut_unit_area_um2"])
+    assert s["area_ratio_int8_over_int16_unit"] <= 0.5
+    assert s["fp16_unit_area_um2"] == by["nnlut_fp16_unit"]["area_um2"]
     nn = by["nnlut_unit"]
     assert 0 < nn["power_mw"] < nn["details"]["power_mw_clocks_all_toggling"]  # gated clocks still when streaming
     fns = {(r["function"], r["design"]): r for r in rtl_report["functions"]}
@@ -55,6 +60,16 @@ def test_costs_are_measured(rtl_report):
     assert rs["latency_ns"] == pytest.approx(by["ibert_isqrt"]["latency_ns"] + by["ibert_div31"]["latency_ns"])
     assert fns[("gelu", "nnlut")]["latency_ratio_vs_ibert"] == pytest.approx(
         by["nnlut_rom_gelu"]["latency_ns"] / by["ibert_gelu"]["latency_ns"])
+    # the 1-cycle hard-wired GELU: the whole datapath in one clock period, shorter than two stages
+    one = fns[("gelu", "nnlut 1-cycle")]
+    assert one["latency_cycles"] == 1 and one["latency_ns"] < fns[("gelu", "nnlut")]["latency_ns"]
+    assert s["gelu_latency_ratio_fastest_vs_ibert"] == pytest.approx(
+        min(by[n]["latency_ns"] for n in ("nnlut_rom_gelu", "nnlut_rom_gelu_1c")) / by["ibert_gelu"]["latency_ns"])
+    assert {d for f, d in fns if f == "exp"} >= {"nnlut", "ibert", "nnlut int8"}
+    lines = summary_lines(rtl_report)  # what `nnlut hw` prints under its tables
+    assert any(f"{s['area_ratio_int8_over_int16_unit']:.2f}x the INT16 unit" in ln for ln in lines)
+    assert any("nnlut_rom_gelu" in ln and "i-GELU's latency" in ln for ln in lines)
+    assert summary_lines({"summary": None}) == []  # a run of some units only has no summary
 
 
 @pytest.mark.models

@@ -15,6 +15,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", "-o", required=True, metavar="DIR", help="output folder (Verilog, netlists, report.json)")
     p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
     p.add_argument("--no-gate-level", action="store_true", help="skip the gate-level simulations (faster)")
+    p.add_argument("--only", nargs="+", metavar="UNIT", help="run only these units (e.g. nnlut_int8_unit nnlut_fp16_unit; "
+                                                              "an unknown name lists the others)")
     p.set_defaults(handler=run_hw)
 
     e = sub.add_parser("export", help="write a table in fixed point: JSON, C header and $readmemh files",
@@ -33,18 +35,18 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run_hw(args: argparse.Namespace) -> int:
     from .._files import OutputFolder
     from ..hw import run_flow
-    from ..hw._summary import function_rows, hw_rows
+    from ..hw._summary import function_rows, hw_rows, summary_lines
 
     out = check_output_dir(args.out)
     with OutputFolder(out, kind="hardware") as stage:
-        report = run_flow(str(stage.path), entries=args.entries, gate_level=not args.no_gate_level)
+        report = run_flow(str(stage.path), entries=args.entries, gate_level=not args.no_gate_level,
+                          only=tuple(args.only) if args.only else None)
     print(format_table(*hw_rows(report)))
     print("\nper function (latency at each unit's best clock; x: NN-LUT over I-BERT)")
     print(format_table(*function_rows(report)))
-    s = report["summary"]
-    print(f"\nNN-LUT unit (programmable, serves gelu/exp/reciprocal/rsqrt): {s['nnlut_unit_area_um2']:.0f} um2 = "
-          f"{s['area_ratio_nnlut_over_ibert']:.2f}x the I-BERT units it replaces ({' + '.join(s['ibert_set'])}: "
-          f"{s['ibert_units_area_um2']:.0f} um2); four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f}x")
+    print()
+    for line in summary_lines(report):
+        print(line)
     print(f"{report['power_note']}; tools: {report['tools']['yosys']}, {report['tools']['iverilog']}, "
           f"OpenSTA {report['tools']['sta']}")
     print(f"wrote {out}/report.json")

@@ -16,6 +16,7 @@ from .._logging import logger, progress
 from ..core._io import atomic_write_text
 from ..fixed import FixedTable, choose_format, quantize_table
 from . import _activity as act
+from . import _rtl_fp16, _rtl_int8  # noqa: F401  (register the INT8 and FP16 units)
 from . import _rtl_nnlut as rnn
 from . import _testbench as tbm
 from . import _tools as tools
@@ -65,6 +66,41 @@ FUNCTION_PAIRS = {
     "reciprocal": (("nnlut_rom_reciprocal",), ("ibert_div32",)),
     "rsqrt": (("nnlut_rom_rsqrt",), ("ibert_isqrt", "ibert_div31")),
 }
+
+
+# further NN-LUT designs beside each function's pair: the 1-cycle hard-wired GELU, the INT8
+# hard-wired units, and the programmable units (their energy measured on GELU inputs)
+NNLUT_VARIANTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "nnlut 1-cycle": {"gelu": ("nnlut_rom_gelu_1c",)},
+    "nnlut int8": {fn: (f"nnlut_int8_rom_{fn}",) for fn in FUNCTION_PAIRS},
+    **{f"{n} (programmable)": {"gelu": (n,)}
+       for n in ("nnlut_unit", "nnlut_unit_p3", "nnlut_int8_unit", "nnlut_fp16_unit")},
+}
+
+
+def _summary(by: dict[str, dict[str, Any]]) -> dict[str, Any] | None:
+    """Areas of the programmable units against I-BERT's five units and against each other, and
+    the best NN-LUT GELU latency against i-GELU's."""
+    if not all(n in by for n in ("nnlut_unit", *IBERT_SET, *ROM_SET)):
+        return None
+    ib_area = sum(by[n]["area_um2"] for n in IBERT_SET)
+    rom_area = sum(by[n]["area_um2"] for n in ROM_SET)
+    nn = by["nnlut_unit"]["area_um2"]
+    s: dict[str, Any] = {"nnlut_unit_area_um2": nn, "ibert_units_area_um2": ib_area,
+                         "area_ratio_nnlut_over_ibert": nn / ib_area, "rom_units_area_um2": rom_area,
+                         "area_ratio_roms_over_ibert": rom_area / ib_area, "ibert_set": list(IBERT_SET),
+                         "rom_set": list(ROM_SET)}
+    for fmt in ("int8", "fp16"):
+        u = by.get(f"nnlut_{fmt}_unit")
+        if u is not None:
+            s[f"{fmt}_unit_area_um2"] = u["area_um2"]
+            s[f"area_ratio_{fmt}_over_int16_unit"] = u["area_um2"] / nn
+            s[f"area_ratio_{fmt}_over_ibert"] = u["area_um2"] / ib_area
+    gelu = [n for n in ("nnlut_rom_gelu", "nnlut_rom_gelu_1c") if n in by]
+    best = min(gelu, key=lambda n: by[n]["latency_ns"])
+    s["gelu_fastest_nnlut_unit"] = best
+    s["gelu_latency_ratio_fastest_vs_ibert"] = by[best]["latency_ns"] / by["ibert_gelu"]["latency_ns"]
+    return s
 
 
 def _simulated_energy(u: Unit, out: Path, inputs: dict[str, np.ndarray], cellv: Path,
@@ -170,18 +206,17 @@ def function_table(by: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "energy_pj_per_element": sum(u["energy_pj_per_element"] for u in us),
                 "activity": "+".join(sorted({u["activity"] for u in us}))}
 
+    def versus(r: dict[str, Any], ib: dict[str, Any]) -> dict[str, Any]:
+        r["latency_ratio_vs_ibert"] = r["latency_ns"] / ib["latency_ns"]
+        r["energy_ratio_vs_ibert"] = r["energy_pj_per_element"] / ib["energy_pj_per_element"]
+        return r
+
     for fn, (nn, ib) in FUNCTION_PAIRS.items():
         if all(n in by for n in nn + ib):
-            a, b = row(fn, "nnlut", nn), row(fn, "ibert", ib)
-            a["latency_ratio_vs_ibert"] = a["latency_ns"] / b["latency_ns"]
-            a["energy_ratio_vs_ibert"] = a["energy_pj_per_element"] / b["energy_pj_per_element"]
-            rows += [a, b]
-    for n in ("nnlut_unit", "nnlut_unit_p3"):
-        if n in by and "ibert_gelu" in by:
-            r = row("gelu", f"{n} (programmable)", (n,))
-            r["latency_ratio_vs_ibert"] = r["latency_ns"] / by["ibert_gelu"]["latency_ns"]
-            r["energy_ratio_vs_ibert"] = r["energy_pj_per_element"] / by["ibert_gelu"]["energy_pj_per_element"]
-            rows.append(r)
+            b = row(fn, "ibert", ib)
+            rows += [versus(row(fn, "nnlut", nn), b), b]
+            rows += [versus(row(fn, design, units[fn]), b) for design, units in NNLUT_VARIANTS.items()
+                     if fn in units and all(n in by for n in units[fn])]
     return rows
 
 
@@ -192,7 +227,8 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     ``gate_level`` and ``real_inputs``, energy comes from a gate-level simulation on
     ``power_vectors`` inputs recorded in MiniLM (default POWER_VECTORS; needs transformers and
     the sentiment data), else from OpenSTA's vectorless estimate; ``combinational`` also
-    synthesizes and times each pipelined unit un-pipelined. Writes ``report.json`` into
+    synthesizes and times each pipelined unit un-pipelined; ``only``: the names of the units to
+    run (default all; the summary needs the NN-LUT and I-BERT sets). Writes ``report.json`` into
     ``out_dir`` and returns it."""
     lack = tools.missing()
     if lack:
@@ -201,7 +237,12 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     tables = paper_tables(entries)
-    units = [u for u in build_units(entries, seed, vectors, tables) if only is None or u.name in only]
+    units = build_units(entries, seed, vectors, tables)
+    if only is not None:
+        unknown = sorted(set(only) - {u.name for u in units})
+        if unknown:
+            raise NNLUTError(f"unknown hardware unit(s) {', '.join(unknown)}; allowed: {', '.join(u.name for u in units)}")
+        units = [u for u in units if u.name in only]
     inputs = act.record_inputs() if gate_level and real_inputs else None
     records = [_run_unit(u, out, gate_level, inputs, combinational, power_vectors)
                for u in progress(units, desc="hardware units")]
@@ -210,18 +251,7 @@ def run_flow(out_dir: str, *, entries: int = 16, gate_level: bool = True, seed: 
                               "functions": function_table(by), "summary": None, "vectors_per_unit": vectors,
                               "power_note": _power_note(inputs is not None),
                               "fixed_point_tables": {n: t.meta["errors"] for n, t in tables.items()}}
-    if all(n in by for n in ("nnlut_unit", *IBERT_SET, *ROM_SET)):
-        ib_area = sum(by[n]["area_um2"] for n in IBERT_SET)
-        rom_area = sum(by[n]["area_um2"] for n in ROM_SET)
-        report["summary"] = {
-            "nnlut_unit_area_um2": by["nnlut_unit"]["area_um2"],
-            "ibert_units_area_um2": ib_area,
-            "area_ratio_nnlut_over_ibert": by["nnlut_unit"]["area_um2"] / ib_area,
-            "rom_units_area_um2": rom_area,
-            "area_ratio_roms_over_ibert": rom_area / ib_area,
-            "ibert_set": list(IBERT_SET),
-            "rom_set": list(ROM_SET),
-        }
+    report["summary"] = _summary(by)
     report["seconds"] = time.perf_counter() - t0
     atomic_write_text(out / "report.json", json.dumps(report, indent=1, default=float) + "\n")
     return report

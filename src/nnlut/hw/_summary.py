@@ -23,3 +23,21 @@ def function_rows(report: dict) -> tuple[list[str], list[list]]:
              "-" if r["combinational_delay_ns"] is None else r["combinational_delay_ns"], r["energy_pj_per_element"],
              r.get("latency_ratio_vs_ibert", "-"), r.get("energy_ratio_vs_ibert", "-")] for r in report["functions"]]
     return headers, rows
+
+
+def summary_lines(report: dict) -> list[str]:
+    """The area and latency comparisons of the report's summary, one sentence each."""
+    s = report.get("summary")
+    if not s:
+        return []
+    lines = [f"NN-LUT unit (programmable, serves gelu/exp/reciprocal/rsqrt): {s['nnlut_unit_area_um2']:.0f} um2 = "
+             f"{s['area_ratio_nnlut_over_ibert']:.2f}x the I-BERT units it replaces ({' + '.join(s['ibert_set'])}: "
+             f"{s['ibert_units_area_um2']:.0f} um2); four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f}x"]
+    for fmt, what in (("int8", "INT8 NN-LUT unit (programmable, GQA-LUT's int8:P datapath)"),
+                      ("fp16", "FP16-parameter NN-LUT unit (programmable)")):
+        if f"{fmt}_unit_area_um2" in s:
+            lines.append(f"{what}: {s[f'{fmt}_unit_area_um2']:.0f} um2 = {s[f'area_ratio_{fmt}_over_int16_unit']:.2f}x "
+                         f"the INT16 unit, {s[f'area_ratio_{fmt}_over_ibert']:.2f}x the I-BERT units")
+    lines.append(f"fastest NN-LUT GELU ({s['gelu_fastest_nnlut_unit']}): "
+                 f"{s['gelu_latency_ratio_fastest_vs_ibert']:.2f}x i-GELU's latency, each at its best clock")
+    return lines

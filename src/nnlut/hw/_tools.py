@@ -139,6 +139,9 @@ def simulated_power(top: str, cwd: Path, period_ns: float, activity_tcl: str, cl
     tcl.write_text(
         f"read_liberty {lib}\nread_verilog {top}_sta.v\nlink_design {top}\n"
         f"create_clock -name clk -period {period_ns} [get_ports clk]\n"
+        # inputs launched by the clock: without this the logic fed by the input ports has no
+        # clock, and OpenSTA turns its per-period activities into almost no power
+        "set_input_delay 0 -clock clk [delete_from_list [all_inputs] [get_ports clk]]\n"
         f"source {top}_activity.tcl\n"
         + (f"set_case_analysis 0 [get_pins -of_objects [get_cells -filter \"ref_name == {clock_gates}\"] "
            "-filter \"direction == output\"]\n" if clock_gates else "")

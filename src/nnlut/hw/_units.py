@@ -185,6 +185,26 @@ def _nnlut_roms(ctx: BuildContext) -> list[Unit]:
     return units
 
 
+@register_unit("nnlut_rom_1c")
+def _nnlut_rom_one_cycle(ctx: BuildContext) -> list[Unit]:
+    """Hard-wired GELU with only its output registered: compare, select and multiply-add in one
+    cycle, the shortest latency in ns (at a lower clock than the 2-stage unit)."""
+    ft = ctx.tables["gelu"]
+    fmt = ft.fmt
+    lo, hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
+    xs = edge_and_random(lo, hi, ctx.vectors, ctx.rng, [int(b) + d for b in ft.bp for d in (-1, 0, 1)])
+    top = "nnlut_rom_gelu_1c"
+
+    def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
+        codes = table_codes(ft, inputs["gelu"][:n])
+        return stream_lines(codes, ft.eval_int(codes)), len(codes)
+
+    return [Unit(top, rnn.nnlut_rom_verilog(ft, top, stages=1), "stream", stream_lines(xs, ft.eval_int(xs)), len(xs),
+                 1, "nnlut-rom", ["gelu"], _stream_tb(top, "x_in", fmt.in_bits, "y_out", fmt.out_bits, 1), real,
+                 rnn.nnlut_rom_verilog(ft, f"{top}_comb", stages=1, registered=False),
+                 {"entries": ft.entries, "programmable": False, "stages": 1, "power_inputs": "gelu"})]
+
+
 # ---------------------------------------------------------------------------- I-BERT units
 def _gelu_golden(xs: np.ndarray) -> np.ndarray:
     return int_gelu(torch.tensor(xs), GELU_SCALE)[0].numpy()

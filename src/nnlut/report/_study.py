@@ -265,7 +265,7 @@ def section_hardware(out: Path, settings: Settings) -> Section:
     """Generated units, verified and synthesized: NN-LUT against I-BERT."""
     from .._text import format_table
     from ..hw import missing_tools, run_flow
-    from ..hw._summary import function_rows, hw_rows
+    from ..hw._summary import function_rows, hw_rows, summary_lines
 
     lack = missing_tools()
     if lack:
@@ -274,8 +274,7 @@ def section_hardware(out: Path, settings: Settings) -> Section:
     headers, rows = hw_rows(rep)
     s = rep["summary"]
     text = format_table(headers, rows)
-    text += (f"\nNN-LUT unit area / I-BERT units it replaces: {s['area_ratio_nnlut_over_ibert']:.2f} "
-             f"(four hard-wired NN-LUT units: {s['area_ratio_roms_over_ibert']:.2f})")
+    text += "\n" + "\n".join(summary_lines(rep))
     md = (f"Every unit is generated, simulated with Icarus Verilog against the Python golden model "
           f"({rep['vectors_per_unit']} vectors each, RTL and gate level), synthesized with Yosys to the OSU 0.18um "
           f"library and timed with OpenSTA; {rep['power_note']}. Files in `hw/`.\n\n")
@@ -284,6 +283,7 @@ def section_hardware(out: Path, settings: Settings) -> Section:
     md += (f"\n\nThe programmable NN-LUT unit (serving GELU, exp, 1/x and 1/sqrt x by reloading) takes "
            f"{s['area_ratio_nnlut_over_ibert']:.2f}x the area of I-BERT's {', '.join(s['ibert_set'])}; four hard-wired "
            f"NN-LUT units take {s['area_ratio_roms_over_ibert']:.2f}x.\n")
+    md += "".join(f"{line}.\n" for line in summary_lines(rep)[1:])
     fh, fr = function_rows(rep)
     text += "\n" + format_table(fh, fr)
     md += "\nPer function, each unit at its best clock (x: NN-LUT over I-BERT):\n\n"
