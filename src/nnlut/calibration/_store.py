@@ -34,14 +34,11 @@ from .._errors import NNLUTError
 from .._files import OutputFolder, read_json
 from ..core._io import table_from_data
 from ..core._table import Table
+from ..models._registry import op_names, op_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "nnlut.calibration"
 VERSION = 2
-_OPS: dict[str, tuple[str, ...]] = {  # op -> roles it takes (see ops._kernels.ROLES)
-    "gelu": ("act",), "silu": ("act",), "softmax": ("exp", "reciprocal"), "layernorm": ("rsqrt",),
-    "rmsnorm": ("rsqrt",),
-}
 _METHODS = ("nnlut", "linear", "exponential")
 
 
@@ -184,8 +181,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         at = f"{where}: module {name!r}"
         _check_type(entry, dict, at, "the entry")
         op = entry.get("op")
-        if not isinstance(op, str) or op not in _OPS:
-            raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(_OPS)}")
+        if not isinstance(op, str) or op not in op_names():
+            raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(op_names())}")
         if entry.get("method", "nnlut") not in _METHODS:
             raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
         fn = entry.get("function")
@@ -197,16 +194,17 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             if not (isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)):
                 raise NNLUTError(f"{at}: 'shape'[{k!r}] must be a list of sizes, got {v!r}")
         roles = _check_type(entry.get("tables"), dict, at, "'tables'")
+        needs = op_spec(op).tables_for(fn)  # role -> the function its table approximates
         for role, rel in roles.items():
-            if role not in _OPS[op]:
-                raise NNLUTError(f"{at}: unknown table role {role!r} for op {op!r}; allowed: {', '.join(_OPS[op])}")
+            if role not in needs:
+                raise NNLUTError(f"{at}: unknown table role {role!r} for op {op!r}; allowed: {', '.join(needs)}")
             if not isinstance(rel, str) or rel not in tables:
                 raise NNLUTError(f"{at}: role {role!r} refers to {rel!r}, which is not a table file listed in 'files'")
-            want = (fn or op) if role == "act" else role
-            if tables[rel].function != want:
-                raise NNLUTError(f"{at}: role {role!r} needs a {want} table, but {rel!r} holds {tables[rel].function}")
-        if set(roles) != set(_OPS[op]):
-            raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(_OPS[op])}, the manifest gives "
+            if tables[rel].function != needs[role]:
+                raise NNLUTError(f"{at}: role {role!r} needs a {needs[role]} table, but {rel!r} holds "
+                                 f"{tables[rel].function}")
+        if set(roles) != set(needs):
+            raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(needs)}, the manifest gives "
                              f"{', '.join(map(repr, roles)) or 'none'}")
     return manifest, tables
 
@@ -242,7 +240,6 @@ def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
     modules get the same tables, so outputs equal the calibrated model's exactly. The folder
     and the model are checked first (see the module docstring); nothing is changed on error."""
     from ..models import ApproxConfig, approximate_
-    from ..ops._kernels import ROLES
 
     manifest, tables = read_manifest(folder)
     check_model(model, manifest, folder)
@@ -251,7 +248,7 @@ def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
     for name, entry in manifest["modules"].items():
         op = entry["op"]
         ops.add(op)
-        roles = {"act": entry.get("function") or op} if op in ("gelu", "silu") else ROLES[op]
+        roles = op_spec(op).tables_for(entry.get("function"))
         fixed = {roles[role]: tables[rel] for role, rel in entry["tables"].items()}
         overrides[name] = ApproxConfig(method=entry.get("method", "nnlut"), tables=fixed,
                                        entries=next(iter(fixed.values())).entries)
