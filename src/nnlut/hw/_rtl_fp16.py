@@ -34,7 +34,7 @@ from .._errors import NNLUTError
 from ..fixed import HalfTable, to_fp16
 from . import _testbench as tbm
 from ._rtl_nnlut import pipeline_block, popcount, register_file, select
-from ._units import BuildContext, Unit, _stream_tb, register_unit, stream_lines
+from ._units import BuildContext, Unit, _stream_tb, programmed_real, programmed_streams, register_unit
 
 FUNCTIONS = ("gelu", "exp", "reciprocal", "rsqrt")
 QNAN = 0x7E00
@@ -242,16 +242,9 @@ def _fp16_unit(ctx: BuildContext) -> list[Unit]:
         check_fp16(ht)
         if ht.entries != ctx.entries:
             raise NNLUTError(f"FP16 table {ht.function!r} has {ht.entries} entries, the unit {ctx.entries}")
-    lines, n_vec, per = [], 0, math.ceil(ctx.vectors / len(tables))
-    for ht in tables.values():
-        xs = vectors(ht, per, ctx.rng)
-        lines += program(ht) + stream_lines(xs, golden(ht, xs)) + [tbm.stream_command(0)] * 4
-        n_vec += len(xs)
-
-    def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
-        ht = tables["gelu"]
-        xs = real_words(ht, inputs["gelu"][:n])
-        return program(ht) + [tbm.stream_command(0)] * 2 + stream_lines(xs, golden(ht, xs)), len(xs)
+    per = math.ceil(ctx.vectors / len(tables))
+    lines, n_vec = programmed_streams(tables, 3, program, lambda t: vectors(t, per, ctx.rng), golden)
+    real = programmed_real(tables["gelu"], program, real_words, golden)
 
     name = "nnlut_fp16_unit"
     return [Unit(name, fp16_unit_verilog(ctx.entries, name), "stream", lines, n_vec, 3, "nnlut-fp16", list(tables),

@@ -25,7 +25,7 @@ from ..fixed import FixedTable
 from ..fixed._format import FixedFormat
 from . import _testbench as tbm
 from ._rtl_nnlut import const, pipeline_block, popcount, register_file, select
-from ._units import BuildContext, Unit, _stream_tb, register_unit, stream_lines, table_codes
+from ._units import BuildContext, Unit, _stream_tb, programmed_real, programmed_streams, register_unit, stream_lines, table_codes
 
 OUT_BITS = 17  # the accumulator: signed 16-bit product plus an intercept shifted by up to 7
 MAX_TSHIFT = 7  # the intercept shift register holds P = 0..7
@@ -159,16 +159,9 @@ def _int8_unit(ctx: BuildContext) -> list[Unit]:
         check_int8(ft)
         if ft.entries != entries:
             raise NNLUTError(f"INT8 table {ft.function!r} has {ft.entries} entries, the unit {entries}")
-    lines, n_vec, per = [], 0, math.ceil(ctx.vectors / len(tables))
-    for ft in tables.values():
-        xs = vectors(ft, per, ctx.rng)
-        lines += program(ft) + stream_lines(xs, golden(ft, xs)) + [tbm.stream_command(0)] * 3
-        n_vec += len(xs)
-
-    def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
-        ft = tables["gelu"]
-        xs = table_codes(ft, inputs["gelu"][:n])
-        return program(ft) + [tbm.stream_command(0)] * 2 + stream_lines(xs, golden(ft, xs)), len(xs)
+    per = math.ceil(ctx.vectors / len(tables))
+    lines, n_vec = programmed_streams(tables, 2, program, lambda t: vectors(t, per, ctx.rng), golden)
+    real = programmed_real(tables["gelu"], program, table_codes, golden)
 
     name = "nnlut_int8_unit"
     return [Unit(name, int8_unit_verilog(entries, name), "stream", lines, n_vec, 2, "nnlut-int8", list(tables),

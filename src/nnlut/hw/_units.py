@@ -97,6 +97,32 @@ def _stream_tb(top: str, in_port: str, in_bits: int, out_port: str, out_bits: in
     return make
 
 
+def programmed_streams(tables: dict[str, Any], stages: int, program: Callable[[Any], list[str]],
+                       vectors: Callable[[Any], np.ndarray],
+                       golden: Callable[[Any, np.ndarray], np.ndarray]) -> tuple[list[str], int]:
+    """Testbench lines of a programmable unit and their vector count: each table written
+    (``program``), its ``vectors`` streamed with ``golden`` values, then the pipeline drained
+    before the next table is loaded."""
+    lines, n = [], 0
+    for t in tables.values():
+        xs = vectors(t)
+        lines += program(t) + stream_lines(xs, golden(t, xs)) + [tbm.stream_command(0)] * (stages + 1)
+        n += len(xs)
+    return lines, n
+
+
+def programmed_real(table: Any, program: Callable[[Any], list[str]], codes: Callable[[Any, np.ndarray], np.ndarray],
+                    golden: Callable[[Any, np.ndarray], np.ndarray]) -> Callable[[dict[str, np.ndarray], int],
+                                                                                tuple[list[str], int]]:
+    """A programmable unit's ``real_lines``: recorded GELU inputs streamed through the unit
+    programmed with ``table`` (``codes`` turns them into input words)."""
+    def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
+        xs = codes(table, inputs["gelu"][:n])
+        # two idle cycles let the last write's clock-gate enable fall before the measured window
+        return program(table) + [tbm.stream_command(0)] * 2 + stream_lines(xs, golden(table, xs)), len(xs)
+    return real
+
+
 def table_codes(ft: FixedTable, x: np.ndarray) -> np.ndarray:
     """Real inputs -> the table core's input codes (range-reduced first where the table is)."""
     if ft.scaling is not None:
@@ -130,22 +156,13 @@ def _programmable(ctx: BuildContext, name: str, stages: int) -> Unit:
     _check_common(tables)
     first = next(iter(tables.values()))
     fmt, entries = first.fmt, first.entries
-    lines, n_vec = [], 0
     per = math.ceil(ctx.vectors / len(tables))
     lo, hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
-    for ft in tables.values():
-        lines += _program(ft)
-        xs = edge_and_random(lo, hi, per, ctx.rng, [int(b) + d for b in ft.bp for d in (-1, 0, 1)])
-        lines += stream_lines(xs, ft.eval_int(xs))
-        n_vec += len(xs)
-        lines += [tbm.stream_command(0)] * (stages + 1)  # drain the pipeline before the next table is loaded
-
-    def real(inputs: dict[str, np.ndarray], n: int) -> tuple[list[str], int]:
-        ft = tables["gelu"]  # streaming GELU inputs through the unit programmed for GELU
-        xs = table_codes(ft, inputs["gelu"][:n])
-        # two idle cycles let the last write's clock-gate enable fall before the measured window
-        return _program(ft) + [tbm.stream_command(0)] * 2 + stream_lines(xs, ft.eval_int(xs)), len(xs)
-
+    lines, n_vec = programmed_streams(
+        tables, stages, _program,
+        lambda ft: edge_and_random(lo, hi, per, ctx.rng, [int(b) + d for b in ft.bp for d in (-1, 0, 1)]),
+        lambda ft, xs: ft.eval_int(xs))
+    real = programmed_real(tables["gelu"], _program, table_codes, lambda ft, xs: ft.eval_int(xs))
     make = _stream_tb(name, "x_in", fmt.in_bits, "y_out", fmt.out_bits, stages, has_cfg=True)
     return Unit(name, rnn.nnlut_unit_verilog(entries, fmt, name, stages=stages), "stream", lines, n_vec, stages,
                 "nnlut", list(tables), make, real, rnn.nnlut_unit_verilog(entries, fmt, f"{name}_comb", stages=stages,
