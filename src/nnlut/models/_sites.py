@@ -59,18 +59,26 @@ def _activation_function(module: nn.Module) -> str | None:
     return None
 
 
+def _try_on(module: nn.Module, x: torch.Tensor) -> torch.Tensor | None:
+    """``module(x)`` without autograd, or None when it raises or does not give a tensor of
+    ``x``'s shape: a module that needs more than one tensor (a gated norm's ``gate``) or
+    reshapes is not an elementwise activation or a norm over the last dimension."""
+    try:
+        with torch.no_grad():
+            y = module(x)
+    except Exception:  # noqa: BLE001  (any failure on a plain tensor means: not this op)
+        return None
+    return y if isinstance(y, torch.Tensor) and y.shape == x.shape else None
+
+
 def _probe_activation(module: nn.Module) -> str | None:
     """The function an activation module of an unknown class computes (its name says GELU or
     SiLU, as BLOOM's ``BloomGelu``), found on a grid over [-8, 8]; None when it is none of them."""
     from ..ops._kernels import make_kernel
 
     x = torch.linspace(-8, 8, 2001, dtype=torch.float32)
-    try:
-        with torch.no_grad():
-            y = module(x)
-    except Exception:  # noqa: BLE001  (a module that cannot take a plain tensor is not an activation)
-        return None
-    if not isinstance(y, torch.Tensor) or y.shape != x.shape:
+    y = _try_on(module, x)
+    if y is None:
         return None
     for fn in ("gelu", "gelu_tanh", "silu"):
         ref = make_kernel("gelu" if fn != "silu" else "silu", "exact", function=fn)(x)
@@ -123,12 +131,8 @@ def _probe_rmsnorm(module: nn.Module, eps: float) -> dict[str, Any] | None:
 
     def run(n: int) -> tuple[torch.Tensor, torch.Tensor] | None:
         x = torch.randn(2, 3, n, generator=torch.Generator().manual_seed(0)).to(device=dev, dtype=dt)
-        try:
-            with torch.no_grad():
-                y = module(x)
-        except Exception:  # noqa: BLE001  (one that needs more than a tensor, as a gated norm, is not an RMSNorm)
-            return None
-        return (x, y) if isinstance(y, torch.Tensor) and y.shape == x.shape else None
+        y = _try_on(module, x)
+        return None if y is None else (x, y)
 
     def same(got: torch.Tensor, ref: torch.Tensor) -> bool:
         return bool(torch.allclose(got.float(), ref.float(), rtol=1e-3, atol=1e-5))
@@ -171,12 +175,8 @@ def _probe_layernorm(module: nn.Module) -> dict[str, Any] | None:
     dt = w.dtype if w is not None else torch.float32
     gen = torch.Generator().manual_seed(0)
     xs = [torch.randn(2, 3, dim, generator=gen).to(device=dev, dtype=dt) * s for s in (1.0, 3e-3)]
-    try:
-        with torch.no_grad():
-            ys = [module(x) for x in xs]
-    except Exception:  # noqa: BLE001  (one that needs more than a tensor is not a plain layer norm)
-        return None
-    if not all(isinstance(y, torch.Tensor) and y.shape == x.shape for x, y in zip(xs, ys, strict=True)):
+    ys = [_try_on(module, x) for x in xs]
+    if any(y is None for y in ys):
         return None
     own = _rmsnorm_eps(module)
     for eps in ([own] if own is not None else [1e-5, 1e-6, 1e-12, 1e-8]):
