@@ -22,7 +22,7 @@ import numpy as np
 
 import nnlut
 from nnlut.cli._common import format_table
-from nnlut.fit import compare
+from nnlut.fitting import compare
 
 # Reference figures (max |error|, 16 entries): best possible continuous PWL, the goal, a public
 # NN-LUT re-implementation and linear mode, as published for these domains.

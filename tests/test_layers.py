@@ -19,7 +19,7 @@ LAYERS: dict[str, int] = {
     "<root>": 0,  # nnlut/_*.py: errors, logging, files, text tables, plotting
     "core": 1,
     "ibert": 1,
-    "fit": 2,
+    "fitting": 2,
     "kernels": 2,
     "fixed": 3,
     "ops": 4,

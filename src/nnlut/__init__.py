@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
-from .fit import measure
+from .fitting import measure
 from .fixed._fitq import fit  # the float fit, or a number format's with format=...
 
 _LAZY = {

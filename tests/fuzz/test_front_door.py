@@ -209,7 +209,7 @@ def no_work(monkeypatch):
     def work(*a, **k):
         raise AssertionError("work started before the arguments were checked")
 
-    for mod, name in [("nnlut.eval", "build_task"), ("nnlut.fit", "compare"), ("nnlut.hw", "run_flow"),
+    for mod, name in [("nnlut.eval", "build_task"), ("nnlut.fitting", "compare"), ("nnlut.hw", "run_flow"),
                       ("nnlut.report._study", "run_study"), ("nnlut.system", "fit_npu"), ("nnlut.system", "sweep"),
                       ("nnlut.eval._data", "fetch"), ("nnlut.eval._data", "load_set")]:
         monkeypatch.setattr(import_module(mod), name, work)

@@ -24,9 +24,9 @@ import numpy as np
 from .._errors import NNLUTError
 from ..core._functions import FunctionSpec, get_function
 from ..core._table import Table
-from ..fit._layout import Layout
-from ..fit._train import train
-from ..fit._values import refit_least_squares, values_to_table_arrays
+from ..fitting._layout import Layout
+from ..fitting._train import train
+from ..fitting._values import refit_least_squares, values_to_table_arrays
 from ..fixed._quantize import fit_tails as _fit_tails
 
 EXTEND_FRACTION = 1e-3

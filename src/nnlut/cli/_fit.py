@@ -10,7 +10,7 @@ from ._common import ENTRIES, SEED, check_interval, check_output_file, finite_fl
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..core._functions import list_functions
-    from ..fit import METHODS
+    from ..fitting import METHODS
 
     p = sub.add_parser("fit", help="fit a table for a function and compare it with the baselines",
                        description="Fit an N-entry table, save it as JSON and print max/mean absolute and "
@@ -32,7 +32,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..core._functions import get_function
-    from ..fit import METHODS, compare
+    from ..fitting import METHODS, compare
 
     out = check_output_file(args.out)
     if args.number_format is not None:

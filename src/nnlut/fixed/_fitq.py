@@ -115,7 +115,7 @@ def fit_in_format(func: Any, entries: int = 16, format: Any = "int16", *,
     ``"int8:4"``, ``"bf16"``, or a format object). ``fit_kwargs`` go to :func:`nnlut.fit`
     for the float table that starts ``int16`` and ``fp16``/``bf16`` tables. ``int8`` without
     ``:P`` takes the finest input scale that holds the domain."""
-    from ..fit import fit
+    from ..fitting import fit
 
     fmt = parse_format(format)
     if isinstance(fmt, FloatFormat):
@@ -135,14 +135,14 @@ def fit_in_format(func: Any, entries: int = 16, format: Any = "int16", *,
 def fit(func: Any, entries: int = 16, *, format: Any = None, **kwargs: Any) -> Any:
     """Fit an ``entries``-entry table to ``func``, in float or in a number format.
 
-    ``format`` None (default): :func:`nnlut.fit.fit`'s float :class:`~nnlut.Table` (every
+    ``format`` None (default): :func:`nnlut.fitting.fit`'s float :class:`~nnlut.Table` (every
     keyword as there: ``domain``, ``method``, ``range_reduction``, ``error``, ``seed``,
     ``restarts``, ``ratio``). Otherwise a spec string (``"int16"``, ``"int8"``, ``"int8:P"``,
     ``"fp16"``, ``"bf16"``) or a format object: the table is fitted with the format in the
     loop (:func:`fit_in_format`) and evaluates through that format's datapath, bit-exactly.
     """
     if format is None:
-        from ..fit import fit as fit_float
+        from ..fitting import fit as fit_float
 
         return fit_float(func, entries, **kwargs)
     return fit_in_format(func, entries, format, **kwargs)

@@ -115,8 +115,8 @@ def choose_format(table: Table, input_range: tuple[float, float] | None = None, 
 def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range: tuple[float, float] | None = None,
                    refit: bool = True) -> FixedTable:
     """A bit-exact integer version of ``table`` (see module docstring); ``meta`` has the errors."""
-    from ..fit._layout import Layout
-    from ..fit._values import refit_minimax, values_to_table_arrays
+    from ..fitting._layout import Layout
+    from ..fitting._values import refit_minimax, values_to_table_arrays
 
     core = _core_problem(table, input_range)
     fmt = fmt or choose_format(table, input_range)

@@ -60,7 +60,7 @@ def _shipped() -> dict[str, Any]:
 
 def fit_fresh(function: str, method: str, entries: int, scaling: str, seed: int) -> Table:
     """Fit the table (no lookup): what every cached or shipped entry must equal."""
-    from ..fit import fit
+    from ..fitting import fit
 
     rr = scaling == "full" and function in SCALED
     return fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]

@@ -63,7 +63,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
 
     from .._text import format_table
     from ..core._functions import get_function
-    from ..fit import compare
+    from ..fitting import compare
     from ..ibert._float import IBERT_FUNCTIONS
     from ._plots import plot_error_curves, plot_table
 

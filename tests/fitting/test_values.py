@@ -6,8 +6,8 @@ import numpy as np
 
 import nnlut
 from nnlut.core._functions import Tail
-from nnlut.fit._layout import Layout
-from nnlut.fit._values import refit_least_squares, refit_minimax, segment_grid
+from nnlut.fitting._layout import Layout
+from nnlut.fitting._values import refit_least_squares, refit_minimax, segment_grid
 
 
 def test_minimax_values_cannot_be_improved_by_perturbation():
