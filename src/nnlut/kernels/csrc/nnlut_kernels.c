@@ -3,6 +3,7 @@
  * (softmax, attention softmax, LayerNorm) and fixed-point tables. Built by
  * nnlut.kernels._build, whose cache key covers every part. */
 #include "common.h"
+#include "vec8.h"
 #include "search.h"
 #include "table.h"
 #include "rows.h"

@@ -72,6 +72,8 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
 static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
     if (p->nb <= 63 && (p->q == 1 || p->q == 2)) { pwl_block_avx512(p, x, y, n); return; }
+#elif defined(HAVE_VEC8)
+    if (vec8_ok(p)) { vec8_block(p, x, y, n); return; }
 #endif
     if (p->scaling == 0) pwl_plain_block(p, x, y, n);
     else if (p->q == 1 || p->q == 2) pwl_scaled_block(p, x, y, n);
@@ -129,6 +131,11 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
 #if defined(__AVX512F__)
         if (p->nb <= 63 && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
             pwl_block_avx512_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
+            continue;
+        }
+#elif defined(HAVE_VEC8)
+        if (vec8_ok(p)) {
+            vec8_block_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
             continue;
         }
 #endif
