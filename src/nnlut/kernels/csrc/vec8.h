@@ -51,36 +51,32 @@ static inline void vec8_prep(const pwl32_t *p, vec8_t *r) {
     r->lim_hi = _mm256_set1_ps(p->lim_hi);
 }
 
-/* select between two vectors on bit `bit` of each lane's index */
+/* arr[idx] for each lane, arr held in nreg registers: one permute per register, then selects
+ * on the index bits above the lowest three */
 static inline __m256 sel8(__m256i idx, int bit, __m256 a, __m256 b) {
     return _mm256_blendv_ps(a, b, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 31 - bit)));
 }
 
-/* arr[idx] for each lane, arr held in nreg registers */
 static inline __attribute__((always_inline)) __m256 look8(const __m256 *arr, __m256i idx, const int nreg) {
     if (nreg == 1) return _mm256_permutevar8x32_ps(arr[0], idx);
-    if (nreg == 2) return sel8(idx, 3, _mm256_permutevar8x32_ps(arr[0], idx), _mm256_permutevar8x32_ps(arr[1], idx));
-    if (nreg == 4) {
-        __m256 a = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[0], idx), _mm256_permutevar8x32_ps(arr[1], idx));
-        __m256 b = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[2], idx), _mm256_permutevar8x32_ps(arr[3], idx));
-        return sel8(idx, 4, a, b);
-    }
     __m256 a = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[0], idx), _mm256_permutevar8x32_ps(arr[1], idx));
+    if (nreg == 2) return a;
     __m256 b = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[2], idx), _mm256_permutevar8x32_ps(arr[3], idx));
+    if (nreg == 4) return sel8(idx, 4, a, b);
     __m256 c = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[4], idx), _mm256_permutevar8x32_ps(arr[5], idx));
     __m256 d = sel8(idx, 3, _mm256_permutevar8x32_ps(arr[6], idx), _mm256_permutevar8x32_ps(arr[7], idx));
     return sel8(idx, 5, sel8(idx, 4, a, b), sel8(idx, 4, c, d));
 }
 
-/* s[idx] * u + t[idx], idx = #{j : u >= bp[j]} (a rounded multiply, then a rounded add) */
+/* s[idx] * u + t[idx], idx = #{j : u >= bp[j]} (a rounded multiply, then a rounded add), by a
+ * binary search whose first probe is the middle breakpoint in every lane */
 static inline __attribute__((always_inline)) __m256 core8(const vec8_t *r, __m256 u, const int nreg) {
     const int n = 8 * nreg;
     __m256i idx = _mm256_and_si256(_mm256_castps_si256(_mm256_cmp_ps(u, r->bmid, _CMP_GE_OQ)), _mm256_set1_epi32(n / 2));
     for (int step = n / 4; step >= 1; step >>= 1) {
-        __m256i probe = _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1));
-        __m256 b = look8(r->b, probe, nreg);
-        __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(u, b, _CMP_GE_OQ));
-        idx = _mm256_add_epi32(idx, _mm256_and_si256(ge, _mm256_set1_epi32(step)));
+        __m256i probe = step > 1 ? _mm256_add_epi32(idx, _mm256_set1_epi32(step - 1)) : idx;
+        __m256i ge = _mm256_castps_si256(_mm256_cmp_ps(u, look8(r->b, probe, nreg), _CMP_GE_OQ));
+        idx = step > 1 ? _mm256_add_epi32(idx, _mm256_and_si256(ge, _mm256_set1_epi32(step))) : _mm256_sub_epi32(idx, ge);
     }
     return _mm256_add_ps(_mm256_mul_ps(look8(r->s, idx, nreg), u), look8(r->t, idx, nreg));
 }
@@ -144,8 +140,8 @@ static inline __m256 special8(const vec8_t *r, __m256 v, __m256 x) {
 }
 
 /* one vector of 8 inputs through the whole table (the reference evaluation's semantics) */
-static inline __attribute__((always_inline)) __m256 pwl8n(const vec8_t *r, __m256 x, const int nreg) {
-    if (!r->scaled) return limits8(r, core8(r, clamp8(r, x), nreg), x);
+/* a range-reduced table on 8 inputs */
+static inline __attribute__((always_inline)) __m256 pwl8s(const vec8_t *r, __m256 x, const int nreg) {
     __m256i j;
     __m256 v = core8(r, clamp8(r, reduce8(r, x, &j)), nreg);
     __m256i k = _mm256_mullo_epi32(j, _mm256_set1_epi32(r->shift));
@@ -160,6 +156,17 @@ static inline __attribute__((always_inline)) __m256 pwl8n(const vec8_t *r, __m25
     if (_mm256_testz_si256(bad, bad)) v = _mm256_castsi256_ps(_mm256_add_epi32(_mm256_castps_si256(v), _mm256_slli_epi32(k, 23)));
     else v = scale2k8(v, k);
     return limits8(r, special8(r, v, x), x);
+}
+
+static inline __attribute__((always_inline)) __m256 pwl8n(const vec8_t *r, __m256 x, const int nreg) {
+    if (!r->scaled) return limits8(r, core8(r, clamp8(r, x), nreg), x);
+    return pwl8s(r, x, nreg);
+}
+
+/* an unscaled table on 8 finite or -inf inputs whose value at -inf is 0, without the limits
+ * (the caller zeroes the -inf lanes) */
+static inline __attribute__((always_inline)) __m256 pwl8_finite(const vec8_t *r, __m256 x, const int nreg) {
+    return core8(r, clamp8(r, x), nreg);
 }
 
 static inline __m256 pwl8(const vec8_t *r, __m256 x) {
