@@ -91,6 +91,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nnlut_softmax_f32": [p32, p32, ptr, ptr, i64, i64, i32],
         "nnlut_attn_softmax_f32": [p32, p32, ptr, ptr, i64, i64, i64, i64, f32, ptr, i64, i64, i64, i64, i32],
         "nnlut_layernorm_f32": [p32, ptr, ptr, ptr, ptr, i64, i64, f32, i32],
+        "nnlut_rmsnorm_f32": [p32, ptr, ptr, f32, ptr, i64, i64, f32, i32],
         "nnlut_fixed_f32": [fix, ptr, ptr, i64, i32],
         "nnlut_fixed_lut": [fix, ptr],
         "nnlut_flash_attn": [p32, p32, ptr, i32],

@@ -29,6 +29,7 @@ _DTYPES: dict[str, tuple[torch.dtype, ...]] = {
     "softmax": (torch.float32,),
     "attention_softmax": (torch.float32,),
     "layernorm": (torch.float32,),
+    "rmsnorm": (torch.float32,),
     "flash_attention": (torch.float32, torch.bfloat16),
 }
 
@@ -151,6 +152,26 @@ def layernorm(rsqrt: Any, x: torch.Tensor, normalized_shape: tuple[int, ...], we
     return y
 
 
+def rmsnorm(rsqrt: Any, x: torch.Tensor, weight: torch.Tensor | None, eps: float,
+            weight_offset: float) -> torch.Tensor | None:
+    """Fused LUT RMSNorm over the last dim of a float32 CPU tensor (LLaMA style, the values of
+    :func:`._reference.rmsnorm` up to the row sum's order); None when the weight is not a float32
+    CPU tensor of the row's length."""
+    cols = x.shape[-1] if x.dim() else 1
+    if weight is not None and (weight.dtype != torch.float32 or weight.device.type != "cpu" or weight.numel() != cols
+                               or weight.dim() != 1):
+        return None
+    lib = library()
+    w = None if weight is None else weight.detach().contiguous()
+    xc = x.contiguous()
+    y = torch.empty_like(xc, memory_format=torch.contiguous_format)
+    rows = xc.numel() // cols if cols else 0
+    if rows and cols:
+        lib.nnlut_rmsnorm_f32(_packed(rsqrt).ref, xc.data_ptr(), 0 if w is None else w.data_ptr(), float(weight_offset),
+                              y.data_ptr(), rows, cols, float(eps), _threads())
+    return y
+
+
 class FlashArgs(ctypes.Structure):
     """``flash_args_t`` (``csrc/flash.h``): the tensors, shapes, strides and score options of
     one fused attention call."""
@@ -225,6 +246,6 @@ def flash_attention(exp: Any, reciprocal: Any, q: torch.Tensor, k: torch.Tensor,
 _backend.register_backend(_backend.Backend(
     "cpu", supports,
     {"pwl": pwl, "fixed": fixed, "softmax": softmax, "attention_softmax": attention_softmax, "layernorm": layernorm,
-     "flash_attention": flash_attention},
+     "rmsnorm": rmsnorm, "flash_attention": flash_attention},
     priority=20,
 ))
