@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ctypes
 import math
+import weakref
 from typing import Any
 
 import torch
@@ -64,6 +65,62 @@ def pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
     fn = lib.nnlut_pwl_f32 if xc.dtype == torch.float32 else lib.nnlut_pwl_bf16
     fn(_packed(table).ref, xc.data_ptr(), y.data_ptr(), xc.numel(), _threads())
     return y
+
+
+# ---------------------------------------------------------------------------- eager fast path
+# In plain eager calls the custom op's dispatch (schema parsing, the backend choice, key lookups)
+# costs more than the kernel on small tensors. Where nothing can observe the call (no tracing,
+# compiling, torch-function or dispatch mode, a plain CPU tensor), the table goes straight to
+# the C entry point; every other call takes the op, which gives the same values.
+_FAST: dict[int, tuple[Any, Any]] = {}
+_LEN_DISPATCH = torch._C._len_torch_dispatch_stack
+_FUNCTION_MODE = torch._C._is_torch_function_mode_enabled
+_IS_COMPILING = torch.compiler.is_compiling
+_IS_TRACING = torch._C._is_tracing
+
+
+def _fast_ref(table: Any, kind: str) -> Any:
+    hit = _FAST.get(id(table))
+    if hit is not None and hit[0]() is table:
+        return hit[1].ref
+    lib = library()
+    packed = _packed(table) if kind == "pwl" else _PACKED.get(table, "fix", lambda: PackedFixed(table, lib))
+    ident = id(table)
+    _FAST[ident] = (weakref.ref(table, lambda _, i=ident: _FAST.pop(i, None)), packed)  # keeps its buffers alive
+    return packed.ref
+
+
+def eager_pwl(table: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """``table(x)`` by the C kernel without the op's dispatch, or None where the op must run (see
+    above; also non-contiguous tensors, other dtypes, no library)."""
+    if (type(x) is not torch.Tensor or x.dtype not in _PWL_FAST or x.device.type != "cpu" or not x.is_contiguous()
+            or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or _IS_COMPILING()):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    ref = _fast_ref(table, "pwl")
+    y = torch.empty_like(x)
+    fn = lib.nnlut_pwl_f32 if x.dtype == torch.float32 else lib.nnlut_pwl_bf16
+    fn(ref, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
+    return y
+
+
+def eager_fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
+    """A fixed-point table's kernel without the op's dispatch, as :func:`eager_pwl`."""
+    if (type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu" or not x.is_contiguous()
+            or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or _IS_COMPILING() or not default_datapath(ft)):
+        return None
+    lib = library()
+    if lib is None:
+        return None
+    ref = _fast_ref(ft, "fixed")
+    y = torch.empty_like(x)
+    lib.nnlut_fixed_f32(ref, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
+    return y
+
+
+_PWL_FAST = (torch.float32, torch.bfloat16)
 
 
 def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
