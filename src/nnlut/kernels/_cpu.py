@@ -71,7 +71,8 @@ def pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
 # In plain eager calls the custom op's dispatch (schema parsing, the backend choice, key lookups)
 # costs more than the kernel on small tensors. Where nothing can observe the call (no tracing,
 # compiling, torch-function or dispatch mode, a plain CPU tensor), the table goes straight to
-# the C entry point; every other call takes the op, which gives the same values.
+# the C entry point; every other call takes the op, which gives the same values. (The compiling
+# check comes first: dynamo folds it to True and never traces the rest.)
 _FAST: dict[int, tuple[Any, Any]] = {}
 _LEN_DISPATCH = torch._C._len_torch_dispatch_stack
 _FUNCTION_MODE = torch._C._is_torch_function_mode_enabled
@@ -93,8 +94,8 @@ def _fast_ref(table: Any, kind: str) -> Any:
 def eager_pwl(table: Any, x: torch.Tensor) -> torch.Tensor | None:
     """``table(x)`` by the C kernel without the op's dispatch, or None where the op must run (see
     above; also non-contiguous tensors, other dtypes, no library)."""
-    if (type(x) is not torch.Tensor or x.dtype not in _PWL_FAST or x.device.type != "cpu" or not x.is_contiguous()
-            or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or _IS_COMPILING()):
+    if (_IS_COMPILING() or type(x) is not torch.Tensor or x.dtype not in _PWL_FAST or x.device.type != "cpu"
+            or not x.is_contiguous() or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING()):
         return None
     lib = library()
     if lib is None:
@@ -108,8 +109,8 @@ def eager_pwl(table: Any, x: torch.Tensor) -> torch.Tensor | None:
 
 def eager_fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
     """A fixed-point table's kernel without the op's dispatch, as :func:`eager_pwl`."""
-    if (type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu" or not x.is_contiguous()
-            or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or _IS_COMPILING() or not default_datapath(ft)):
+    if (_IS_COMPILING() or type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu"
+            or not x.is_contiguous() or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or not default_datapath(ft)):
         return None
     lib = library()
     if lib is None:
