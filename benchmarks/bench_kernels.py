@@ -1,11 +1,15 @@
 """Table evaluation speed: fused kernels against the native op, the reference evaluation and a
-plain copy, in one run; and the forward time of a LUT-swapped MiniLM against the original.
+plain copy, in one run; the fused row ops against torch's; the per-call time at small sizes; and
+the forward time of a LUT-swapped MiniLM against the original.
 
-For each size (4K .. 64M elements), entry count (8, 16, 32, 64) and dtype (float32, bfloat16)
-the median of ``--repeats`` timings is taken for: the native op (torch GELU / exp / rsqrt), the
-reference evaluation (searchsorted + gather), the fused evaluation, and ``x.clone()``; and on
-CPU the same for 16-entry INT16 fixed-point tables. Ratios fused/native and fused/copy are
-printed; everything is written as JSON.
+For every built-in function, every scaling it has (none; paper and full range reduction for 1/x
+and 1/sqrt x), each entry count (``--entries``, default 16), dtype (float32, bfloat16) and size
+(4K .. 16M elements), the native op, the reference evaluation (searchsorted + gather, up to 1M),
+the fused evaluation and ``x.clone()`` are timed in ``--repeats`` alternated rounds (medians);
+on CPU the same for 16-entry INT16 and INT8 fixed-point tables, the fused softmax, LayerNorm
+and RMSNorm against torch's (rows of 1024), and the per-call time of a table, GELU, exp and a
+copy on 16 to 4096 values. Ratios fused/native and fused/copy are printed; everything is
+written as JSON.
 
 Fresh outputs dominate the time of large element-wise ops (page faults on first touch). The
 fused kernels ask for transparent huge pages on outputs of 32 MiB and more; torch's own ops get
@@ -30,10 +34,16 @@ from nnlut.cli._common import format_table
 from nnlut.core._eval import evaluate_reference
 from nnlut.kernels import _cpu
 
+F = torch.nn.functional
 FUNCS = {
-    "gelu": (lambda x: torch.nn.functional.gelu(x), lambda n: torch.randn(n) * 3, {}),
-    "exp": (torch.exp, lambda n: -torch.rand(n) * 20, {}),
-    "rsqrt": (torch.rsqrt, lambda n: torch.rand(n) * 100 + 1e-3, {"range_reduction": True}),
+    "gelu": (F.gelu, lambda n: torch.randn(n) * 3),
+    "gelu_tanh": (lambda x: F.gelu(x, approximate="tanh"), lambda n: torch.randn(n) * 3),
+    "silu": (F.silu, lambda n: torch.randn(n) * 4),
+    "sigmoid": (torch.sigmoid, lambda n: torch.randn(n) * 4),
+    "tanh": (torch.tanh, lambda n: torch.randn(n) * 2),
+    "exp": (torch.exp, lambda n: -torch.rand(n) * 20),
+    "reciprocal": (torch.reciprocal, lambda n: torch.rand(n) * 100 + 1e-3),
+    "rsqrt": (torch.rsqrt, lambda n: torch.rand(n) * 100 + 1e-3),
 }
 
 
@@ -42,66 +52,134 @@ def _sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
-def median_ms(fn, repeats: int, device: str = "cpu") -> float:
-    fn()  # warm-up
-    _sync(device)
-    times = []
+def interleaved_ms(fns: dict, repeats: int, device: str = "cpu") -> dict:
+    """Median ms of each function, timed in ``repeats`` rounds that run every function once (so
+    all see the same machine load)."""
+    for fn in fns.values():
+        fn()  # warm-up
+    times = {k: [] for k in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - t0)
-    return 1000 * statistics.median(times)
+        for k, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[k].append(time.perf_counter() - t0)
+    return {k: 1000 * statistics.median(v) for k, v in times.items()}
 
 
-def _repeats_for(size: int, repeats: int) -> int:
-    """Fewer timings above 4M elements, where one takes tens of milliseconds."""
-    return repeats if size <= 1 << 22 else max(3, repeats // 2)
+def median_ms(fn, repeats: int, device: str = "cpu") -> float:
+    return interleaved_ms({"f": fn}, repeats, device)["f"]
+
+
+def _tables(name: str, entries: int):
+    """(scaling, table) for every scaling the function has: none, and paper and full range
+    reduction where it is range-reduced (1/x, 1/sqrt x)."""
+    from nnlut.core._functions import get_function
+    from nnlut.models import fitted_table
+
+    scalings = ["none", "paper", "full"] if get_function(name).scaling is not None else ["none"]
+    return [(sc, fitted_table(name, "nnlut", entries, sc)) for sc in scalings]
 
 
 def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
     rows, records = [], []
-    for name, (native, gen, kw) in FUNCS.items():
+    for name, (native, gen) in FUNCS.items():
         for n_entries in entries:
-            table = nnlut.fit(name, n_entries, **kw)
-            for dtype in dtypes:
-                for size in sizes:
-                    x = gen(size).to(device=device, dtype=dtype)
-                    reps = _repeats_for(size, repeats)
-                    t_native = median_ms(lambda native=native, x=x: native(x), reps, device)
-                    t_copy = median_ms(lambda x=x: x.clone(), reps, device)
-                    t_fused = median_ms(lambda table=table, x=x: table(x), reps, device)
-                    t_ref = (median_ms(lambda table=table, x=x: evaluate_reference(table, x), reps, device)
-                             if size <= 1 << 24 else float("nan"))
-                    rec = {"function": name, "entries": n_entries, "dtype": str(dtype).replace("torch.", ""), "size": size,
-                           "device": device,
-                           "native_ms": t_native, "copy_ms": t_copy, "fused_ms": t_fused, "reference_ms": t_ref}
-                    records.append(rec)
-                    rows.append([name, n_entries, rec["dtype"], size, t_native, t_ref, t_fused, t_copy,
-                                 t_fused / t_native, t_fused / t_copy])
+            for scaling, table in _tables(name, n_entries):
+                for dtype in dtypes:
+                    for size in sizes:
+                        x = gen(size).to(device=device, dtype=dtype)
+                        fns = {"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
+                               "fused": lambda table=table, x=x: table(x)}
+                        if size <= 1 << 20:
+                            fns["reference"] = lambda table=table, x=x: evaluate_reference(table, x)
+                        t = interleaved_ms(fns, repeats, device)
+                        rec = {"function": name, "entries": n_entries, "scaling": scaling,
+                               "dtype": str(dtype).replace("torch.", ""), "size": size, "device": device,
+                               "native_ms": t["native"], "copy_ms": t["copy"], "fused_ms": t["fused"],
+                               "reference_ms": t.get("reference", float("nan"))}
+                        records.append(rec)
+                        rows.append([name, n_entries, scaling, rec["dtype"], size, t["native"], rec["reference_ms"],
+                                     t["fused"], t["copy"], t["fused"] / t["native"], t["fused"] / t["copy"]])
     return rows, records
 
 
 def bench_fixed(sizes, repeats):
-    """16-entry INT16 tables (the hardware unit's format) on float32 CPU tensors: the fused
-    kernel against the torch reference path (int64 ops in float64) and the native op."""
-    from nnlut.fixed import quantize_table
+    """Fixed-point tables on float32 CPU tensors: 16-entry INT16 (the hardware unit's format)
+    and INT8 (8-bit inputs and slopes) datapaths, every scaling, against the native op and a copy."""
+    from nnlut.fixed import choose_format, quantize_table
 
+    formats = {"int16": {}, "int8": {"in_bits": 8, "slope_bits": 8}}
     rows, records = [], []
-    for name, (native, gen, kw) in FUNCS.items():
-        ft = quantize_table(nnlut.fit(name, 16, **kw))
-        for size in sizes:
-            if size > 1 << 24:
-                continue
-            x = gen(size)
-            reps = _repeats_for(size, repeats)
-            t_native = median_ms(lambda native=native, x=x: native(x), reps)
-            t_fused = median_ms(lambda ft=ft, x=x: ft(x), reps)
-            t_ref = median_ms(lambda ft=ft, x=x: ft(x.double()).float(), max(3, reps // 2)) if size <= 1 << 22 else float("nan")
-            records.append({"function": name, "entries": 16, "format": "int16", "size": size, "native_ms": t_native,
-                            "fused_ms": t_fused, "reference_ms": t_ref})
-            rows.append([name, size, t_native, t_ref, t_fused, t_fused / t_native, t_ref / t_fused])
+    for name, (native, gen) in FUNCS.items():
+        for scaling, table in _tables(name, 16):
+            for fmt_name, kw in formats.items():
+                try:
+                    ft = quantize_table(table, choose_format(table, **kw))
+                except Exception as e:  # a format the function's range does not fit: say so
+                    print(f"  {name} {scaling} {fmt_name}: {e}")
+                    continue
+                for size in sizes:
+                    x = gen(size)
+                    t = interleaved_ms({"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
+                                        "fused": lambda ft=ft, x=x: ft(x)}, repeats)
+                    records.append({"function": name, "entries": 16, "scaling": scaling, "format": fmt_name, "size": size,
+                                    "native_ms": t["native"], "copy_ms": t["copy"], "fused_ms": t["fused"]})
+                    rows.append([name, scaling, fmt_name, size, t["native"], t["fused"], t["copy"],
+                                 t["fused"] / t["native"], t["fused"] / t["copy"]])
     return rows, records
+
+
+def _row_cases(x, w, b, exp, rec, rsqrt):
+    from nnlut.kernels import layernorm, rmsnorm, softmax
+
+    return {
+        "softmax": (lambda: torch.softmax(x, -1), lambda: softmax(x, -1, exp, rec)),
+        "layernorm": (lambda: F.layer_norm(x, (1024,), w, b, 1e-5), lambda: layernorm(x, (1024,), w, b, 1e-5, rsqrt)),
+        "rmsnorm": (lambda: F.rms_norm(x, (1024,), w, 1e-5), lambda: rmsnorm(x, w, 1e-5, rsqrt)),
+    }
+
+
+def bench_rows(sizes, repeats):
+    """The fused softmax, LayerNorm and RMSNorm (16-entry tables) against torch's, on rows of
+    1024 float32 values."""
+    from nnlut.models import fitted_table
+
+    exp, rec = fitted_table("exp", "nnlut", 16, "none"), fitted_table("reciprocal", "nnlut", 16, "full")
+    rsqrt = fitted_table("rsqrt", "nnlut", 16, "full")
+    rows, records = [], []
+    for size in sizes:
+        x = torch.randn(max(1, size // 1024), 1024) * 3
+        for op, (native, fused) in _row_cases(x, torch.randn(1024), torch.randn(1024), exp, rec, rsqrt).items():
+            t = interleaved_ms({"torch": native, "fused": fused}, repeats)
+            records.append({"op": op, "size": x.numel(), "torch_ms": t["torch"], "fused_ms": t["fused"]})
+            rows.append([op, x.numel(), t["torch"], t["fused"], t["fused"] / t["torch"]])
+    return rows, records
+
+
+def bench_overhead(repeats: int, calls: int = 2000):
+    """Per-call time (us) at small sizes: a 16-entry table, the native op and a copy; best of
+    ``repeats`` rounds of ``calls`` calls (the rounds alternate the three)."""
+    import nnlut
+
+    table = nnlut.fit("gelu", 16)
+    out = []
+    for size in (16, 1024, 4096):
+        x = torch.randn(size)
+        fns = {"table": lambda x=x: table(x), "native_gelu": lambda x=x: F.gelu(x), "native_exp": lambda x=x: torch.exp(x),
+               "copy": lambda x=x: x.clone()}
+        best = {k: float("inf") for k in fns}
+        for fn in fns.values():
+            fn()
+        for _ in range(repeats):
+            for k, fn in fns.items():
+                t0 = time.perf_counter()
+                for _ in range(calls):
+                    fn()
+                best[k] = min(best[k], 1e6 * (time.perf_counter() - t0) / calls)
+        out.append({"size": size, **{f"{k}_us": v for k, v in best.items()}})
+    return out
 
 
 def bench_model(batch: int, tokens: int, repeats: int, device: str = "cpu"):
@@ -143,8 +221,8 @@ def bench_model(batch: int, tokens: int, repeats: int, device: str = "cpu"):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "kernels.json"))
-    ap.add_argument("--sizes", nargs="+", type=int, default=[1 << 12, 1 << 16, 1 << 20, 1 << 24, 1 << 26])
-    ap.add_argument("--entries", nargs="+", type=int, default=[8, 16, 32, 64])
+    ap.add_argument("--sizes", nargs="+", type=int, default=[1 << 12, 1 << 16, 1 << 20, 1 << 24])
+    ap.add_argument("--entries", nargs="+", type=int, default=[16])
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-model", action="store_true")
@@ -163,17 +241,23 @@ def main() -> None:
               f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
     rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats,
                               args.device)
-    print(format_table(["function", "N", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
+    print(format_table(["function", "N", "scaling", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
                         "fused/native", "fused/copy"], rows))
-    fixed_records = []
-    if args.device == "cpu":
-        frows, fixed_records = bench_fixed(args.sizes, args.repeats)
-        print("\nfixed-point tables (16 entries, INT16 unit format), float32 in and out")
-        print(format_table(["function", "elements", "native ms", "reference ms", "fused ms", "fused/native",
-                            "reference/fused"], frows))
     result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
-              "device": args.device, "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"), "ops": records,
-              "fixed": fixed_records}
+              "device": args.device, "thp_mem_alloc_enable": os.environ.get("THP_MEM_ALLOC_ENABLE"),
+              "load_start": os.getloadavg(), "ops": records}
+    if args.device == "cpu":
+        frows, result["fixed"] = bench_fixed(args.sizes, args.repeats)
+        print("\nfixed-point tables (16 entries), float32 in and out")
+        print(format_table(["function", "scaling", "format", "elements", "native ms", "fused ms", "copy ms", "fused/native",
+                            "fused/copy"], frows))
+        rrows, result["rows"] = bench_rows(args.sizes, args.repeats)
+        print("\nrow ops (rows of 1024 float32 values, 16-entry tables)")
+        print(format_table(["op", "elements", "torch ms", "fused ms", "fused/torch"], rrows))
+        result["overhead"] = bench_overhead(args.repeats)
+        print("\nper-call time, us (best of the rounds): " + "; ".join(
+            f"{o['size']} values: table {o['table_us']:.2f}, GELU {o['native_gelu_us']:.2f}, exp {o['native_exp_us']:.2f}, "
+            f"copy {o['copy_us']:.2f}" for o in result["overhead"]))
     if not args.no_model:
         m = bench_model(32, 128, max(args.repeats, 9), args.device)
         result["model"] = m
@@ -182,7 +266,9 @@ def main() -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1) + "\n")
-    print(f"wrote {out}")
+    result["load_end"] = os.getloadavg()
+    out.write_text(json.dumps(result, indent=1) + "\n")
+    print(f"wrote {out} (load {result['load_start'][0]:.1f} at the start, {result['load_end'][0]:.1f} at the end)")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ Op names and implementation signatures (tables are the objects themselves):
     attention_softmax(exp, reciprocal, scores, scale, mask, out) -> out (out may be scores)
     layernorm(rsqrt, x, normalized_shape, weight, bias, eps)     -> y
     rmsnorm(rsqrt, x, weight, eps, weight_offset)                -> y
+    flash_attention(exp, reciprocal, q, k, v, mask, bias, scale, softcap, lo, hi, skip_ok) -> out
+                                                     (see nnlut.kernels._flash)
 
 Tables are not tensors, so ops take them as keys (:func:`key_of`), resolved at call time
 (:func:`table_of`) in a process-local registry that holds tables weakly. Parameter caches
@@ -35,7 +37,7 @@ import torch
 
 from .._errors import NNLUTError
 
-OPS = ("pwl", "fixed", "softmax", "attention_softmax", "layernorm", "rmsnorm")
+OPS = ("pwl", "fixed", "softmax", "attention_softmax", "layernorm", "rmsnorm", "flash_attention")
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from ._pack import FIX, PWL32
 
 SRC_DIR = Path(__file__).with_name("csrc")
 MAIN = SRC_DIR / "nnlut_kernels.c"
-ABI = 2
+ABI = 3
 _LOCK = threading.Lock()
 _LIB: ctypes.CDLL | None = None
 _FAILED: str | None = None
@@ -91,8 +91,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         "nnlut_softmax_f32": [p32, p32, ptr, ptr, i64, i64, i32],
         "nnlut_attn_softmax_f32": [p32, p32, ptr, ptr, i64, i64, i64, i64, f32, ptr, i64, i64, i64, i64, i32],
         "nnlut_layernorm_f32": [p32, ptr, ptr, ptr, ptr, i64, i64, f32, i32],
+        "nnlut_rmsnorm_f32": [p32, ptr, ptr, f32, ptr, i64, i64, f32, i32],
         "nnlut_fixed_f32": [fix, ptr, ptr, i64, i32],
         "nnlut_fixed_lut": [fix, ptr],
+        "nnlut_flash_attn": [p32, p32, ptr, i32],
     }
     for name, args in signatures.items():
         fn = getattr(lib, name)

@@ -11,8 +11,16 @@ Computes what transformers' eager attention computes, feature for feature, so th
 - sliding windows, cross-attention and KV caches, all of which arrive in the mask and the
   key length (``sliding_window`` itself is only a hint for kernels that build no mask).
 
-On the CPU, float32 tensors without biases, caps or sinks take a hand-tuned path: one batch
-element at a time through a scratch buffer and the fused LUT softmax kernel.
+When the softmax has float exp and reciprocal tables and a kernel backend takes the tensors
+(the C kernels on the CPU: float32 and bfloat16; Triton on CUDA), attention runs as one fused
+op (:func:`nnlut.kernels.flash_attention`) that never stores the score matrix: masks
+(boolean or additive), causal attention without a mask (the model ran SDPA, whose masks are
+``None`` for plain causal attention), grouped-query heads, position biases and soft-capping are
+handled inside it, with the values of the unfused LUT attention up to the summation order.
+Otherwise (attention sinks, ``output_attentions``, dropout in training, gradients, fixed-point
+or observed tables) the unfused path below runs: on the CPU, float32 tensors without biases,
+caps or sinks go one batch element at a time through a scratch buffer and the fused LUT softmax
+kernel.
 """
 
 from __future__ import annotations
@@ -22,6 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core._table import Table
+from ..kernels import _backend as _kernel_backends
+from ..kernels import _flash
 from ..ops._modules import ApproxSoftmax
 
 # keyword arguments of transformers' eager attention functions that nnlut implements; any other
@@ -51,11 +62,60 @@ def nnlut_attention(module: nn.Module, query: torch.Tensor, key: torch.Tensor, v
         spread, or zeros when the model ran SDPA before the swap (its ``softmax`` child's
         ``empty_rows`` is ``"zero"``).
     """
-    out, probs = _attend(module, query, key, value, attention_mask, scaling, dropout, position_bias, softcap, **kwargs)
     softmax = module._modules.get("softmax")
+    if attention_mask is None and getattr(softmax, "empty_rows", None) == "zero":
+        # the model ran SDPA, whose masks are None for plain causal attention (SDPA's is_causal)
+        causal = kwargs.get("is_causal")
+        causal = getattr(module, "is_causal", True) if causal is None else causal
+        if causal and query.shape[2] > 1:
+            if key.shape[2] > query.shape[2]:  # as transformers' SDPA path: an empty cache's future keys
+                key, value = key[:, :, : query.shape[2]], value[:, :, : query.shape[2]]
+                position_bias = None if position_bias is None else position_bias[..., : query.shape[2]]
+            out = _fused(module, softmax, query, key, value, None, scaling, dropout, position_bias, softcap, True,
+                         **kwargs)
+            if out is not None:
+                return out, None
+            attention_mask = torch.ones(query.shape[2], key.shape[2], dtype=torch.bool, device=query.device).tril()
+            attention_mask = attention_mask[None, None]
+    out = _fused(module, softmax, query, key, value, attention_mask, scaling, dropout, position_bias, softcap, False,
+                 **kwargs)
+    if out is not None:
+        probs = None
+    else:
+        out, probs = _attend(module, query, key, value, attention_mask, scaling, dropout, position_bias, softcap,
+                             **kwargs)
     if attention_mask is not None and getattr(softmax, "empty_rows", None) == "zero":
         out, probs = _zero_empty_rows(out, probs, attention_mask, key.shape[-2])
     return out, probs
+
+
+def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+           mask: torch.Tensor | None, scaling: float | None, dropout: float, position_bias: torch.Tensor | None,
+           softcap: float | None, causal: bool, **kwargs: Any) -> torch.Tensor | None:
+    """Attention as the fused LUT op, or None where it does not apply (the unfused path then
+    runs): float tables without observers or error tracking, a backend that takes the tensors,
+    no attention sinks, attention weights, dropout in training or gradients."""
+    if not isinstance(softmax, ApproxSoftmax) or softmax.observers or softmax.track:
+        return None
+    exp, rec = softmax.kernel.tables.get("exp"), softmax.kernel.tables.get("reciprocal")
+    if not (isinstance(exp, Table) and isinstance(rec, Table)) or isinstance(getattr(module, "sinks", None), torch.Tensor):
+        return None
+    if kwargs.get("output_attentions") or (dropout > 0.0 and module.training):
+        return None
+    if not (query.dtype == key.dtype == value.dtype) or query.dtype not in (torch.float32, torch.bfloat16):
+        return None
+    for t in (mask, position_bias):
+        if t is not None and (t.dim() != 4 or not (t.dtype == torch.bool or t.is_floating_point())):
+            return None
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                       for t in (query, key, value, mask, position_bias)):
+        return None
+    if not any("flash_attention" in b.impls and b.supports("flash_attention", query)
+               for b in _kernel_backends.backends()):
+        return None
+    lo, hi = _flash.band(causal, None, key.shape[2], query.shape[2])
+    return _flash.flash_attention(query, key, value, exp, rec, mask=mask, bias=position_bias, scale=scaling,
+                                  softcap=softcap, lo=lo, hi=hi)
 
 
 def _zero_empty_rows(out: torch.Tensor, probs: torch.Tensor | None, mask: torch.Tensor,

@@ -30,6 +30,9 @@ from ..ops._modules import ApproxSoftmax
 from ._attention import SUPPORTED_PARAMETERS, nnlut_attention
 
 ATTN_NAME = "nnlut"
+# the same attention function with the masks SDPA gets (None for plain causal attention, boolean
+# otherwise), for models that ran SDPA: eager's float masks hold (queries x keys) floats
+ATTN_NAME_SDPA_MASKS = "nnlut_lazy_masks"
 _REGISTERED = False
 
 
@@ -40,10 +43,12 @@ def register() -> None:
     if _REGISTERED:
         return
     from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask
+    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, eager_mask, sdpa_mask
 
     AttentionInterface.register(ATTN_NAME, nnlut_attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME, eager_mask)
+    AttentionInterface.register(ATTN_NAME_SDPA_MASKS, nnlut_attention)
+    ALL_MASK_ATTENTION_FUNCTIONS.register(ATTN_NAME_SDPA_MASKS, sdpa_mask)
     _REGISTERED = True
 
 

@@ -195,7 +195,7 @@ def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
 def _switch_attention(model: nn.Module, state: _State) -> None:
     if not state.children:
         return
-    from ._hf import ATTN_NAME, owning_pretrained_models, switch_attention
+    from ._hf import ATTN_NAME, ATTN_NAME_SDPA_MASKS, owning_pretrained_models, switch_attention
 
     owners = owning_pretrained_models(model)
     if not owners:
@@ -208,7 +208,7 @@ def _switch_attention(model: nn.Module, state: _State) -> None:
             for module in state.children:
                 if id(module) in inside:
                     module._modules["softmax"].empty_rows = "zero"
-        switch_attention(pm, ATTN_NAME)
+        switch_attention(pm, ATTN_NAME_SDPA_MASKS if original == "sdpa" else ATTN_NAME)
         state.attention.append((pm, original))
 
 

@@ -12,6 +12,7 @@
 #define _DEFAULT_SOURCE
 #include <math.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 #if defined(__linux__)
 #include <sys/mman.h>

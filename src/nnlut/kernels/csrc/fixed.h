@@ -130,21 +130,25 @@ static void fixed_block_avx512(const fix_t *p, const float *x, float *y, int64_t
 }
 #endif
 
+static void fixed_chunk(const fix_t *p, const float *x, float *y, int64_t m) {
+#if defined(__AVX512F__)
+    if (p->lut && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
+        fixed_block_avx512(p, x, y, m);
+        return;
+    }
+#endif
+    for (int64_t k = 0; k < m; k += BLOCK)
+        fixed_block(p, x + k, y + k, (int)((m - k) < BLOCK ? (m - k) : BLOCK));
+}
+
 void nnlut_fixed_f32(const fix_t *p, const float *x, float *y, int64_t n, int threads) {
     prefer_huge_pages(y, n * 4);
     const int64_t chunk = 1 << 15;
     int64_t nchunks = (n + chunk - 1) / chunk;
-    #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
+    if (nchunks <= 1) { if (n) fixed_chunk(p, x, y, n); return; }   /* no parallel region for a small call */
+    #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t c = 0; c < nchunks; ++c) {
         int64_t b = c * chunk, m = (n - b) < chunk ? (n - b) : chunk;
-#if defined(__AVX512F__)
-        if (p->lut && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
-            fixed_block_avx512(p, x + b, y + b, m);
-            continue;
-        }
-#endif
-        for (int64_t k = 0; k < m; k += BLOCK)
-            fixed_block(p, x + b + k, y + b + k, (int)((m - k) < BLOCK ? (m - k) : BLOCK));
+        fixed_chunk(p, x + b, y + b, m);
     }
 }
-

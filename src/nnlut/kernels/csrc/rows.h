@@ -1,4 +1,4 @@
-/* row kernels: softmax, attention softmax and LayerNorm with LUT exp, reciprocal and rsqrt */
+/* row kernels: softmax, attention softmax, LayerNorm and RMSNorm with LUT exp, reciprocal and rsqrt */
 /* sum of n floats in double, in 8 interleaved partial sums (a fixed order, so results do not
  * depend on the thread count; the compiler vectorises the lanes) */
 static inline double sum8(const float *v, int64_t n, int squares) {
@@ -140,5 +140,24 @@ void nnlut_layernorm_f32(const pwl32_t *pr, const float *x, const float *w, cons
         else if (w) for (int64_t k = 0; k < cols; ++k) yr[k] = (yr[k] * inv) * w[k];
         else if (b) for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv + b[k];
         else for (int64_t k = 0; k < cols; ++k) yr[k] = yr[k] * inv;
+    }
+}
+
+/* RMSNorm over rows of `cols` contiguous float32 values with an rsqrt table (LLaMA style): the
+ * mean of squares is accumulated in double and rounded to float, r = table(ms + eps), then the
+ * reference's float32 roundings: y = x * r, and with a weight y = (w + offset) * y. w may be
+ * NULL. */
+void nnlut_rmsnorm_f32(const pwl32_t *pr, const float *x, const float *w, float offset, float *y, int64_t rows,
+                       int64_t cols, float eps, int threads) {
+    #pragma omp parallel for num_threads(threads) schedule(static) if (rows * cols > 32768)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float *xr = x + r * cols;
+        float *yr = y + r * cols;
+        float ms = (float)(sum8(xr, cols, 1) / (double)cols);
+        float v = ms + eps, inv;
+        if (pr->scaling) inv = pwl_scaled_one(pr, v);
+        else pwl_plain_block(pr, &v, &inv, 1);
+        if (w) for (int64_t k = 0; k < cols; ++k) yr[k] = (w[k] + offset) * (xr[k] * inv);
+        else for (int64_t k = 0; k < cols; ++k) yr[k] = xr[k] * inv;
     }
 }

@@ -357,6 +357,13 @@ static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t 
 static void pwl_plain_block(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
     if (p->nb <= 63 && p->scaling == 0) { pwl_block_avx512(p, x, y, n); return; }
+#elif defined(HAVE_VEC8)
+    if (p->nb <= 63 && n >= 8) {
+        pwl32_t plain = *p;
+        plain.scaling = 0;
+        vec8_block(&plain, x, y, n);
+        return;
+    }
 #endif
     pwl_plain_block_generic(p, x, y, n);
 }

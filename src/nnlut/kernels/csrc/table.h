@@ -72,6 +72,8 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
 static void pwl_eval(const pwl32_t *p, const float *x, float *y, int64_t n) {
 #if defined(__AVX512F__)
     if (p->nb <= 63 && (p->q == 1 || p->q == 2)) { pwl_block_avx512(p, x, y, n); return; }
+#elif defined(HAVE_VEC8)
+    if (vec8_ok(p)) { vec8_block(p, x, y, n); return; }
 #endif
     if (p->scaling == 0) pwl_plain_block(p, x, y, n);
     else if (p->q == 1 || p->q == 2) pwl_scaled_block(p, x, y, n);
@@ -100,7 +102,8 @@ void nnlut_pwl_f32(const pwl32_t *p, const float *x, float *y, int64_t n, int th
     const int64_t chunk = 1 << 15;
     prefer_huge_pages(y, n * 4);
     int64_t nchunks = (n + chunk - 1) / chunk;
-    #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
+    if (nchunks <= 1) { pwl_eval(p, x, y, n); return; }   /* no parallel region: it costs more than a small call */
+    #pragma omp parallel for num_threads(threads) schedule(static)
     for (int64_t c = 0; c < nchunks; ++c) {
         int64_t b = c * chunk;
         int64_t m = (n - b) < chunk ? (n - b) : chunk;
@@ -117,19 +120,19 @@ static inline uint16_t f2bf(float f) {
     return (uint16_t)(u >> 16);
 }
 
-/* y = table(x) for n bfloat16 values: computed in float32, rounded once to bfloat16 */
-void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n, int threads) {
-    const int64_t chunk = 1 << 15;
-    prefer_huge_pages(y, n * 2);
-    int64_t nchunks = (n + chunk - 1) / chunk;
-    #pragma omp parallel for num_threads(threads) schedule(static) if (nchunks > 1)
-    for (int64_t c = 0; c < nchunks; ++c) {
+static void pwl_bf16_chunk(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n, int64_t chunk, int64_t c) {
+    {
         float xb[BLOCK], yb[BLOCK];
         int64_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
 #if defined(__AVX512F__)
         if (p->nb <= 63 && (p->scaling == 0 || p->q == 1 || p->q == 2)) {
             pwl_block_avx512_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
-            continue;
+            return;
+        }
+#elif defined(HAVE_VEC8)
+        if (vec8_ok(p)) {
+            vec8_block_bf16(p, x + c * chunk, y + c * chunk, end - c * chunk);
+            return;
         }
 #endif
         for (int64_t b = c * chunk; b < end; b += BLOCK) {
@@ -139,4 +142,14 @@ void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n,
             for (int e = 0; e < m; ++e) y[b + e] = f2bf(yb[e]);
         }
     }
+}
+
+/* y = table(x) for n bfloat16 values: computed in float32, rounded once to bfloat16 */
+void nnlut_pwl_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n, int threads) {
+    const int64_t chunk = 1 << 15;
+    prefer_huge_pages(y, n * 2);
+    int64_t nchunks = (n + chunk - 1) / chunk;
+    if (nchunks <= 1) { if (n) pwl_bf16_chunk(p, x, y, n, chunk, 0); return; }
+    #pragma omp parallel for num_threads(threads) schedule(static)
+    for (int64_t c = 0; c < nchunks; ++c) pwl_bf16_chunk(p, x, y, n, chunk, c);
 }
