@@ -223,13 +223,15 @@ def test_attention_matmuls_per_batch_match_torch_matmul():
     assert s.requires_grad and torch.allclose(s.detach(), q.detach() @ k.transpose(2, 3), atol=1e-5)
 
 
-def test_streamed_attention_equals_batched_path():
-    # without output_attentions the attention runs one batch element at a time (scores in a
-    # scratch buffer, softmax in place); with it, over the whole batch, keeping the weights.
-    # Both take the same products and rows, so the hidden states agree exactly.
+def test_streamed_attention_equals_batched_path(monkeypatch):
+    # where the fused attention op does not apply (here: turned off; tests/models/
+    # test_fused_attention.py covers it), attention without output_attentions runs one batch
+    # element at a time (scores in a scratch buffer, softmax in place); with it, over the whole
+    # batch, keeping the weights. Both take the same products and rows: equal hidden states.
+    # (eager: its additive float mask is one the streamed path takes)
     from nnlut.models import _attention as _hf
 
-    model = tiny_hf("bert", "sdpa")
+    model = tiny_hf("bert", "eager")
     approximate_(model)
     inputs = batch()
     calls = []
@@ -240,13 +242,11 @@ def test_streamed_attention_equals_batched_path():
         calls.append(out is not None)
         return out
 
-    _hf._streamed = spy
-    try:
-        with torch.no_grad():
-            streamed = model(**inputs)
-            batched = model(**inputs, output_attentions=True)
-    finally:
-        _hf._streamed = orig
+    monkeypatch.setattr(_hf, "_fused", lambda *a, **k: None)
+    monkeypatch.setattr(_hf, "_streamed", spy)
+    with torch.no_grad():
+        streamed = model(**inputs)
+        batched = model(**inputs, output_attentions=True)
     assert calls and all(calls)  # only the first forward asked for the streamed path
     assert streamed.attentions is None and batched.attentions is not None
     assert torch.equal(streamed.last_hidden_state, batched.last_hidden_state)
