@@ -18,18 +18,38 @@ def test_every_default_is_shipped_for_this_version():
     assert sorted(data["tables"]) == sorted(dt.table_key(*k) for k in dt.default_keys())
 
 
+def _same_fit(shipped, fresh):
+    """The shipped table is what the fitter gives: the same layout and, on a dense grid, the
+    same error within 1% of it. Bit equality holds on one machine (tested by the table cache),
+    but a fit's floating-point reductions round differently across CPUs (vector widths, BLAS
+    kernels), and the polishing LP may move a breakpoint by far more than that last bit."""
+    import numpy as np
+
+    from nnlut.core._functions import get_function
+
+    for field in ("function", "domain", "tails", "scaling"):
+        assert getattr(shipped, field) == getattr(fresh, field), field
+    assert shipped.entries == fresh.entries
+    lo, hi = shipped.domain
+    x = np.linspace(lo, hi, 200_001)
+    exact = get_function(shipped.function).fn(x)
+    err_shipped = np.max(np.abs(np.asarray(shipped(x), dtype=np.float64) - exact))
+    err_fresh = np.max(np.abs(np.asarray(fresh(x), dtype=np.float64) - exact))
+    assert err_fresh <= 1.01 * err_shipped + 1e-12 and err_shipped <= 1.01 * err_fresh + 1e-12
+
+
 def test_shipped_table_equals_a_fresh_fit():
     # rsqrt is the quickest default to refit (~5 s); the slow test below checks the others
     key = ("rsqrt", "nnlut", 16, "full", 0)
     shipped = dt.Table.from_dict(dt._shipped()[dt.table_key(*key)])
-    assert shipped == dt.fit_fresh(*key)
+    _same_fit(shipped, dt.fit_fresh(*key))
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", [("exp", "nnlut", 16, "full", 0)])
 def test_more_shipped_tables_equal_a_fresh_fit(key):
     shipped = dt.Table.from_dict(dt._shipped()[dt.table_key(*key)])
-    assert shipped == dt.fit_fresh(*key)
+    _same_fit(shipped, dt.fit_fresh(*key))
 
 
 def test_defaults_load_in_milliseconds_and_are_memoised(monkeypatch):
