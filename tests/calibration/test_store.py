@@ -250,3 +250,14 @@ def test_extra_files_are_part_of_the_result(tmp_path, saved):
     with pytest.raises(NNLUTError, match="would overwrite"):
         save_calibration(saved[1], tmp_path / "c", extra={"manifest.json": "{}"})
     assert (folder / "report.json").exists() and sorted(p.name for p in tmp_path.iterdir()) == ["c"]
+
+
+def test_manifest_with_a_module_entry_removed_is_refused(folder):
+    # without its entry the softmax would silently stay exact; its table files give it away
+    m = _manifest(folder)
+    del m["modules"]["softmax"]
+    _write_manifest(folder, m)
+    model = ToyBlock().eval()
+    with pytest.raises(NNLUTError, match="no module uses them"):
+        load_calibration(model, folder)
+    assert approx_modules(model) == {}

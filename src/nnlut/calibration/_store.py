@@ -206,6 +206,11 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         if set(roles) != set(needs):
             raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(needs)}, the manifest gives "
                              f"{', '.join(map(repr, roles)) or 'none'}")
+    used = {rel for entry in modules.values() for rel in entry["tables"].values()}
+    unused = sorted(set(tables) - used)
+    if unused:  # a module's entry was removed or renamed: its tables are left without an owner
+        raise NNLUTError(f"{where}: table files {', '.join(map(repr, unused))} are listed in 'files' but no "
+                         "module uses them (the manifest is incomplete)")
     return manifest, tables
 
 
