@@ -43,3 +43,25 @@ def test_opcheck_passes_for_every_op(keys, name):
     tables, k = keys  # tables kept alive so their keys stay valid
     op, args = _cases(k)[name]
     torch.library.opcheck(op, args, test_utils=TESTS)
+
+
+def test_pwl_op_gradient_is_the_segment_slope(keys):
+    """Against central differences of the op's own forward values, away from breakpoints."""
+    _, k = keys
+    x = torch.linspace(-4, 4, 257, dtype=torch.float64).requires_grad_(True)
+    OPS.pwl.default(x, k["gelu"]).sum().backward()
+    h = 1e-7
+    with torch.no_grad():
+        xd = x.detach()
+        lo, mid, hi = (OPS.pwl.default(v, k["gelu"]) for v in (xd - h, xd, xd + h))
+        fd = (hi - lo) / (2 * h)
+        straight = ((hi - mid) - (mid - lo)).abs() < 1e-12  # no breakpoint within h
+    assert straight.sum() > 200
+    assert torch.allclose(x.grad[straight], fd[straight], rtol=1e-5, atol=1e-7)
+    assert x.grad.abs().sum() > 0
+
+
+def test_pwl_op_autograd_registration_passes_opcheck(keys):
+    _, k = keys
+    x = torch.linspace(-4, 4, 96).reshape(2, 3, 16).requires_grad_(True)
+    torch.library.opcheck(OPS.pwl.default, (x, k["gelu"]), test_utils=("test_autograd_registration",))
