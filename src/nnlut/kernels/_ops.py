@@ -8,7 +8,7 @@ takes them; contiguity and dtype handling live there, so a view (a transpose, a 
 expanded tensor) gives the values of its contiguous copy, in eager and compiled mode. Every
 op returns a fresh contiguous tensor (its fake implementation says so).
 
-Autograd: the ops have no backward. When an input needs a gradient, the functions below use
+Autograd: ``pwl`` has a registered backward (the segment slope). When an input needs a gradient, the functions below use
 the differentiable composite form (:mod:`._reference`) instead of the op, with the table's
 reference evaluation (``s[idx] * x + t[idx]``: the slope is the derivative).
 
@@ -129,6 +129,24 @@ for _name, _schema in _SCHEMAS.items():
     _LIB.define(_schema)
     _LIB.impl(_name, _IMPLS[_name], "CompositeExplicitAutograd")
     torch.library.register_fake(f"nnlut::{_name}", _FAKES[_name], lib=_LIB)
+
+def _pwl_setup(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
+    ctx.save_for_backward(inputs[0])
+    ctx.table = inputs[1]
+
+
+def _pwl_backward(ctx: Any, grad: torch.Tensor) -> tuple:
+    """The segment slope of the table at each input (the derivative of ``s[idx] * x + t[idx]``)."""
+    from ..core._eval import evaluate_reference
+
+    (x,) = ctx.saved_tensors
+    with torch.enable_grad():
+        u = x.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(evaluate_reference(table_of(ctx.table), u), u, grad)
+    return g, None
+
+
+torch.library.register_autograd("nnlut::pwl", _pwl_backward, setup_context=_pwl_setup, lib=_LIB)
 
 _OPS = torch.ops.nnlut
 _PWL, _FIXED, _SOFTMAX = _OPS.pwl.default, _OPS.fixed.default, _OPS.softmax.default
