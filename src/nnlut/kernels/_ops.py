@@ -8,9 +8,10 @@ takes them; contiguity and dtype handling live there, so a view (a transpose, a 
 expanded tensor) gives the values of its contiguous copy, in eager and compiled mode. Every
 op returns a fresh contiguous tensor (its fake implementation says so).
 
-Autograd: ``pwl`` has a registered backward (the segment slope). When an input needs a gradient, the functions below use
-the differentiable composite form (:mod:`._reference`) instead of the op, with the table's
-reference evaluation (``s[idx] * x + t[idx]``: the slope is the derivative).
+Autograd: ``pwl`` has a registered backward (the segment slope). When an input needs a
+gradient, the functions below use the differentiable composite form (:mod:`._reference`)
+instead of the op, with the table's reference evaluation (``s[idx] * x + t[idx]``: the slope
+is the derivative).
 
 Schemas (``int`` table keys):
 
@@ -130,6 +131,7 @@ for _name, _schema in _SCHEMAS.items():
     _LIB.impl(_name, _IMPLS[_name], "CompositeExplicitAutograd")
     torch.library.register_fake(f"nnlut::{_name}", _FAKES[_name], lib=_LIB)
 
+
 def _pwl_setup(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
     ctx.save_for_backward(inputs[0])
     ctx.table = inputs[1]
@@ -137,12 +139,10 @@ def _pwl_setup(ctx: Any, inputs: tuple, output: torch.Tensor) -> None:
 
 def _pwl_backward(ctx: Any, grad: torch.Tensor) -> tuple:
     """The segment slope of the table at each input (the derivative of ``s[idx] * x + t[idx]``)."""
-    from ..core._eval import evaluate_reference
-
     (x,) = ctx.saved_tensors
     with torch.enable_grad():
         u = x.detach().requires_grad_(True)
-        (g,) = torch.autograd.grad(evaluate_reference(table_of(ctx.table), u), u, grad)
+        (g,) = torch.autograd.grad(_ref(table_of(ctx.table))(u), u, grad)
     return g, None
 
 
