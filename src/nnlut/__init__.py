@@ -21,12 +21,16 @@ _LAZY = {
     "calibrate": "nnlut.calibration",
     "save_calibration": "nnlut.calibration",
     "load_calibration": "nnlut.calibration",
+    "export_program": "nnlut.export",
+    "load_program": "nnlut.export",
 }
 
 __all__ = [
     "ApproxConfig",
     "FunctionSpec",
     "calibrate",
+    "export_program",
+    "load_program",
     "load_calibration",
     "save_calibration",
     "NNLUTError",

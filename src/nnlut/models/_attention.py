@@ -94,7 +94,8 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
            softcap: float | None, causal: bool, **kwargs: Any) -> torch.Tensor | None:
     """Attention as the fused LUT op, or None where it does not apply (the unfused path then
     runs): float tables without observers or error tracking, a backend that takes the tensors,
-    no attention sinks, attention weights, dropout in training or gradients."""
+    no attention sinks, attention weights or dropout in training. Gradients are the op's
+    registered backward (the unfused composite's)."""
     if not isinstance(softmax, ApproxSoftmax) or softmax.observers or softmax.track:
         return None
     exp, rec = softmax.kernel.tables.get("exp"), softmax.kernel.tables.get("reciprocal")
@@ -107,9 +108,6 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
     for t in (mask, position_bias):
         if t is not None and (t.dim() != 4 or not (t.dtype == torch.bool or t.is_floating_point())):
             return None
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                       for t in (query, key, value, mask, position_bias)):
-        return None
     if not any("flash_attention" in b.impls and b.supports("flash_attention", query)
                for b in _kernel_backends.backends()):
         return None
