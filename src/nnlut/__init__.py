@@ -21,6 +21,7 @@ _LAZY = {
     "calibrate": "nnlut.calibration",
     "save_calibration": "nnlut.calibration",
     "load_calibration": "nnlut.calibration",
+    "export_onnx": "nnlut.export",
     "export_program": "nnlut.export",
     "load_program": "nnlut.export",
 }
@@ -29,6 +30,7 @@ __all__ = [
     "ApproxConfig",
     "FunctionSpec",
     "calibrate",
+    "export_onnx",
     "export_program",
     "load_program",
     "load_calibration",

@@ -25,7 +25,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                                    "slopes and intercepts as its tensor inputs. Load it with nnlut.load_program (or "
                                    "torch.export.load after 'import nnlut.export').")
     p.add_argument("--model", default="minilm", help="minilm (default), mpnet, or a local HuggingFace model folder")
-    p.add_argument("--out", required=True, metavar="FILE", help="the program file to write (.pt2)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help="the file to write: a torch.export program (.pt2) or an ONNX model (.onnx: every table op a "
+                        "model-local function of standard ONNX operators; needs the 'onnx' extra)")
     p.add_argument("--entries", "-n", type=ENTRIES, default=16, help="table entries (default 16)")
     p.add_argument("--method", default="nnlut", help="table method: nnlut (default), linear, exponential")
     p.add_argument("--number-format", metavar="SPEC",
@@ -49,6 +51,31 @@ def _load(name: str) -> tuple[Any, Any]:
     from .._errors import NNLUTError
 
     raise NNLUTError(f"--model {name!r} is neither a shipped model ({', '.join(sorted(MODELS))}) nor a folder")
+
+
+def _onnx(wrapped: Any, example: tuple, out: Any, report: Any) -> int:
+    import numpy as np
+
+    from ..export import export_onnx
+
+    proto = export_onnx(wrapped, example, out)
+    nodes = [n for n in proto.graph.node if n.domain == "nnlut"]
+    rows = [[n.name, n.op_type] for n in nodes]
+    print(format_table(["node", "nnlut function"], rows))
+    checked = ""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        pass
+    else:
+        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+        got = sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), example, strict=True)})[0]
+        want = wrapped(*example).detach().numpy()
+        checked = (f"; onnxruntime vs eager on the example batch: max |diff| {float(np.abs(got - want).max()):.3g} "
+                   f"(outputs up to {float(np.abs(want).max()):.3g})")
+    print(f"{len(nodes)} table sites as {len(proto.functions)} model-local functions "
+          f"({', '.join(f'{k}: {v}' for k, v in sorted(report.counts().items()))} replaced){checked}; wrote {out}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:
@@ -75,6 +102,8 @@ def run(args: argparse.Namespace) -> int:
             return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
     wrapped = _Hidden(model).eval()
+    if out.suffix == ".onnx":
+        return _onnx(wrapped, example, out, report)
     program = export_program(wrapped, example)
     want = wrapped(*example).detach()
     got = program.module()(*example).detach()
