@@ -81,7 +81,7 @@ def _onnx(wrapped: Any, example: tuple, out: Any, report: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import ApproxConfig, approximate_
+    from ..models import ApproxConfig, approximate_
     from .._errors import NNLUTError
     from ..export import export_program, table_sites
 
