@@ -72,7 +72,8 @@ def check_version(data: Any, kind: str, versions: tuple[int, ...]) -> None:
         raise NNLUTError(f"'format' is {fmt!r}, expected {kind!r}")
     if "version" not in data:
         raise NNLUTError("missing 'version'")
-    if data["version"] not in versions:
+    v = data["version"]
+    if isinstance(v, bool) or not isinstance(v, int) or v not in versions:
         raise NNLUTError(f"unknown version {data['version']!r}; this nnlut reads versions {list(versions)}")
 
 
