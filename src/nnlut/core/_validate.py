@@ -85,6 +85,13 @@ VALUES_OTHER_RATIO = 4.0
 VALUES_GRID = 1025
 
 
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """A random seed: a non-negative integer (not a bool), or one :class:`NNLUTError` naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise NNLUTError(f"{what} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
 def _max_err(y: np.ndarray, f: np.ndarray) -> float:
     with np.errstate(all="ignore"):
         e = np.abs(y - f)
