@@ -164,3 +164,21 @@ def test_a_result_file_over_a_user_file_is_refused(tmp_path):
     assert (out / "a.txt").read_text() == "mine" and sorted(os.listdir(out)) == before
     assert not [p for p in os.listdir(tmp_path) if p.startswith(".out.nnlut")]  # no staging left
     shutil.rmtree(out)
+
+
+def test_removed_network_of_a_fitted_table_refused(tmp_path, tables):
+    d = tables["gelu"].to_dict()
+    del d["network"]
+    p = tmp_path / "t.json"
+    p.write_text(json.dumps(d))
+    _refused(lambda: nnlut.load(p), "must carry its 'network'")
+    del d["fit"]  # a hand-written table needs none
+    p.write_text(json.dumps(d))
+    assert nnlut.load(p).function == "gelu"
+
+
+def test_relabelled_table_refused_from_a_dict(tables):
+    # Table.from_dict is what configs and the table cache load through
+    _refused(lambda: nnlut.Table.from_dict(_relabel(tables["exp"], "gelu")), "not those of gelu")
+    _refused(lambda: nnlut.ApproxConfig.from_dict({"tables": {"gelu": _relabel(tables["exp"], "gelu")}}),
+             "not those of gelu")

@@ -50,8 +50,12 @@ def _check_meta(data: Mapping[str, Any]) -> None:
 
 
 def check_network(data: Mapping[str, Any], table: Table) -> None:
-    """Refuse a table whose stored ``network`` does not describe it."""
+    """Refuse a table whose stored ``network`` does not describe it, or a fitted one (with its
+    ``fit`` record) whose network was removed: nnlut writes the network of every continuous table."""
     if "network" not in data or data["network"] is None:
+        if data.get("fit") and table.is_continuous():
+            raise NNLUTError("a fitted continuous table must carry its 'network' (removed: the check of "
+                             "its values against it cannot be skipped)")
         return
     from ._network import ReluNetwork
 
