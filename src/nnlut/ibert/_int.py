@@ -1,19 +1,25 @@
-"""I-BERT's integer kernels on integer tensors (Kim et al., ICML 2021), bit for bit.
+"""I-BERT's integer kernels on integer tensors (Kim et al., ICML 2021), bit for bit with I-BERT's
+code (``transformers``' ``quant_modules``; see ``tests/ibert/test_reference.py``).
 
 Every function takes an integer tensor ``q`` (int64) and its scale ``S`` (real = q * S) and
 returns integer results and their scale. Constants are computed in float64 and floored, as
-in I-BERT's kernels; all tensor arithmetic is integer (int64 holds every intermediate).
+in I-BERT's code (a constant over a scale as ``c * (1 / S)``, as PyTorch divides a number by a
+tensor); all tensor arithmetic is exact integer arithmetic, and a kernel refuses, in one line,
+an input whose result would not fit int64.
 
-- :func:`int_gelu`: i-GELU, ``erf`` by the clipped second-order polynomial, output scale
-  ``S * S_erf / 2``.
+- :func:`int_gelu_factors` / :func:`int_gelu`: i-GELU, ``erf`` by the clipped second-order
+  polynomial, output ``q * (erf_int + shift)`` at scale ``S * S_erf / 2``; at INT32-accumulator
+  scales the product needs up to 77 bits, so the factors are returned separately.
 - :func:`int_softmax`: i-exp (``z = floor(x / -ln2)`` capped at 30, a second-order polynomial
   on the remainder, a left shift by ``30 - z``), requantisation of exp to ``exp_bits`` with an
-  integer multiplier and shift (I-BERT's fixed-point rescale), the division as
-  ``floor(2**32 / sum)`` then a multiply and a right shift to ``output_bits``.
+  integer multiplier and shift that map I-BERT's activation range (the raw exp of 0) to
+  ``2**(exp_bits-1) - 1``, the division as ``floor(2**32 / sum)`` then a multiply and a right
+  shift to ``output_bits``.
 - :func:`isqrt`: integer Newton iteration ``x <- floor((x + floor(n / x)) / 2)`` from
   ``2**ceil(bits(n) / 2)`` until it stops decreasing, i.e. ``floor(sqrt(n))``.
 - :func:`int_layernorm`: integer mean, a right shift that keeps ``sum(y**2) < 2**32``,
-  ``std = isqrt(var) << shift``, ``floor(2**31 / std)``, output scale ``sqrt(n) / 2**30``.
+  ``std = isqrt(var) << shift``, ``floor(2**31 / std)``, output scale ``sqrt(n) / 2**30`` with
+  ``sqrt(n)`` in float32 as I-BERT computes it.
 """
 
 from __future__ import annotations
