@@ -111,6 +111,16 @@ def test_int_gelu_at_int32_accumulator_scales_is_exact():
             int_gelu_factors(small, bad)
 
 
+def test_int_softmax_refuses_scales_beyond_int64():
+    q = torch.tensor([[0, -5, -100]])
+    assert int_softmax(q, 1e-4)[0].sum() > 0
+    for bad in (1e-5, 1e-9):
+        with pytest.raises(NNLUTError, match="i-exp input scale .* is too fine"):
+            int_softmax(q, bad)
+    with pytest.raises(NNLUTError, match="positive finite"):
+        int_softmax(q, 0.0)
+
+
 def test_int_softmax_bit_exact():
     rng = np.random.default_rng(1)
     s = 2.0**-12

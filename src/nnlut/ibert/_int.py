@@ -126,8 +126,18 @@ def _exp_poly(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, torch.Tensor
     return torch.clamp(r * (r + _floor(_cdiv(b, scale))) + _floor(_cdiv(c, scale**2)), min=0), z
 
 
+def _check_exp_scale(scale: float, factor: int, what: str) -> None:
+    if not (isinstance(scale, (int, float)) and math.isfinite(scale) and scale > 0):
+        raise NNLUTError(f"i-exp input scale must be a positive finite number, got {scale!r}")
+    c_int = _floor(_cdiv(EXP_COEF[2] / EXP_COEF[0], scale**2))
+    if c_int * factor >= 2**63:
+        raise NNLUTError(f"i-exp input scale {scale:g} is too fine for {what}: its constant c / s**2 = {c_int} times "
+                         f"{factor} exceeds int64 (I-BERT's Softmax inputs have scales near 1e-4)")
+
+
 def int_exp(q: torch.Tensor, scale: float) -> tuple[torch.Tensor, float]:
     """i-exp for q <= 0: returns (exp_int, exp_scale)."""
+    _check_exp_scale(scale, 2**EXP_N, "the raw exp")
     poly, z = _exp_poly(q, scale)
     exp_int = poly * torch.pow(2, EXP_N - z)  # z in [0, 30]: an exact left shift
     return exp_int, EXP_COEF[0] * scale**2 / 2**EXP_N
@@ -163,10 +173,12 @@ def int_exp_requant(q: torch.Tensor, scale: float, exp_bits: int = 16) -> torch.
     """i-exp of ``q <= 0`` requantised to ``exp_bits`` (round half up, saturating): the value the
     i-exp hardware unit outputs. ``poly * 2**(30 - z)`` then ``* M >> k`` is folded into one
     right shift by ``k - 30 + z``."""
+    _check_exp_scale(scale, 2**31, "its requantisation")
     poly, z = _exp_poly(q, scale)
     m, k = exp_requant_constants(scale, exp_bits)
-    sh = k - EXP_N + z
-    e = (poly * m + torch.pow(2, sh - 1)) >> sh
+    sh = k - EXP_N + z  # up to ~100 at fine scales: round half up as ((x >> (sh - 1)) + 1) >> 1,
+    # each shift below 64 bits (x = poly * m < 2**63, so x >> 63 is already 0)
+    e = (((poly * m) >> torch.clamp(sh - 1, max=63)) + 1) >> 1
     return torch.clamp(e, 0, 2 ** (exp_bits - 1) - 1)
 
 
