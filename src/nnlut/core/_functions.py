@@ -83,6 +83,8 @@ class FunctionSpec:
         scaling: homogeneity used by input scaling, or ``None``.
         full_range_domain: table domain used with full range reduction.
         error: default error measure for fitting, ``"abs"`` or ``"rel"``.
+        inputs: the inputs the function is applied to (``exp``: the softmax exponent, never
+            positive); full-domain errors cover these. Default: every real.
     """
 
     name: str
@@ -95,6 +97,7 @@ class FunctionSpec:
     scaling: ScalingSpec | None = None
     full_range_domain: tuple[float, float] | None = None
     error: Literal["abs", "rel"] = "abs"
+    inputs: tuple[float, float] = (-math.inf, math.inf)
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -200,6 +203,7 @@ _BUILTINS = (
     ),
     FunctionSpec(
         "exp", np.exp, (-256.0, 0.0), tails=(_ZERO, Tail("extend")), limits=(0.0, math.inf),
+        inputs=(-math.inf, 0.0),
         description="exp on non-positive inputs (Softmax after max subtraction); 0 below the domain",
     ),
     FunctionSpec(
