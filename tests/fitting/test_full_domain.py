@@ -126,3 +126,14 @@ def test_bad_arguments_are_one_line_errors():
         full_domain_errors(nnlut.fit("tanh", 4, method="linear"), formats=("fp8",))
     with pytest.raises(NNLUTError, match="names none"):
         full_domain_errors(nnlut.Table([0.0], [0.0, 1.0], [0.0, 0.0]))
+
+
+@pytest.mark.parametrize("fmt", [None, "int16", "int8", "fp16"])
+def test_infinite_and_nan_inputs_give_the_function_limits(fmt):
+    kw = {"method": "linear"} if fmt != "int8" else {}
+    for name, at_inf in (("tanh", (-1.0, 1.0)), ("gelu", (0.0, math.inf))):
+        t = nnlut.fit(name, 4, format=fmt, **kw)
+        sp = t.meta["errors"]["full_domain"]["specials"]
+        assert sp["match"], (name, fmt, sp)
+        got = t(np.array([-np.inf, np.inf, np.nan]))
+        assert got[0] == at_inf[0] and got[1] == at_inf[1] and np.isnan(got[2])

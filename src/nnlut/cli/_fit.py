@@ -71,6 +71,10 @@ def _print_full_domain(what: str, full: dict | None) -> None:
     print(f"\n{what}, full domain: every finite input{within}, relative error |t - f| / max(|f|, 2^-14); "
           "inputs whose exact value is not finite in the format are excluded")
     print(format_table(list(FULL_HEADERS), full_domain_rows(full)))
+    sp = full.get("specials")
+    if sp:
+        pairs = ", ".join(f"{x} -> {sp['table'][x]}" for x in sp["table"])
+        print(f"special inputs: {pairs}" + ("" if sp["match"] else f" (exact: {sp['exact']}: WRONG)"))
 
 
 def _run_format(args: argparse.Namespace, out: object) -> int:

@@ -105,11 +105,30 @@ def full_domain_errors(table: Any, spec: str | FunctionSpec | None = None,
     out: dict[str, Any] = {"inputs": [_enc(v) for v in spec.inputs], "rel_floor": REL_FLOOR}
     for name in formats:
         out[name] = _errors(table, spec, _INPUTS[name](), _LARGEST[name])
+    out["specials"] = _specials(table, spec)
     return out
 
 
+def _specials(table: Any, spec: FunctionSpec) -> dict[str, Any]:
+    """The table at -inf, +inf and NaN beside the exact values (the function's limits; NaN for
+    NaN); ``match`` is whether every one is right (NaN matching NaN). An infinite input outside
+    the function's ``inputs`` is left out."""
+    lo, hi = spec.inputs
+    xs = [v for v in (-math.inf, math.inf) if lo <= v <= hi] + [math.nan]
+    with np.errstate(all="ignore"):
+        got = np.asarray(table(np.array(xs)), dtype=np.float64).reshape(-1).tolist()
+        limits = spec.limits if spec.limits is not None else tuple(spec(np.array([-math.inf, math.inf])).tolist())
+    want = [limits[0] if x == -math.inf else limits[1] if x == math.inf else math.nan for x in xs]
+    match = all((math.isnan(g) and math.isnan(w)) or g == w for g, w in zip(got, want, strict=True))
+    keys = [_enc(x) for x in xs]
+    return {"match": match, "table": dict(zip(keys, map(_enc, got), strict=True)),
+            "exact": dict(zip(keys, map(_enc, want), strict=True))}
+
+
 def _enc(v: float) -> float | str:
-    # JSON-safe bound: infinite ends as strings, the way table files write infinite limits
+    # JSON-safe: non-finite values as strings, the way table files write infinite limits
+    if math.isnan(v):
+        return "nan"
     return v if math.isfinite(v) else ("inf" if v > 0 else "-inf")
 
 

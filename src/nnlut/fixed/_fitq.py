@@ -74,7 +74,8 @@ def fit_fixed(func: Any, entries: int, fmt: FixedFormat, domain: tuple[float, fl
     with np.errstate(all="ignore"):
         fx = spec(xr)
     bp, s, t = fit_codes(Problem(fmt, codes, fx), entries)
-    ft = FixedTable(fmt, bp, s, t, function=spec.name, meta={"fit": "quantization-aware", "domain": [lo, hi]})
+    limits = spec.limits if spec.limits is not None else (math.nan, math.nan)  # what +-inf inputs give
+    ft = FixedTable(fmt, bp, s, t, function=spec.name, limits=limits, meta={"fit": "quantization-aware", "domain": [lo, hi]})
     err = np.abs(ft.eval_int(codes) * 2.0**-fmt.out_frac - fx)
     ft.meta["errors"] = {"format": format_name(fmt), "input_codes": int(len(codes)),
                          "max_abs": float(err.max()), "mean_abs": float(err.mean())}
