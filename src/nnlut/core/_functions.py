@@ -209,14 +209,15 @@ _BUILTINS = (
     FunctionSpec(
         "reciprocal", _reciprocal, (1.0, 1024.0), tails=(Tail("clamp"), Tail("clamp")),
         limits=(-0.0, 0.0), defined=(0.0, math.inf),
-        scaling=ScalingSpec(exponent=-1.0, period=2, negative="odd"), full_range_domain=(1.0, 2.0),
-        description="1/x (Softmax's division); inputs below 1 are scaled by powers of two",
+        scaling=ScalingSpec(exponent=-1.0, period=2, negative="odd"), full_range_domain=(1.0, 2.0), error="rel",
+        description="1/x (Softmax's division); inputs below 1 are scaled by powers of two; fits relative error",
     ),
     FunctionSpec(
         "rsqrt", _rsqrt, (0.1, 1024.0), fit_domain=(1.0, 1024.0), tails=(Tail("clamp"), Tail("clamp")),
         limits=(math.nan, 0.0), defined=(0.0, math.inf),
-        scaling=ScalingSpec(exponent=-0.5, period=4, negative="nan"), full_range_domain=(1.0, 4.0),
-        description="1/sqrt(x) (LayerNorm); table on [1, 1024], inputs below 1 scaled by powers of four",
+        scaling=ScalingSpec(exponent=-0.5, period=4, negative="nan"), full_range_domain=(1.0, 4.0), error="rel",
+        description="1/sqrt(x) (LayerNorm); table on [1, 1024], inputs below 1 scaled by powers of four; fits "
+                    "relative error",
     ),
     FunctionSpec(
         "sigmoid", _sigmoid, (-8.0, 8.0), tails=(Tail("clamp"), Tail("clamp")), limits=(0.0, 1.0),
