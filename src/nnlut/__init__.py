@@ -10,7 +10,7 @@ __version__ = "0.1.0"
 
 from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
-from .fitting import measure
+from .fitting import full_domain_errors, measure
 from .fixed._fitq import fit  # the float fit, or a number format's with format=...
 
 _LAZY = {
@@ -43,6 +43,7 @@ __all__ = [
     "__version__",
     "approximate_",
     "fit",
+    "full_domain_errors",
     "get_function",
     "list_functions",
     "load",

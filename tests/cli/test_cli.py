@@ -30,6 +30,18 @@ def test_fit_writes_table_and_prints_baselines(tmp_path, capsys):
     assert json.loads(out.read_text())["fit"]["method"] == "nnlut"
 
 
+def test_fit_prints_and_stores_full_domain_errors(tmp_path, capsys):
+    out = tmp_path / "r.json"
+    assert main(["fit", "reciprocal", "--entries", "6", "--method", "linear", "--range-reduction", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    full = nnlut.load(str(out)).meta["errors"]["full_domain"]
+    line = next(ln for ln in text.splitlines() if ln.startswith("every FP16"))
+    assert f"{full['fp16']['max_rel']:.4g}" in line.split()  # the stored figure is the printed one
+    assert "FP32 sweep" in text and "every BF16" in text
+    assert main(["fit", "tanh", "--entries", "4", "--format", "int8", "--out", str(out)]) == 0
+    assert "int8 table, full domain" in capsys.readouterr().out
+
+
 def test_fit_range_reduction_and_method(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["fit", "reciprocal", "--entries", "8", "--method", "linear", "--range-reduction", "--out", str(out)]) == 0
@@ -81,6 +93,11 @@ def test_run_tables_section(tmp_path, capsys):
     assert {r["method"] for r in rows} == {"nnlut", "linear", "exponential", "ibert"}
     assert (out / "report.md").read_text().count("![") >= 8
     assert (out / "tables" / "rsqrt_nnlut_6.json").exists()
+    full = results["sections"]["tables"]["data"]["full_domain"]
+    assert sorted(full) == ["exp", "gelu", "reciprocal", "rsqrt"]
+    assert full["rsqrt"]["fp16"]["max_rel"] == nnlut.load(str(out / "tables" / "rsqrt_nnlut_6.json")).meta[
+        "errors"]["full_domain"]["fp16"]["max_rel"]
+    assert "every finite FP16 value" in (out / "report.md").read_text()
 
 
 def test_export_writes_fixed_point_files(tmp_path, capsys):

@@ -75,3 +75,25 @@ def test_other_tables_are_cached_on_disk_by_key(tmp_path, monkeypatch):
     monkeypatch.undo()
     monkeypatch.setenv("NNLUT_CACHE", str(tmp_path))
     assert dt.fitted_table("gelu", "linear", 8, "full", 0) == first
+
+
+def test_shipped_and_cached_tables_use_todays_error_measure(tmp_path, monkeypatch):
+    # 1/x and 1/sqrt x fit relative error by default: the shipped paper-mode tables do too, and
+    # a cached table fitted with another measure is refitted, not used
+    for fn in dt.SCALED:
+        t = dt.Table.from_dict(dt._shipped()[dt.table_key(fn, "nnlut", 16, "paper", 0)])
+        assert t.meta["error_measure"] == "rel" and t.scaling.mode == "paper"
+    monkeypatch.setenv("NNLUT_CACHE", str(tmp_path))
+    stale = dt.Table([1.5], [-0.5, -0.25], [1.5, 1.0], domain=(1.0, 2.0), function="reciprocal",
+                     meta={"error_measure": "abs"})
+    path = dt.cache_root() / f"{dt.table_key('reciprocal', 'linear', 2, 'paper', 0)}.json"
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps(stale.to_dict()))
+    dt._MEMO.clear()
+    fresh = stale.replace(meta={"error_measure": "rel"})
+    monkeypatch.setattr(dt, "fit_fresh", lambda *a: fresh)
+    assert dt.fitted_table("reciprocal", "linear", 2, "paper", 0) is fresh
+    dt._MEMO.clear()
+    monkeypatch.setattr(dt, "fit_fresh", lambda *a: pytest.fail(f"refitted {a}"))
+    assert dt.fitted_table("reciprocal", "linear", 2, "paper", 0) == fresh  # the refit was cached
+    dt._MEMO.clear()

@@ -56,8 +56,25 @@ def run(args: argparse.Namespace) -> int:
         table_rows.append([r.method + (" *" if r is rows[0] else ""), r.errors["max_abs"], r.errors["mean_abs"],
                            r.errors["max_rel"], r.errors["mean_rel"], ratio, r.seconds])
     print(format_table(["method", "max abs", "mean abs", "max rel", "mean rel", "max abs / *", "fit s"], table_rows))
+    _print_full_domain(rows[0].method, e.get("full_domain"))
     print(f"wrote {out}")
     return 0
+
+
+def _print_full_domain(what: str, full: dict | None) -> None:
+    from ..fitting._full import FULL_HEADERS, full_domain_rows
+
+    if not full:
+        return
+    lo, hi = full["inputs"]
+    within = "" if (lo, hi) == ("-inf", "inf") else f" in [{lo}, {hi}]"
+    print(f"\n{what}, full domain: every finite input{within}, relative error |t - f| / max(|f|, 2^-14); "
+          "inputs whose exact value is not finite in the format are excluded")
+    print(format_table(list(FULL_HEADERS), full_domain_rows(full)))
+    sp = full.get("specials")
+    if sp:
+        pairs = ", ".join(f"{x} -> {sp['table'][x]}" for x in sp["table"])
+        print(f"special inputs: {pairs}" + ("" if sp["match"] else f" (exact: {sp['exact']}: WRONG)"))
 
 
 def _run_format(args: argparse.Namespace, out: object) -> int:
@@ -69,9 +86,11 @@ def _run_format(args: argparse.Namespace, out: object) -> int:
                           domain=tuple(args.domain) if args.domain else None, **kw)
     table.save(str(out))
     e = table.meta.get("errors", {})
-    if e:
-        print(f"{args.function}, {table.entries} entries, format {args.number_format}; {e['input_codes']} input codes")
-        cols = [k for k in ("max_abs", "mean_abs", "max_abs_lsb", "float_table_max_abs") if k in e]
+    print(f"{args.function}, {table.entries} entries, format {args.number_format}"
+          + (f"; {e['input_codes']} input codes" if "input_codes" in e else ""))
+    cols = [k for k in ("max_abs", "mean_abs", "max_abs_lsb", "float_table_max_abs") if k in e]
+    if cols:
         print(format_table(cols, [[e[k] for k in cols]]))
+    _print_full_domain(f"{args.number_format} table", e.get("full_domain"))
     print(f"wrote {out}")
     return 0

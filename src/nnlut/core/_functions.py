@@ -83,6 +83,8 @@ class FunctionSpec:
         scaling: homogeneity used by input scaling, or ``None``.
         full_range_domain: table domain used with full range reduction.
         error: default error measure for fitting, ``"abs"`` or ``"rel"``.
+        inputs: the inputs the function is applied to (``exp``: the softmax exponent, never
+            positive); full-domain errors cover these. Default: every real.
     """
 
     name: str
@@ -95,6 +97,7 @@ class FunctionSpec:
     scaling: ScalingSpec | None = None
     full_range_domain: tuple[float, float] | None = None
     error: Literal["abs", "rel"] = "abs"
+    inputs: tuple[float, float] = (-math.inf, math.inf)
     description: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -210,19 +213,21 @@ _BUILTINS = (
     ),
     FunctionSpec(
         "exp", np.exp, (-256.0, 0.0), tails=(_ZERO, Tail("extend")), limits=(0.0, math.inf),
+        inputs=(-math.inf, 0.0),
         description="exp on non-positive inputs (Softmax after max subtraction); 0 below the domain",
     ),
     FunctionSpec(
         "reciprocal", _reciprocal, (1.0, 1024.0), tails=(Tail("clamp"), Tail("clamp")),
         limits=(-0.0, 0.0), defined=(0.0, math.inf),
-        scaling=ScalingSpec(exponent=-1.0, period=2, negative="odd"), full_range_domain=(1.0, 2.0),
-        description="1/x (Softmax's division); inputs below 1 are scaled by powers of two",
+        scaling=ScalingSpec(exponent=-1.0, period=2, negative="odd"), full_range_domain=(1.0, 2.0), error="rel",
+        description="1/x (Softmax's division); inputs below 1 are scaled by powers of two; fits relative error",
     ),
     FunctionSpec(
         "rsqrt", _rsqrt, (0.1, 1024.0), fit_domain=(1.0, 1024.0), tails=(Tail("clamp"), Tail("clamp")),
         limits=(math.nan, 0.0), defined=(0.0, math.inf),
-        scaling=ScalingSpec(exponent=-0.5, period=4, negative="nan"), full_range_domain=(1.0, 4.0),
-        description="1/sqrt(x) (LayerNorm); table on [1, 1024], inputs below 1 scaled by powers of four",
+        scaling=ScalingSpec(exponent=-0.5, period=4, negative="nan"), full_range_domain=(1.0, 4.0), error="rel",
+        description="1/sqrt(x) (LayerNorm); table on [1, 1024], inputs below 1 scaled by powers of four; fits "
+                    "relative error",
     ),
     FunctionSpec(
         "sigmoid", _sigmoid, (-8.0, 8.0), tails=(Tail("clamp"), Tail("clamp")), limits=(0.0, 1.0),

@@ -13,6 +13,7 @@ from .._errors import NNLUTError
 from ..core._functions import FunctionSpec, Tail, check_domain, get_function
 from ..core._scaling import Scaling
 from ..core._table import Table
+from ._full import full_domain_errors
 from ._knots import bend_point, curvature_nodes, exponential_nodes, linear_nodes
 from ._layout import Layout
 from ._metrics import measure
@@ -185,7 +186,9 @@ def fit(
 
     Returns:
         A :class:`Table` whose ``meta`` records the settings and the errors measured on a
-        dense grid over the evaluation domain.
+        dense grid over the evaluation domain; ``meta["errors"]["full_domain"]`` has them over
+        every finite FP16 and BF16 input and an FP32 sweep (see
+        :func:`~nnlut.fitting.full_domain_errors`).
     """
     spec = get_function(func)
     entries = _check_entries(entries)
@@ -224,6 +227,7 @@ def fit(
                          "for a float64 fit)")
     table = _table_from_nodes(prob, nodes, v, meta)
     table.meta["errors"] = measure(table, spec, prob.eval_domain)
+    table.meta["errors"]["full_domain"] = full_domain_errors(table, spec)
     return table
 
 

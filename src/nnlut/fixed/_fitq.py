@@ -74,7 +74,8 @@ def fit_fixed(func: Any, entries: int, fmt: FixedFormat, domain: tuple[float, fl
     with np.errstate(all="ignore"):
         fx = spec(xr)
     bp, s, t = fit_codes(Problem(fmt, codes, fx), entries)
-    ft = FixedTable(fmt, bp, s, t, function=spec.name, meta={"fit": "quantization-aware", "domain": [lo, hi]})
+    limits = spec.limits if spec.limits is not None else (math.nan, math.nan)  # what +-inf inputs give
+    ft = FixedTable(fmt, bp, s, t, function=spec.name, limits=limits, meta={"fit": "quantization-aware", "domain": [lo, hi]})
     err = np.abs(ft.eval_int(codes) * 2.0**-fmt.out_frac - fx)
     ft.meta["errors"] = {"format": format_name(fmt), "input_codes": int(len(codes)),
                          "max_abs": float(err.max()), "mean_abs": float(err.mean())}
@@ -114,7 +115,17 @@ def fit_in_format(func: Any, entries: int = 16, format: Any = "int16", *,
     """Fit ``func`` with ``entries`` entries in ``format`` (a spec string such as ``"int16"``,
     ``"int8:4"``, ``"bf16"``, or a format object). ``fit_kwargs`` go to :func:`nnlut.fit`
     for the float table that starts ``int16`` and ``fp16``/``bf16`` tables. ``int8`` without
-    ``:P`` takes the finest input scale that holds the domain."""
+    ``:P`` takes the finest input scale that holds the domain. ``meta["errors"]["full_domain"]``
+    has the errors over every finite FP16/BF16 input and an FP32 sweep."""
+    from ..fitting import full_domain_errors
+
+    out = _fit_in_format(func, entries, format, domain, fit_kwargs)
+    out.meta.setdefault("errors", {})["full_domain"] = full_domain_errors(out)
+    return out
+
+
+def _fit_in_format(func: Any, entries: int, format: Any, domain: tuple[float, float] | None,
+                   fit_kwargs: dict[str, Any]) -> Any:
     from ..fitting import fit
 
     fmt = parse_format(format)

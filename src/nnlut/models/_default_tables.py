@@ -9,7 +9,8 @@
    version>/<key>.json``, keyed by function, method, entries, scaling and seed;
 4. a fresh fit, which is then written to that cache (atomically).
 
-A shipped or cached entry is used only when it was made by this nnlut version.
+A shipped or cached entry is used only when it was made by this nnlut version and with the
+error measure a fresh fit would use now (a change of a function's default objective refits).
 """
 
 from __future__ import annotations
@@ -66,6 +67,15 @@ def fit_fresh(function: str, method: str, entries: int, scaling: str, seed: int)
     return fit(function, entries, method=method, range_reduction=rr, seed=seed)  # type: ignore[arg-type]
 
 
+def _is_current(table: Table, function: str, scaling: str) -> bool:
+    """Whether ``table`` was fitted with the error measure that :func:`fit_fresh` uses now."""
+    from ..core._functions import get_function
+
+    rr = scaling == "full" and function in SCALED
+    want = "rel" if rr else get_function(function).error
+    return table.meta.get("error_measure", want) == want
+
+
 def fitted_table(function: str, method: str, entries: int, scaling: str, seed: int = 0) -> Table:
     """The table for ``function`` fitted with ``method``; see the module docstring for where
     it comes from. Immutable and shared: callers that need their own copy call ``replace()``."""
@@ -74,12 +84,11 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
     if hit is not None:
         return hit
     shipped = _shipped().get(key)
-    if shipped is not None:
-        table = Table.from_dict(shipped)
-    else:
+    table = Table.from_dict(shipped) if shipped is not None else None
+    if table is None or not _is_current(table, function, scaling):
         path = cache_root() / f"{key}.json"
         table = _read(path)
-        if table is None:
+        if table is None or not _is_current(table, function, scaling):
             logger.info("fitting the %s table (%s, %d entries); cached in %s", function, method, entries, path)
             table = fit_fresh(function, method, entries, scaling, seed)
             _write(path, table)
@@ -113,9 +122,22 @@ def default_keys() -> list[tuple[str, str, int, str, int]]:
     return out
 
 
-def write_shipped(path: Path = SHIPPED) -> dict[str, Any]:
-    """Fit every default table afresh and write them to ``path`` (the package's JSON)."""
-    tables = {table_key(*k): fit_fresh(*k).to_dict() for k in default_keys()}
+def write_shipped(path: Path = SHIPPED, only: list[str] | None = None) -> dict[str, Any]:
+    """Fit the default tables afresh and write them to ``path`` (the package's JSON). ``only``:
+    the keys to refit; the other entries of ``path`` (of this version) are kept as they are."""
+    keys = {table_key(*k): k for k in default_keys()}
+    unknown = sorted(set(only or ()) - set(keys))
+    if unknown:
+        raise ValueError(f"not a default table: {unknown[0]!r}; the keys are {', '.join(keys)}")
+    old: dict[str, Any] = {}
+    if only is not None:
+        try:
+            data = json.loads(path.read_text())
+            old = data.get("tables", {}) if data.get("nnlut_version") == _version() else {}
+        except (OSError, ValueError):
+            old = {}
+    tables = {key: old[key] if only is not None and key not in only and key in old else fit_fresh(*k).to_dict()
+              for key, k in keys.items()}
     data = {"nnlut_version": _version(), "tables": tables}
     path.write_text(json.dumps(data, indent=1, allow_nan=False) + "\n")
     return data

@@ -71,6 +71,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
     tables_dir.mkdir(exist_ok=True)
     rows_txt, data, md_rows = [], {}, []
     plots = []
+    data_tables: dict[str, Any] = {}
     for name in PAPER_FUNCTIONS:
         spec = get_function(name)
         rows = compare(name, settings.entries, seed=settings.seed)
@@ -88,6 +89,7 @@ def section_tables(out: Path, settings: Settings) -> Section:
         md_rows.append("| " + " | ".join([rec[0], rec[1]] + [_fmt(v) for v in rec[2:]]) + " |")
         nn_table = by["nnlut"].table
         assert nn_table is not None
+        data_tables[name] = nn_table
         png = f"{name}_table.png"
         plot_table(nn_table, str(out / png))
         lo, hi = nn["domain"]
@@ -105,8 +107,33 @@ def section_tables(out: Path, settings: Settings) -> Section:
     md += "Errors are absolute, on a dense grid (2^20+1 points) over each domain; every table has the " \
           "minimax-optimal values for its breakpoints. rsqrt is fitted on [1, 1024] and serves [0.1, 1) by " \
           "power-of-four input scaling. Tables are in `tables/`.\n\n"
+    full_text, full_md, data["full_domain"] = _full_domain_table(data_tables)
+    text += "\n\nNN-LUT tables over every input a number format holds\n" + full_text
+    md += full_md
     md += "\n".join(f"![{p}]({p})" for p in plots) + "\n"
     return Section("tables", f"Function tables, {settings.entries} entries", text, md, data)
+
+
+def _full_domain_table(tables: dict[str, Any]) -> tuple[str, str, dict[str, Any]]:
+    """Each NN-LUT table's full-domain errors: text table, markdown table with a note, data."""
+    from .._text import format_table
+    from ..fitting._full import FULL_HEADERS, full_domain_rows
+
+    headers = ["function", *FULL_HEADERS]
+    rows, data = [], {}
+    for name, table in tables.items():
+        full = table.meta["errors"]["full_domain"]
+        data[name] = full
+        rows += [[name, *r] for r in full_domain_rows(full)]
+    text = format_table(headers, rows)
+    md = "Over every input a number format holds (every finite FP16 value, every finite BF16 value, and " \
+         "a log-spaced FP32 sweep from the smallest normal to the largest finite value, both signs), with " \
+         "the tails and input scaling: relative error is |t - f| / max(|f|, 2^-14). Inputs whose exact value " \
+         "is not finite in the format (1/0, rsqrt of negatives, 1/x at FP16 subnormals) are excluded; exp " \
+         "covers its softmax inputs, x <= 0.\n\n"
+    md += "| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n"
+    md += "\n".join("| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in r) + " |" for r in rows)
+    return text, md + "\n\n", data
 
 
 def section_models(out: Path, settings: Settings) -> Section:
