@@ -76,6 +76,7 @@ class _State:
     children: list[nn.Module] = field(default_factory=list)
     attention: list[tuple[nn.Module, str]] = field(default_factory=list)
     report: ApproxReport = field(default_factory=ApproxReport)
+    calls: Any = None  # the CallTables serving the forward's non-linear calls, or None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # an approximated model unpickled in a fresh process (torch.load, pickle, deepcopy)
@@ -149,7 +150,9 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
     not_chosen = {s.name: f"{s.op} is not in config.ops" for s in sites if s.op not in wanted}
     not_chosen.update({s.name: "an override of None leaves it exact" for s in chosen if config.resolve(s.name) is None})
     state = _State()
-    state.report.left_exact = left_exact(model, sites, not_chosen)
+    calls = _build_calls(config)
+    state.report.left_exact = left_exact(model, sites, not_chosen,
+                                         served=calls.kinds if calls is not None and calls.tables else ())
     shared: dict[tuple, Kernel] = {}
     try:
         for site in chosen:
@@ -167,8 +170,9 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
             state.report.replaced.append({"name": site.name, "op": site.op, "method": kernel.method,
                                           "kernel": kernel.describe(), "function": site.function})
         _switch_attention(model, state)
+        _install_calls(model, calls, sites, not_chosen, state)
     except BaseException:
-        _undo(state)
+        _undo(state, model)
         raise
     model.__dict__[_STATE] = state  # a plain attribute, outside the module tree and state_dict
     logger.info("approximate_: %s", state.report)
@@ -212,8 +216,40 @@ def _switch_attention(model: nn.Module, state: _State) -> None:
         state.attention.append((pm, original))
 
 
-def _undo(state: _State) -> None:
+def _call_table(function: str, cfg: ApproxConfig) -> Any:
+    table = cfg.tables.get(function) or fitted_table(function, cfg.method, cfg.entries, cfg.scaling, cfg.seed)
+    if not cfg.share_tables:
+        table = table.replace()
+    return _number_format(table, cfg.number_format) if cfg.number_format is not None else table
+
+
+def _build_calls(config: ApproxConfig) -> Any:
+    from ._calls import build
+
+    return build(config, _call_table)
+
+
+def _install_calls(model: nn.Module, mode: Any, sites: list[Site], not_chosen: dict[str, str],
+                   state: _State) -> None:
+    """Serve the non-linear calls of ``model``'s forward with ``mode`` (see ``_calls``); calls
+    inside replaced modules and inside sites left exact run exact."""
+    from ..ops._modules import ApproxOp
+    from ._calls import install
+
+    if mode is None:
+        return
+    exact = {id(m) for m in model.modules() if isinstance(m, ApproxOp)}
+    exact.update(id(s.module) for s in sites if s.name in not_chosen)
+    install(model, mode, exact)
+    state.calls = mode
+
+
+def _undo(state: _State, model: nn.Module | None = None) -> None:
+    from ._calls import uninstall
     from ._hf import switch_attention
+
+    if model is not None:
+        uninstall(model)
 
     for pm, original in reversed(state.attention):
         switch_attention(pm, original)
@@ -230,7 +266,7 @@ def restore_(model: nn.Module) -> nn.Module:
     state = model.__dict__.get(_STATE)
     if state is None:
         raise NNLUTError("model was not approximated by nnlut (nothing to restore)")
-    _undo(state)
+    _undo(state, model)
     del model.__dict__[_STATE]
     return model
 
