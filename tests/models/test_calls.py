@@ -256,3 +256,41 @@ def test_torch_compile_runs_the_module_ops_and_leaves_calls_exact(calls_model):
         eager = model(x)  # and eager still serves them from tables afterwards
     assert not torch.equal(eager["tanh"], exact["tanh"])
     assert torch.overrides._get_current_function_mode_stack() == []
+
+
+# ------------------------------------------------------------------------ the report counts what ran
+def test_mamba_report_lists_what_ran_not_what_was_swapped():
+    model = _tiny("mamba")
+    x = _inputs()
+    unprobed = approximate_(model)
+    assert unprobed.counts().get("silu") == 2  # swapped: the mixers' act modules
+    restore_(model)
+    report = approximate_(model, probe=x)
+    # transformers' Mamba mixer never calls its act module: not reported as replaced
+    assert "silu" not in report.counts()
+    assert sorted(r["name"] for r in report.not_run) == ["backbone.layers.0.mixer.act", "backbone.layers.1.mixer.act"]
+    on = {(c["site"], c["on"]) for c in report.calls}
+    for layer in (0, 1):
+        mixer = f"backbone.layers.{layer}.mixer"
+        assert {(f"{mixer}#exp", "table"), (f"{mixer}#exp", "static"), (f"{mixer}#softplus", "table"),
+                (f"{mixer}#silu", "table")} <= on
+    assert report.coverage.coverage == 1.0 and report.coverage.of("exact") == []
+    d = report.as_dict()
+    assert d["coverage"]["coverage"] == 1.0 and len(d["not_run"]) == 2
+    assert "never ran" in str(report) and "coverage 100.00%" in str(report)
+    # the counts agree with an independent trace of the same forward
+    again = trace_coverage(model, **x)
+    assert again.total("table") == report.coverage.total("table")
+    assert nnlut.models.approximation_report(model, probe=x).not_run == report.not_run
+
+
+def test_report_names_exact_work_left_by_an_override():
+    model = _tiny("bloom")
+    x = _inputs()
+    report = approximate_(model, ApproxConfig(overrides={"transformer.h.0.mlp.gelu_impl": None}), probe=x)
+    exact = report.coverage.of("exact")
+    assert {r["site"] for r in exact} == {"transformer.h.0.mlp.gelu_impl"} and exact[0]["op"] == "tanh"
+    assert 0.0 < report.coverage.coverage < 1.0
+    assert "transformer.h.0.mlp.gelu_impl" not in [r["name"] for r in report.replaced]
+    sites = {c["site"]: c["on"] for c in report.calls}
+    assert sites["transformer.h.0.self_attention#softmax"] == "table"
