@@ -36,6 +36,7 @@ class Calls(nn.Module):
             "rsqrt": p.rsqrt(), "sqrt": torch.sqrt(p), "reciprocal": p.reciprocal(), "rdiv": 1.0 / p,
             "div_sum": p / p.sum(-1, keepdim=True), "softcap": torch.tanh(h / 3.0) * 3.0,
             "static": torch.exp(-self.decay) * torch.ones_like(h), "div_number": h / 4.0,
+            "div_static": h / torch.sqrt(torch.tensor(8.0)),  # DeBERTa's scale: a constant made in forward
         }
 
 
@@ -50,6 +51,7 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
         "gelu": F.gelu(h), "gelu_tanh": F.gelu(h, approximate="tanh"), "softplus": F.softplus(h), "erf": torch.erf(h),
         "rsqrt": p.rsqrt(), "sqrt": p.sqrt(), "reciprocal": 1 / p, "rdiv": 1 / p, "div_sum": p / p.sum(-1, keepdim=True),
         "softcap": torch.tanh(h / 3.0) * 3.0, "static": torch.exp(-decay.double()).expand_as(h), "div_number": h / 4.0,
+        "div_static": h / 8.0 ** 0.5,
     }
 
 
@@ -85,10 +87,11 @@ def test_every_call_form_runs_on_tables_within_its_error(calls_model):
         assert not torch.equal(got[key], original[key]), f"{key} still exact"
         assert got[key].dtype == original[key].dtype, key
     # static work and divisions by numbers stay exact, bit for bit
-    assert torch.equal(got["static"], original["static"]) and torch.equal(got["div_number"], original["div_number"])
+    for key in ("static", "div_number", "div_static"):
+        assert torch.equal(got[key], original[key]), key
     traced = trace_coverage(model, x)
     assert traced.of("exact") == [], traced.of("exact")
-    assert [r["op"] for r in traced.of("static")] == ["exp"]
+    assert sorted(r["op"] for r in traced.of("static")) == ["exp", "reciprocal", "sqrt"]
     restore_(model)
     with torch.no_grad():
         back = model(x)
@@ -105,7 +108,7 @@ def test_trace_counts_what_an_independent_count_gives(calls_model):
     assert exact[("<model>", "reciprocal")]["calls"] == 2  # 1 / p is a reciprocal at the dispatcher
     assert ("<model>", "mul") not in exact and ("<model>", "add") not in exact
     assert traced.coverage == 0.0 and traced.total("table") == 0
-    assert [(r["op"], r["elements"]) for r in traced.of("static")] == [("exp", 8)]
+    assert sorted((r["op"], r["elements"]) for r in traced.of("static")) == [("exp", 8), ("reciprocal", 1), ("sqrt", 1)]
 
 
 def test_calls_outside_the_model_stay_exact(calls_model):
@@ -294,3 +297,17 @@ def test_report_names_exact_work_left_by_an_override():
     assert "transformer.h.0.mlp.gelu_impl" not in [r["name"] for r in report.replaced]
     sites = {c["site"]: c["on"] for c in report.calls}
     assert sites["transformer.h.0.self_attention#softmax"] == "table"
+
+
+def test_calls_false_replaces_modules_only(calls_model):
+    model = copy.deepcopy(calls_model)
+    x = torch.randn(2, 8)
+    with torch.no_grad():
+        ref = model(x)
+    approximate_(model, ApproxConfig(calls=False))
+    with torch.no_grad():
+        got = model(x)
+    assert all(torch.equal(got[k], ref[k]) for k in ref)  # this model has calls only, no modules
+    assert ApproxConfig.from_json(ApproxConfig(calls=False).to_json()).calls is False
+    with pytest.raises(nnlut.NNLUTError, match="calls must be True or False, got 'yes'"):
+        ApproxConfig(calls="yes")

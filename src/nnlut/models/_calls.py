@@ -342,6 +342,8 @@ def build(config: Any, fitted: Callable[[str, Any], Any]) -> CallTables | None:
     config)``; None for methods without call kernels (I-BERT)."""
     from ._registry import method_spec
 
+    if not config.calls:
+        return None
     method = method_spec(config.method)
     kinds = tuple(k for k in CALLS if config.ops is None or OP_OF_CALL.get(k) in config.ops)
     if method.fitted:

@@ -48,6 +48,9 @@ class ApproxConfig:
             smallest error on held-out observed inputs),
             ``"int8:P"``, ``"fp16"`` or ``"bf16"`` (half-precision parameters and multiply-add).
         seed: fitting seed.
+        calls: also serve the non-linear functions the model's code calls directly
+            (``F.softmax``, ``torch.exp``, ``x.tanh()``, divisions by computed tensors, ...)
+            from tables while its forward runs (default); False replaces modules only.
     """
 
     ops: tuple[str, ...] | None = None
@@ -59,6 +62,7 @@ class ApproxConfig:
     tables: dict[str, Table] = field(default_factory=dict)
     number_format: str | None = None
     seed: int = 0
+    calls: bool = True
 
     VERSION: ClassVar[int] = 1
     __hash__ = None  # type: ignore[assignment]  # frozen, but holds dicts
@@ -82,6 +86,8 @@ class ApproxConfig:
             parse_format(self.number_format)  # a bad spec raises one line naming the allowed ones
         if self.number_format is not None and not method_spec(self.method).number_formats:
             raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
+        if not isinstance(self.calls, bool):
+            raise NNLUTError(f"calls must be True or False, got {self.calls!r}")
         if self.scaling not in SCALINGS:
             raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
         if not isinstance(self.overrides, Mapping):
@@ -119,6 +125,7 @@ class ApproxConfig:
             "ops": list(self.ops) if self.ops is not None else None,
             "method": self.method, "entries": self.entries, "scaling": self.scaling,
             "share_tables": self.share_tables, "seed": self.seed, "number_format": self.number_format,
+            "calls": self.calls,
             "overrides": {k: (v.to_dict() if v is not None else None) for k, v in self.overrides.items()},
             "tables": {k: t.to_dict() for k, t in self.tables.items()},
         }

@@ -8,7 +8,8 @@ mechanism nnlut uses, so it counts what actually executes) and classifies each a
 - ``exact``: a non-linear aten op (``exp``, ``tanh``, ``_softmax``, ``rsqrt``, ``sqrt``,
   ``native_layer_norm``, SDPA, a division by a tensor, ...) whose inputs depend on the forward's
   inputs (followed from the forward's tensor arguments through every op, in-place writes
-  included);
+  included); a division counts when its divisor does (else it is a multiply by a static
+  reciprocal);
 - ``static``: the same ops on values that depend only on weights, buffers and constants
   (RoPE tables, ALiBi slopes, ``exp(A_log)``): an accelerator precomputes them.
 
@@ -206,7 +207,10 @@ class _Tracer(TorchDispatchMode):
         work = _work(name, func, args, kwargs, out)
         if work is not None:
             op, n = work
-            self._add(op, "exact" if dependent else "static", n)
+            if op == "div" and args[1] not in self.data:  # a multiply by a precomputed reciprocal
+                self._add("reciprocal", "static", args[1].numel())
+            else:
+                self._add(op, "exact" if dependent else "static", n)
         return out
 
 
