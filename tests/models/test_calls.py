@@ -37,6 +37,8 @@ class Calls(nn.Module):
             "div_sum": p / p.sum(-1, keepdim=True), "softcap": torch.tanh(h / 3.0) * 3.0,
             "static": torch.exp(-self.decay) * torch.ones_like(h), "div_number": h / 4.0,
             "div_static": h / torch.sqrt(torch.tensor(8.0)),  # DeBERTa's scale: a constant made in forward
+            "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p ** 0.5, "pow_rsqrt": p.pow(-0.5),
+            "pow_square": h ** 2,
         }
 
 
@@ -51,7 +53,8 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
         "gelu": F.gelu(h), "gelu_tanh": F.gelu(h, approximate="tanh"), "softplus": F.softplus(h), "erf": torch.erf(h),
         "rsqrt": p.rsqrt(), "sqrt": p.sqrt(), "reciprocal": 1 / p, "rdiv": 1 / p, "div_sum": p / p.sum(-1, keepdim=True),
         "softcap": torch.tanh(h / 3.0) * 3.0, "static": torch.exp(-decay.double()).expand_as(h), "div_number": h / 4.0,
-        "div_static": h / 8.0 ** 0.5,
+        "div_static": h / 8.0 ** 0.5, "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p.sqrt(),
+        "pow_rsqrt": p.rsqrt(), "pow_square": h * h,
     }
 
 
@@ -59,7 +62,8 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
 _BOUND = {"softmax_f": 0.01, "softmax_t": 0.01, "softmax_m": 0.01, "softmax_dtype": 0.01, "log_softmax": 0.01,
           "exp": ("rel", 0.005), "exp_pos": ("rel", 0.005), "sigmoid": 0.005, "tanh": 0.006, "silu": 0.01, "gelu": 0.006,
           "gelu_tanh": 0.006, "softplus": 0.006, "erf": 0.006, "rsqrt": ("rel", 0.002), "sqrt": ("rel", 0.002),
-          "reciprocal": ("rel", 0.002), "rdiv": ("rel", 0.002), "div_sum": ("rel", 0.002), "softcap": 0.02}
+          "reciprocal": ("rel", 0.002), "rdiv": ("rel", 0.002), "div_sum": ("rel", 0.002), "softcap": 0.02,
+          "expm1": 0.003, "log": 0.003, "pow_half": ("rel", 0.002), "pow_rsqrt": ("rel", 0.002)}
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,7 @@ def test_every_call_form_runs_on_tables_within_its_error(calls_model):
         assert not torch.equal(got[key], original[key]), f"{key} still exact"
         assert got[key].dtype == original[key].dtype, key
     # static work and divisions by numbers stay exact, bit for bit
-    for key in ("static", "div_number", "div_static"):
+    for key in ("static", "div_number", "div_static", "pow_square"):
         assert torch.equal(got[key], original[key]), key
     traced = trace_coverage(model, x)
     assert traced.of("exact") == [], traced.of("exact")

@@ -49,8 +49,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"  calls on tables: {len(ran)} sites, e.g. " + ", ".join(c["site"] for c in ran[:4]))
     exact = sorted(after.of("exact"), key=lambda r: -r["elements"])
     why = {r["name"]: r["why"] for r in report.left_exact}
+    served = {c["site"].rsplit("#", 1)[0]: c["why"] for c in report.calls if c["on"] == "exact"}
     for r in exact:
-        reason = why.get(r["site"], "no table serves this op")
+        reason = served.get(r["site"]) or (why.get(r["site"], "").split(";")[0] if r["site"] in why else "")
+        reason = reason or f"no table serves {r['op']} here"
         print(f"  EXACT  {r['site']}#{r['op']}: {r['elements']} evaluations in {r['calls']} calls ({reason})")
     for r in sorted(after.of("static"), key=lambda r: -r["elements"]):
         print(f"  static {r['site']}#{r['op']}: {r['elements']} evaluations (weights and positions only)")

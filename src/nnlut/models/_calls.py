@@ -108,12 +108,26 @@ def _division(inplace: bool = False, reverse: bool = False) -> Callable[[tuple, 
     return norm
 
 
+_POWERS = {0.5: "sqrt", -0.5: "rsqrt", -1.0: "reciprocal"}
+
+
+def _power(args: tuple, kwargs: dict) -> Any:
+    e = args[1] if len(args) > 1 else kwargs.get("exponent")
+    if len(args) != 2 or kwargs or not isinstance(args[0], T) or not isinstance(e, (int, float)) or isinstance(e, bool):
+        return None
+    kind = _POWERS.get(float(e))
+    return None if kind is None else (kind, args[0], (), {}, None)
+
+
 _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     F.softmax: _softmax_form("softmax", 1, 3), torch.softmax: _softmax_form("softmax", 1, 2),
     T.softmax: _softmax_form("softmax", 1, 2), torch.special.softmax: _softmax_form("softmax", 1, 2),
     F.log_softmax: _softmax_form("log_softmax", 1, 3), torch.log_softmax: _softmax_form("log_softmax", 1, 2),
     T.log_softmax: _softmax_form("log_softmax", 1, 2), torch.special.log_softmax: _softmax_form("log_softmax", 1, 2),
     torch.exp: _unary_form("exp"), T.exp: _unary_form("exp"), T.exp_: _unary_form("exp", True),
+    torch.expm1: _unary_form("expm1"), T.expm1: _unary_form("expm1"), torch.special.expm1: _unary_form("expm1"),
+    torch.log: _unary_form("log"), T.log: _unary_form("log"),
+    torch.pow: _power, T.pow: _power, T.__pow__: _power,
     torch.sigmoid: _unary_form("sigmoid"), T.sigmoid: _unary_form("sigmoid"), T.sigmoid_: _unary_form("sigmoid", True),
     torch.special.expit: _unary_form("sigmoid"),
     torch.tanh: _unary_form("tanh"), T.tanh: _unary_form("tanh"), T.tanh_: _unary_form("tanh", True),

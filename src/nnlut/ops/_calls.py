@@ -10,10 +10,12 @@ float32 (float64 stays float64) and the result has the input's dtype.
   and ``r`` in ``(-ln 2, 0]`` on the exp table (the softmax table); ``2**k`` is put together
   from its exponent bits, so no transcendental unit is involved and every real input is served
   (underflow gives 0, overflow inf). An SSM decay ``exp(dt * A)`` (``dt * A <= 0``) is one of
-  these.
+  these; ``expm1`` is ``exp - 1``; ``log`` is the log table on the mantissa in ``[1, 2)`` plus
+  the binary exponent times ln 2.
 - ``sigmoid``, ``tanh``, ``silu``, ``gelu``, ``gelu_tanh``, ``softplus``, ``erf``: one table each.
 - ``rsqrt`` and ``reciprocal``: their tables with input scaling (every positive input); ``sqrt``
-  is ``x * rsqrt(x)`` (0 at 0); a division ``a / b`` is ``a * reciprocal(b)``.
+  is ``x * rsqrt(x)`` (0 at 0); a division ``a / b`` is ``a * reciprocal(b)``; ``x ** 0.5``,
+  ``x ** -0.5`` and ``x ** -1`` are these.
 - ``softmax``: the LUT softmax (exp and reciprocal tables); ``log_softmax``: ``(x - max) -
   log(sum exp(x - max))`` with the log of the sum from a log table on ``[1, 2)`` and the sum's
   binary exponent.
@@ -81,6 +83,20 @@ def exp_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
     return y.to(x.dtype)
 
 
+def expm1_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+    return (exp_call(tables, _compute(x)) - 1.0).to(x.dtype)
+
+
+def log_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """``log x`` from the log table on the mantissa in ``[1, 2)`` plus the binary exponent
+    times ln 2; -inf at 0 and NaN below, as ``torch.log``."""
+    xf = _compute(x)
+    m, e = torch.frexp(xf)  # x = m * 2**e, m in [0.5, 1)
+    y = _table(tables, "log")(2.0 * m) + (e - 1).to(m.dtype) * _LN2
+    y = torch.where(xf > 0, y, torch.where(xf == 0, float("-inf"), float("nan")))
+    return y.to(x.dtype)
+
+
 def _unary(name: str) -> Callable[..., torch.Tensor]:
     def call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
         return _table(tables, name)(_compute(x)).to(x.dtype)
@@ -143,6 +159,8 @@ CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("softmax", ("exp", "reciprocal"), softmax_call),
     CallKind("log_softmax", ("exp", "log"), log_softmax_call),
     CallKind("exp", ("exp",), exp_call),
+    CallKind("expm1", ("exp",), expm1_call),
+    CallKind("log", ("log",), log_call),
     CallKind("sigmoid", ("sigmoid",), _unary("sigmoid")),
     CallKind("tanh", ("tanh",), _unary("tanh")),
     CallKind("silu", ("silu",), _unary("silu")),
