@@ -315,3 +315,15 @@ def test_calls_false_replaces_modules_only(calls_model):
     assert ApproxConfig.from_json(ApproxConfig(calls=False).to_json()).calls is False
     with pytest.raises(nnlut.NNLUTError, match="calls must be True or False, got 'yes'"):
         ApproxConfig(calls="yes")
+
+
+def test_call_sites_are_steered_by_overrides():
+    model = _tiny("gemma2")
+    x = _inputs()
+    config = ApproxConfig(overrides={"<model>#tanh": None, r"model\.layers\.0\.self_attn#.*": None})
+    report = approximate_(model, config, probe=x)
+    exact = {(r["site"], r["op"]) for r in report.coverage.of("exact")}
+    assert exact == {("<model>", "tanh"), ("model.layers.0.self_attn", "tanh")}
+    on = {c["site"]: (c["on"], c["why"]) for c in report.calls}
+    assert on["<model>#tanh"] == ("exact", "an override of None leaves it exact")
+    assert on["model.layers.1.self_attn#tanh"][0] == "table"

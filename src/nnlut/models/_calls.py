@@ -178,11 +178,13 @@ class CallTables(TorchFunctionMode):
         method: the method name, for reports.
     """
 
-    def __init__(self, tables: dict[str, Any], kinds: tuple[str, ...], method: str) -> None:
+    def __init__(self, tables: dict[str, Any], kinds: tuple[str, ...], method: str,
+                 config: Any = None) -> None:
         super().__init__()
         self.tables = tables
         self.kinds = frozenset(kinds)
         self.method = method
+        self.config = config  # its overrides of None leave call sites exact
         self._runtime()
 
     def _runtime(self) -> None:
@@ -191,10 +193,10 @@ class CallTables(TorchFunctionMode):
         self.depth = 0
         self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.stats: dict[tuple[str, str, str], dict[str, Any]] = {}
-        self.model: nn.Module | None = None
+        self.left_exact: dict[str, bool] = {}  # call site -> an override of None matches it
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tables": self.tables, "kinds": self.kinds, "method": self.method}
+        return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         TorchFunctionMode.__init__(self)
@@ -275,6 +277,9 @@ class CallTables(TorchFunctionMode):
         if kind not in self.kinds:
             self._record(kind, "exact", n, f"{kind} calls are not approximated with this config")
             return NotImplemented
+        if self.config is not None and self.config.overrides and self._overridden(f"{self.site()}#{kind}"):
+            self._record(kind, "exact", n, "an override of None leaves it exact")
+            return NotImplemented
         if not self.tables:  # the exact method: the call itself, through the same plumbing
             self._record(kind, "exact", n, f"method {self.method}")
             return NotImplemented
@@ -284,6 +289,12 @@ class CallTables(TorchFunctionMode):
             target.copy_(y)
             return target
         return y
+
+    def _overridden(self, name: str) -> bool:
+        hit = self.left_exact.get(name)
+        if hit is None:
+            hit = self.left_exact[name] = self.config.resolve(name) is None
+        return hit
 
     # ------------------------------------------------------------------ reports
     def report(self) -> list[dict[str, Any]]:
@@ -363,7 +374,7 @@ def build(config: Any, fitted: Callable[[str, Any], Any]) -> CallTables | None:
     if method.fitted:
         register_extra_functions()
         functions = sorted({f for k in kinds for f in CALLS[k].functions})
-        return CallTables({f: fitted(f, config) for f in functions}, kinds, config.method)
+        return CallTables({f: fitted(f, config) for f in functions}, kinds, config.method, config)
     if config.method == "exact":
-        return CallTables({}, kinds, config.method)
+        return CallTables({}, kinds, config.method, config)
     return None

@@ -37,7 +37,10 @@ class ApproxConfig:
             module (what per-layer calibration refits).
         overrides: per-module settings by name: an exact module name, else the first regular
             expression (full match) that matches, else this config; a value of ``None``
-            leaves that module exact. A key that matches no op is an error.
+            leaves that module exact. A key that matches no op is an error. Call sites are
+            named ``<module path>#<call>`` (``model.layers.0.self_attn#tanh``); an override of
+            ``None`` that matches one leaves that call exact (keys with ``#`` are not checked
+            against the model: its call sites are known only when the forward runs).
         tables: fixed tables to use instead of fitting, by function name (``gelu``, ``exp``,
             ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
         number_format: ``None`` (float tables, default) or a number format spec
@@ -116,7 +119,10 @@ class ApproxConfig:
         return self
 
     def unmatched_overrides(self, names: list[str]) -> list[str]:
-        return [k for k in self.overrides if k not in names and not any(re.fullmatch(k, n) for n in names)]
+        """Override keys that name no op of ``names``; keys with ``#`` name call sites
+        (``<module path>#<call>``), known only when the forward runs, and are not checked."""
+        return [k for k in self.overrides
+                if "#" not in k and k not in names and not any(re.fullmatch(k, n) for n in names)]
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
