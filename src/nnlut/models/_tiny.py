@@ -27,6 +27,7 @@ SIZES = {
     "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
     "max_position_embeddings": 512, "sliding_window": 4, "rotary_dim": 8,
 }
+MAX_PARAMS = 40_000_000
 _LAYERS = ("num_hidden_layers", "n_layer", "num_layers", "n_layers")
 _HEADS = ("AutoModelForCausalLM", "AutoModelForMaskedLM")
 
@@ -81,9 +82,17 @@ def load_model(spec: str, attn: str = "eager", seed: int = 0) -> torch.nn.Module
         auto = head_of(cfg.model_type)
         return getattr(transformers, auto).from_pretrained(spec, attn_implementation=attn).eval()
     cfg = tiny_config(spec)
-    torch.manual_seed(seed)
+    auto = getattr(transformers, head_of(spec))
     try:
-        model = getattr(transformers, head_of(spec)).from_config(cfg, attn_implementation=attn)
+        with torch.device("meta"):
+            n = sum(p.numel() for p in auto.from_config(cfg).parameters())
+        if n > MAX_PARAMS:
+            raise NNLUTError(f"a {spec} model is still {n / 1e6:.0f} M parameters after shrinking (some size has "
+                             f"another name); give a model folder")
+        torch.manual_seed(seed)
+        model = auto.from_config(cfg, attn_implementation=attn)
+    except NNLUTError:
+        raise
     except Exception as e:  # noqa: BLE001  (a family that needs more than its shrunk defaults)
         raise NNLUTError(f"cannot build a tiny {spec} model: {type(e).__name__}: {str(e).splitlines()[0][:160]}") from None
     return model.eval()
