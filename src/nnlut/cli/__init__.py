@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .._errors import NNLUTError
 
-_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "export-model", "data", "run")
+_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "export-model", "data", "run", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):

@@ -34,6 +34,7 @@ from ..core._table import Table
 from ..kernels import _backend as _kernel_backends
 from ..kernels import _flash
 from ..ops._modules import ApproxSoftmax
+from . import _calls
 
 # keyword arguments of transformers' eager attention functions that nnlut implements; any other
 # named parameter of a model's eager attention function makes ``approximate_`` refuse its softmax
@@ -98,6 +99,8 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
     registered backward (the unfused composite's)."""
     if not isinstance(softmax, ApproxSoftmax) or softmax.observers or softmax.track:
         return None
+    if softcap and _calls.active() is not None and "tanh" in _calls.active().tables:  # type: ignore[union-attr]
+        return None  # the fused op caps with an exact tanh: the unfused path caps on the tanh table
     exp, rec = softmax.kernel.tables.get("exp"), softmax.kernel.tables.get("reciprocal")
     if not (isinstance(exp, Table) and isinstance(rec, Table)) or isinstance(getattr(module, "sinks", None), torch.Tensor):
         return None
