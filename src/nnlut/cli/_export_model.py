@@ -81,9 +81,9 @@ def _onnx(wrapped: Any, example: tuple, out: Any, report: Any) -> int:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from ..models import ApproxConfig, approximate_
     from .._errors import NNLUTError
     from ..export import export_program, table_sites
+    from ..models import ApproxConfig, approximate_
 
     out = check_output_file(args.out)
     js = check_output_file(args.json) if args.json else None
