@@ -75,7 +75,7 @@ def test_op_arguments_carry_the_table(table):
     assert torch.equal(rebuilt(x), table(x))
     copy = pickle.loads(pickle.dumps(table))
     assert table_args(copy)[3] == layout and table_args(copy)[0] is not bp
-    with pytest.raises(NNLUTError, match="float and fixed-point tables"):
+    with pytest.raises(NNLUTError, match="float, fixed-point and half-precision tables"):
         table_args(3.0)
     with pytest.raises(NNLUTError, match="1-D torch.float64"):
         table_from_args(bp.float() + 1, s, t, layout)

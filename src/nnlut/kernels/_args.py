@@ -176,7 +176,16 @@ def _rebuild(bp: torch.Tensor, s: torch.Tensor, t: torch.Tensor, layout: str) ->
         if a.dtype != want or a.dim() != 1:
             raise NNLUTError(f"a table op's {name} must be a 1-D {want} tensor, got {a.dim()}-D {a.dtype}")
         d[name] = a.detach().cpu().tolist()
-    return table_from_any_dict(d)
+    # an op's arguments are the table the caller built, which may differ from the function it names
+    # on purpose (an edited or calibrated table): the reader's value check, meant for files, is left
+    # out by reading it unnamed and naming it again
+    function = d.pop("function", None)
+    source = d.get("source")
+    src_function = source.pop("function", None) if isinstance(source, dict) else None
+    table = table_from_any_dict(d)
+    if src_function is not None:
+        table = table.replace(source=table.source.replace(function=src_function))
+    return table.replace(function=function) if function is not None else table
 
 
 # ---------------------------------------------------------------------------- traced view

@@ -248,6 +248,16 @@ def _grad(*ts: Any) -> bool:
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in ts)
 
 
+def _plain(*ts: Any) -> bool:
+    """Whether nothing can observe this call (no compiling, tracing, torch-function or dispatch
+    mode, no tensor subclass, no gradient): then the op's body runs without the dispatcher,
+    with the same values. (The compiling check comes first: dynamo folds it to True.)"""
+    if _cpu._IS_COMPILING() or _cpu._LEN_DISPATCH() or _cpu._FUNCTION_MODE() or _cpu._IS_TRACING():
+        return False
+    grad = torch.is_grad_enabled()
+    return all(t is None or (type(t) is torch.Tensor and not (grad and t.requires_grad)) for t in ts)
+
+
 def pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
     """A float table (:class:`~nnlut.core.Table`) on a tensor of any shape, strides, floating
     dtype and device: one op (differentiable: the gradient is the segment slope)."""
@@ -292,6 +302,8 @@ def half(table: Any, x: torch.Tensor) -> torch.Tensor:
 
 def softmax(x: torch.Tensor, dim: int, exp: Any, reciprocal: Any) -> torch.Tensor:
     """LUT softmax along ``dim`` from an exp and a reciprocal table: one op."""
+    if _plain(x):
+        return _softmax_body(x, dim, exp, reciprocal)
     return _SOFTMAX(x, dim, *table_args(exp), *table_args(reciprocal))
 
 
@@ -300,6 +312,11 @@ def attention_softmax(scores: torch.Tensor, scale: float, mask: torch.Tensor | N
     """``softmax_lut(scores * scale + mask[..., :keys])`` over the last dim of (batch, heads,
     queries, keys) scores: one op. ``inplace``: overwrite ``scores`` (a contiguous temporary)
     with the probabilities and return it (not where an input needs a gradient)."""
+    if _plain(scores, mask):
+        if inplace and scores.is_contiguous():
+            _attention_inplace_body(scores, float(scale), mask, exp, reciprocal)
+            return scores
+        return _attention_body(scores, float(scale), mask, exp, reciprocal)
     if inplace and scores.is_contiguous() and not _grad(scores, mask):
         _ATTENTION_(scores, float(scale), mask, *table_args(exp), *table_args(reciprocal))
         return scores
@@ -309,12 +326,16 @@ def attention_softmax(scores: torch.Tensor, scale: float, mask: torch.Tensor | N
 def layernorm(x: torch.Tensor, normalized_shape: Sequence[int], weight: torch.Tensor | None,
               bias: torch.Tensor | None, eps: float, rsqrt: Any) -> torch.Tensor:
     """LUT LayerNorm over the trailing ``normalized_shape`` dims: one op."""
+    if _plain(x, weight, bias):
+        return _layernorm_body(x, normalized_shape, weight, bias, float(eps), rsqrt)
     return _LAYERNORM(x, [int(n) for n in normalized_shape], weight, bias, float(eps), *table_args(rsqrt))
 
 
 def rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, rsqrt: Any,
             weight_offset: float = 0.0) -> torch.Tensor:
     """LUT RMSNorm over the last dim (LLaMA style, see :func:`._reference.rmsnorm`): one op."""
+    if _plain(x, weight):
+        return _rmsnorm_body(x, weight, float(eps), float(weight_offset), rsqrt)
     return _RMSNORM(x, weight, float(eps), float(weight_offset), *table_args(rsqrt))
 
 
