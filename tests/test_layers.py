@@ -25,6 +25,7 @@ LAYERS: dict[str, int] = {
     "ops": 4,
     "models": 5,
     "calibration": 6,
+    "export": 6,  # torch.export programs of approximated models
     "eval": 7,
     "hw": 8,  # records real unit inputs with the evaluation models
     "system": 8,

@@ -1,7 +1,7 @@
 """nnlut: NN-LUT piecewise-linear tables for Transformer non-linear operations.
 
-``import nnlut`` loads only the table engine (numpy); the model layer (torch) loads on first
-use of its names.
+``import nnlut`` loads only the table engine (numpy); the fitter (scipy) and the model layer
+(torch) load on first use of their names.
 """
 
 from typing import Any
@@ -10,10 +10,11 @@ __version__ = "0.1.0"
 
 from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
-from .fitting import full_domain_errors, measure
-from .fixed._fitq import fit  # the float fit, or a number format's with format=...
 
 _LAZY = {
+    "fit": "nnlut.fixed._fitq",  # the float fit, or a number format's with format=...
+    "measure": "nnlut.fitting",
+    "full_domain_errors": "nnlut.fitting",
     "ApproxConfig": "nnlut.models",
     "approximate_": "nnlut.models",
     "restore_": "nnlut.models",
@@ -21,12 +22,18 @@ _LAZY = {
     "calibrate": "nnlut.calibration",
     "save_calibration": "nnlut.calibration",
     "load_calibration": "nnlut.calibration",
+    "export_onnx": "nnlut.export",
+    "export_program": "nnlut.export",
+    "load_program": "nnlut.export",
 }
 
 __all__ = [
     "ApproxConfig",
     "FunctionSpec",
     "calibrate",
+    "export_onnx",
+    "export_program",
+    "load_program",
     "load_calibration",
     "save_calibration",
     "NNLUTError",

@@ -8,8 +8,12 @@ Every file nnlut writes goes through here:
   written into a hidden staging folder beside the target; on success the staging folder is
   swapped with the target in one atomic exchange (``renameat2(RENAME_EXCHANGE)`` on Linux), so
   readers see the previous result or the new one, never a mix. A ``.nnlut-output.json`` marker
-  lists the files nnlut wrote; anything else already in the folder (the user's notes, data) is
-  carried over untouched, and a non-empty folder without the marker is refused.
+  lists the files nnlut wrote with their SHA-256; only files that still match are replaced or
+  removed by the next result. Anything else already in the folder (the user's notes, data, a
+  file a forged marker lists) is carried over untouched, a file of the new result's name that
+  nnlut did not write is refused, and a non-empty folder without the marker is refused.
+- :func:`read_bytes` / :func:`read_json`: reading refuses, at once, anything but a regular file
+  of at most ``$NNLUT_MAX_FILE_BYTES`` (32 MiB) and JSON that gives a key twice.
 
 Modes honour the umask (files ``0o666 & ~umask``, folders ``0o777 & ~umask``). Temporaries
 carry the writing process id in their name; leftovers of processes that no longer run (a kill,
@@ -22,11 +26,13 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import hashlib
 import json
 import os
 import re
 import secrets
 import shutil
+import stat
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -135,26 +141,99 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     atomic_write_bytes(path, text.encode("utf-8"))
 
 
-def read_json(path: str | os.PathLike[str], what: str) -> Any:
-    """Read a JSON file; every problem (missing, a folder, unreadable, bad UTF-8, bad JSON, too
-    deep, numbers out of range) raises one :class:`NNLUTError` naming ``what`` and the file."""
+MAX_FILE_BYTES = 32 << 20
+"""Largest file nnlut reads (32 MiB; a 65,536-entry table, the most a table may hold, takes ~9 MiB).
+Set ``NNLUT_MAX_FILE_BYTES`` to change it."""
+MAX_FILE_ENV = "NNLUT_MAX_FILE_BYTES"
+
+
+def max_file_bytes() -> int:
+    """The read limit: ``$NNLUT_MAX_FILE_BYTES`` if set (a positive integer), else 32 MiB."""
+    v = os.environ.get(MAX_FILE_ENV, "").strip()
+    if not v:
+        return MAX_FILE_BYTES
+    if not v.isdigit() or int(v) <= 0:
+        raise NNLUTError(f"{MAX_FILE_ENV}={v!r} must be a positive number of bytes")
+    return int(v)
+
+
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def read_bytes(path: str | os.PathLike[str], what: str) -> bytes:
+    """The bytes of a regular file of at most :func:`max_file_bytes`; anything else (missing, a
+    folder, a FIFO or device, too large, unreadable) raises one :class:`NNLUTError` at once,
+    without blocking or reading more than the limit."""
     p = Path(path)
+    limit = max_file_bytes()
     try:
-        text = p.read_text(encoding="utf-8")
+        fd = os.open(p, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
     except FileNotFoundError:
         raise NNLUTError(f"{what} {str(p)!r} does not exist") from None
     except IsADirectoryError:
         raise NNLUTError(f"{what} {str(p)!r} is a folder, not a file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise NNLUTError(f"cannot read {what} {str(p)!r}: {getattr(e, 'strerror', None) or e}") from None
+    except OSError as e:
+        raise NNLUTError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
     try:
-        return json.loads(text)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = next((name for test, name in _KINDS if test(st.st_mode)), "not a regular file")
+            raise NNLUTError(f"{what} {str(p)!r} is {kind}, not a regular file")
+        if st.st_size > limit:
+            raise NNLUTError(f"{what} {str(p)!r} has {st.st_size:,} bytes; at most {limit:,} are read "
+                             f"(set {MAX_FILE_ENV} to change the limit)")
+        chunks, got = [], 0
+        while got <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > limit:
+            raise NNLUTError(f"{what} {str(p)!r} grew beyond {limit:,} bytes while being read")
+        return b"".join(chunks)
+    except OSError as e:
+        raise NNLUTError(f"cannot read {what} {str(p)!r}: {e.strerror or e}") from None
+    finally:
+        os.close(fd)
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    d: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in d:
+            raise _DuplicateKey(k)
+        d[k] = v
+    return d
+
+
+def parse_json(data: bytes | str, what: str) -> Any:
+    """Parse strict JSON; bad UTF-8, bad JSON, a key given twice in one object, nesting too deep
+    and numbers out of range each raise one :class:`NNLUTError` naming ``what``."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else data
+        return json.loads(text, object_pairs_hook=_unique_keys)
+    except UnicodeDecodeError as e:
+        raise NNLUTError(f"{what} is not UTF-8 text: {e}") from None
+    except _DuplicateKey as e:
+        raise NNLUTError(f"{what} gives the key {e.args[0]!r} twice in one object; each key may appear once") from None
     except json.JSONDecodeError as e:
-        raise NNLUTError(f"{what} {str(p)!r} is not valid JSON: {e}") from None
+        raise NNLUTError(f"{what} is not valid JSON: {e}") from None
     except RecursionError:
-        raise NNLUTError(f"{what} {str(p)!r} is nested too deeply") from None
+        raise NNLUTError(f"{what} is nested too deeply") from None
     except ValueError as e:  # e.g. an integer with more digits than Python converts
-        raise NNLUTError(f"{what} {str(p)!r} has an invalid value: {e}") from None
+        raise NNLUTError(f"{what} has an invalid value: {e}") from None
+
+
+def read_json(path: str | os.PathLike[str], what: str) -> Any:
+    """Read a JSON file (see :func:`read_bytes` and :func:`parse_json`); every problem raises one
+    :class:`NNLUTError` naming ``what`` and the file."""
+    return parse_json(read_bytes(path, what), f"{what} {str(Path(path))!r}")
 
 
 # ----------------------------------------------------------------------------- folders
@@ -190,16 +269,46 @@ def sweep_leftovers(folder: str | os.PathLike[str]) -> int:
     return removed
 
 
+def _marker(folder: Path) -> dict[str, Any] | None:
+    try:
+        data = parse_json(read_bytes(folder / MARKER, "output marker"), "output marker")
+    except NNLUTError:
+        return None
+    return data if isinstance(data, dict) else None
+
+
 def output_files(folder: Path) -> list[str] | None:
     """The files nnlut wrote into ``folder`` (from its marker), or None without a marker."""
-    try:
-        data = json.loads((folder / MARKER).read_text(encoding="utf-8"))
-        files = data["files"]
-        if isinstance(files, list) and all(isinstance(f, str) for f in files):
-            return files
-    except (OSError, ValueError, KeyError, TypeError, RecursionError):
-        pass
+    data = _marker(folder)
+    files = data.get("files") if data else None
+    if isinstance(files, list) and all(isinstance(f, str) for f in files):
+        return files
     return None
+
+
+def _sha256_file(path: Path) -> str | None:
+    try:
+        if path.is_symlink() or not path.is_file():
+            return None
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def owned_files(folder: Path) -> set[str]:
+    """The files of ``folder`` that nnlut wrote and that are unchanged since: listed in the marker
+    with the SHA-256 it recorded for them. Only these may be replaced or removed by a new result;
+    a marker that lists a file without its hash (forged, or edited) owns nothing."""
+    data = _marker(folder)
+    files = output_files(folder) or []
+    hashes = data.get("sha256") if data else None
+    if not isinstance(hashes, dict):
+        return set()
+    return {f for f in files if isinstance(hashes.get(f), str) and _sha256_file(folder / f) == hashes[f]}
 
 
 def check_output_folder(path: str | os.PathLike[str]) -> Path:
@@ -310,6 +419,9 @@ class OutputFolder:
         if exc_type is None:
             try:
                 self._commit()
+            except NNLUTError:
+                shutil.rmtree(self.path, ignore_errors=True)
+                raise
             except OSError as e:
                 shutil.rmtree(self.path, ignore_errors=True)
                 raise _oserror(self.folder, e) from None
@@ -333,13 +445,17 @@ class OutputFolder:
 
     def _commit(self) -> None:
         files = sorted(str(p.relative_to(self.path)) for p in self.path.rglob("*") if p.is_file() or p.is_symlink())
-        self.write_text(MARKER, json.dumps({"format": "nnlut.output", "kind": self.kind, "files": files}, indent=1) + "\n")
+        hashes = {f: _sha256_file(self.path / f) for f in files}
+        self.write_text(MARKER, json.dumps({"format": "nnlut.output", "kind": self.kind, "files": files,
+                                            "sha256": {f: h for f, h in hashes.items() if h}}, indent=1) + "\n")
         exists = self.folder.is_dir()
         if exists:
-            old_files = output_files(self.folder)
-            if old_files is None:  # an empty folder (checked before): nothing to keep
-                old_files = []
-            _carry_user_files(self.folder, self.path, set(old_files))
+            ours = owned_files(self.folder)
+            clash = sorted(f for f in files if f not in ours and os.path.lexists(self.folder / f))
+            if clash:
+                raise NNLUTError(f"output folder {str(self.folder)!r} holds {clash[0]!r}, which this result writes but "
+                                 "nnlut did not write there (or it was changed since); move it or choose another folder")
+            _carry_user_files(self.folder, self.path, ours)
         for d, _, fs in os.walk(self.path):
             for f in fs:
                 with contextlib.suppress(OSError), open(os.path.join(d, f), "rb") as fh:

@@ -10,39 +10,41 @@ import numpy as np
 import pytest
 import torch
 
+from nnlut import NNLUTError
 from nnlut.ibert import (
     IBertGELU,
     IBertLayerNorm,
     IBertSoftmax,
     i_gelu,
     int_gelu,
+    int_gelu_factors,
     int_layernorm,
     int_softmax,
     isqrt,
     quantize,
 )
+from nnlut.ibert._int import exp_requant_constants
 
 
 # ---------------------------------------------------------------- golden model (Python ints)
 def golden_gelu(q: int, s: float) -> tuple[int, float]:
     a, b, c = -0.2888, -1.769, 1.0 / -0.2888
     se = s / 1.4142
-    b_int, c_int = math.floor(b / se), math.floor(c / se**2)
+    b_int, c_int = math.floor(b * (1 / se)), math.floor(c * (1 / se**2))  # I-BERT's c / tensor
     sign = (q > 0) - (q < 0)
     y = sign * ((min(abs(q), -b_int) + b_int) ** 2 + c_int)
     sig = se**2 * a
     y //= 2**14
     sig *= 2**14
-    return q * (y + math.floor(1.0 / sig)), s * sig / 2
+    return q * (y + int(1.0 // sig)), s * sig / 2
 
 
 def golden_softmax(row: list[int], s: float, exp_bits: int = 16, out_bits: int = 8) -> list[int]:
-    a, b, c = 0.35815147, 0.96963238 / 0.35815147, 1.0 / 0.35815147
+    b, c = 0.96963238 / 0.35815147, 1.0 / 0.35815147
     m = max(row)
-    x0 = math.floor(-0.6931 / s)
-    b_int, c_int = math.floor(b / s), math.floor(c / s**2)
-    mant, e = math.frexp((a * s**2 / 2**30) * (2 ** (exp_bits - 1) - 1))
-    mult, k = round(mant * 2**31), 31 - e
+    x0 = math.floor(-0.6931 * (1 / s))
+    b_int, c_int = math.floor(b * (1 / s)), math.floor(c * (1 / s**2))
+    mult, k = exp_requant_constants(s, exp_bits)  # checked against I-BERT's code in test_reference
     es = []
     for v in row:
         v = max(v - m, 30 * x0)
@@ -89,6 +91,34 @@ def test_int_gelu_bit_exact(scale):
         want, ws = golden_gelu(qi, scale)
         assert gi == want
     assert gs == pytest.approx(golden_gelu(1, scale)[1], rel=0, abs=0)
+
+
+def test_int_gelu_at_int32_accumulator_scales_is_exact():
+    # s = 8 / 2**31: the output q * (erf + shift) needs up to 77 bits; the factors are exact
+    s = 8 / 2**31
+    rng = np.random.default_rng(3)
+    q = np.concatenate([rng.integers(-(2**31) + 1, 2**31, 2000), [0, 1, -1, 2**31 - 1, -(2**31) + 1]])
+    qt, f, so = int_gelu_factors(torch.tensor(q), s)
+    for qi, fi in zip(q.tolist(), f.tolist(), strict=True):
+        assert qi * fi == golden_gelu(qi, s)[0]
+    assert so == golden_gelu(1, s)[1]
+    with pytest.raises(NNLUTError, match="needs 7[0-9] bits.*int_gelu_factors"):
+        int_gelu(torch.tensor(q), s)
+    small = torch.tensor([-(2**14), 5, 2**14])  # the product fits int64 here
+    assert int_gelu(small, s)[0].tolist() == [golden_gelu(v, s)[0] for v in small.tolist()]
+    for bad in (0.0, -1.0, math.nan, 1e-12):
+        with pytest.raises(NNLUTError, match="i-GELU input scale"):
+            int_gelu_factors(small, bad)
+
+
+def test_int_softmax_refuses_scales_beyond_int64():
+    q = torch.tensor([[0, -5, -100]])
+    assert int_softmax(q, 1e-4)[0].sum() > 0
+    for bad in (1e-5, 1e-9):
+        with pytest.raises(NNLUTError, match="i-exp input scale .* is too fine"):
+            int_softmax(q, bad)
+    with pytest.raises(NNLUTError, match="positive finite"):
+        int_softmax(q, 0.0)
 
 
 def test_int_softmax_bit_exact():
@@ -138,7 +168,8 @@ def test_ibert_softmax_masks():
 
 
 def test_quantize_saturates_and_rounds():
-    q, s = quantize(torch.tensor([-2.0, 0.2, 1.0, math.inf]), 8, scale=0.01)
-    assert q.tolist() == [-127, 20, 100, 127] and s == 0.01
+    # I-BERT's SymmetricQuantFunction clips to [-127, 126] at 8 bits
+    q, s = quantize(torch.tensor([-2.0, 0.2, 1.0, 1.265, math.inf, -math.inf, math.nan]), 8, scale=0.01)
+    assert q.tolist() == [-127, 20, 100, 126, 126, -127, 0] and s == 0.01
     q, s = quantize(torch.tensor([0.0, 0.0]), 8)
-    assert q.tolist() == [0, 0] and s == 1.0
+    assert q.tolist() == [0, 0] and s == 1e-8 / 127

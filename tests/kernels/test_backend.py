@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 
+import numpy as np
 import pytest
 import torch
 
@@ -12,7 +13,8 @@ import nnlut
 from nnlut import NNLUTError
 from nnlut.core._eval import evaluate_reference
 from nnlut.kernels import Backend, _cpu, backends, register_backend, unregister_backend
-from nnlut.kernels._backend import backend_for, key_of, table_of
+from nnlut.kernels._args import table_args, table_from_args
+from nnlut.kernels._backend import backend_for
 
 
 @pytest.fixture
@@ -61,15 +63,33 @@ def test_bad_backends_are_refused():
         unregister_backend("nope")
 
 
-def test_table_keys_live_with_the_table(table):
-    k = key_of(table)
-    assert key_of(table) == k and table_of(k) is table
+def test_op_arguments_carry_the_table(table):
+    """A table's op arguments are its numbers and layout: they give back the table itself while
+    it lives, and an equal table from a copy of the tensors (another process's graph)."""
+    bp, s, t, layout = table_args(table)
+    assert table_args(table)[0] is bp and table_from_args(bp, s, t, layout) is table
+    assert bp.dtype == torch.float64 and torch.equal(bp, torch.tensor(table.breakpoints.copy()))
+    rebuilt = table_from_args(bp.clone(), s.clone(), t.clone(), layout)
+    assert rebuilt == table
+    x = torch.linspace(-6, 6, 1001)
+    assert torch.equal(rebuilt(x), table(x))
     copy = pickle.loads(pickle.dumps(table))
-    assert copy == table and key_of(copy) != k  # another object, another key
-    with pytest.raises(NNLUTError, match="not registered in this process"):
-        table_of(k + 10**6)
-    with pytest.raises(NNLUTError, match="does not support weak references"):
-        key_of(3.0)
+    assert table_args(copy)[3] == layout and table_args(copy)[0] is not bp
+    with pytest.raises(NNLUTError, match="float and fixed-point tables"):
+        table_args(3.0)
+    with pytest.raises(NNLUTError, match="1-D torch.float64"):
+        table_from_args(bp.float() + 1, s, t, layout)
+    with pytest.raises(NNLUTError, match="JSON object"):
+        table_from_args(bp.clone(), s, t, "{not json")
+
+
+def test_changed_tensors_give_the_changed_table(table):
+    """A module buffer updated in place (calibration) is read again, not served from a cache."""
+    bp, s, t, layout = (a.clone() if isinstance(a, torch.Tensor) else a for a in table_args(table))
+    before = table_from_args(bp, s, t, layout)
+    t += 0.5
+    after = table_from_args(bp, s, t, layout)
+    assert np.allclose(after.intercepts, before.intercepts + 0.5)
 
 
 def test_tables_are_frozen_and_hold_no_kernel_state(table):

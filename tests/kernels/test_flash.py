@@ -152,12 +152,13 @@ def test_one_node_compiled_and_exported():
 
 
 def test_opcheck():
-    from nnlut.kernels._backend import key_of
+    from nnlut.kernels._args import table_args
 
     q, k, v = _qkv(b=1, h=2, hk=1, lq=9, lk=11, d=8, dv=8)
     mask = torch.rand(1, 1, 9, 11, generator=torch.Generator().manual_seed(2)) > 0.3
     torch.library.opcheck(torch.ops.nnlut.flash_attention.default,
-                          (q, k, v, mask, None, 0.35, 0.0, -_flash.NO_BAND, 0, key_of(EXP), key_of(REC)),
+                          (q, k, v, mask, None, 0.35, 0.0, -_flash.NO_BAND, 0, *table_args(EXP),
+                           *table_args(REC)),
                           test_utils=("test_schema", "test_faketensor"))
 
 

@@ -31,7 +31,7 @@ from typing import Any
 from torch import nn
 
 from .._errors import NNLUTError
-from .._files import OutputFolder, read_json
+from .._files import OutputFolder, parse_json, read_bytes, read_json
 from ..core._io import table_from_data
 from ..core._table import Table
 from ..models._registry import op_names, op_spec
@@ -146,7 +146,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     _check_type(manifest, dict, where, "the manifest")
     if manifest.get("format") != FORMAT:
         raise NNLUTError(f"{where}: 'format' must be {FORMAT!r}")
-    if manifest.get("version") != VERSION:
+    version = manifest.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != VERSION:
         raise NNLUTError(f"{where}: unknown version {manifest.get('version')!r}; this nnlut reads {VERSION}")
     modules = _check_type(manifest.get("modules"), dict, where, "'modules'")
     records = _check_type(manifest.get("files"), dict, where, "'files'")
@@ -156,19 +157,16 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
     for rel, rec in records.items():
         f = _inside(folder, rel, where)
         _check_type(rec, dict, where, f"'files'[{rel!r}]")
-        if not f.is_file():
+        if not os.path.lexists(f) or f.is_dir():
             raise NNLUTError(f"{where}: table file {rel!r} is missing")
         try:
-            data = f.read_bytes()
-        except OSError as e:
-            raise NNLUTError(f"{where}: cannot read table file {rel!r}: {e.strerror or e}") from None
+            data = read_bytes(f, "table file")
+        except NNLUTError as e:
+            raise NNLUTError(f"{where}: {e}") from None
         if _sha256(data) != rec.get("sha256"):
             raise NNLUTError(f"{where}: table file {rel!r} does not match its SHA-256 in the manifest "
                              "(edited, swapped or replaced)")
-        try:
-            obj = json.loads(data)
-        except (ValueError, RecursionError):
-            raise NNLUTError(f"table file {str(f)!r} is not valid JSON") from None
+        obj = parse_json(data, f"table file {str(f)!r}")
         table = table_from_data(obj, f"table file {str(f)!r}")
         if table.function != rec.get("function") or table.entries != rec.get("entries"):
             raise NNLUTError(f"{where}: table file {rel!r} holds a {table.entries}-entry {table.function} table, "

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 from .._errors import NNLUTError
 
-_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "data", "run")
+_COMMANDS = ("fit", "plot", "eval", "calibrate", "sim", "hw", "export", "export-model", "data", "run", "inspect")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     for name in _COMMANDS:
         if name != "export":  # registered by the hw module
-            import_module(f"._{name}", __name__).register(sub)
+            import_module(f"._{name.replace('-', '_')}", __name__).register(sub)
     return parser
 
 

@@ -43,7 +43,10 @@ def evaluate_reference(table: Table, x: Any) -> Any:
 
 # ---------------------------------------------------------------------------- numpy
 def _evaluate_numpy(table: Table, x: Any) -> np.ndarray:
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except ValueError:  # a ragged list
+        raise NNLUTError("table input must be a number, an array or a list of equal-length lists of numbers") from None
     if arr.dtype.kind not in "fiub":
         raise NNLUTError(f"table input must be numeric, got numpy dtype {arr.dtype}")
     arr = arr.astype(np.float32 if arr.dtype == np.float32 else np.float64, copy=False)

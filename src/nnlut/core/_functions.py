@@ -116,7 +116,17 @@ class FunctionSpec:
         return self.fit_domain if self.fit_domain is not None else self.domain
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        return np.asarray(self.fn(np.asarray(x, dtype=np.float64)), dtype=np.float64)
+        x = np.asarray(x, dtype=np.float64)
+        y = np.asarray(self.fn(x))
+        if y.dtype.kind not in "fiub":  # strings, complex numbers, objects
+            raise NNLUTError(f"function {self.name!r} returned {y.dtype} values; it must return real numbers")
+        if y.shape != x.shape:
+            try:
+                y = np.broadcast_to(y, x.shape)
+            except ValueError:
+                raise NNLUTError(f"function {self.name!r} returned shape {y.shape} for input shape {x.shape}; "
+                                 "it must return one value per input") from None
+        return y.astype(np.float64, copy=False)
 
     def check_defined_on(self, lo: float, hi: float) -> None:
         """Raise unless ``fn`` is defined and finite on ``[lo, hi]``."""

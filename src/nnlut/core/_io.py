@@ -72,7 +72,8 @@ def check_version(data: Any, kind: str, versions: tuple[int, ...]) -> None:
         raise NNLUTError(f"'format' is {fmt!r}, expected {kind!r}")
     if "version" not in data:
         raise NNLUTError("missing 'version'")
-    if data["version"] not in versions:
+    v = data["version"]
+    if isinstance(v, bool) or not isinstance(v, int) or v not in versions:
         raise NNLUTError(f"unknown version {data['version']!r}; this nnlut reads versions {list(versions)}")
 
 
@@ -130,12 +131,19 @@ def table_from_dict(data: Mapping[str, Any]) -> Table:
     meta = data.get("fit") or {}
     if not isinstance(meta, Mapping):
         raise NNLUTError("'fit' must be an object")
-    return Table(
+    table = Table(
         data["breakpoints"], data["slopes"], data["intercepts"],
         domain=domain, tails=tuple(tails), limits=limits,  # type: ignore[arg-type]
         scaling=Scaling.from_dict(scaling) if scaling is not None else None,
         function=function, meta=meta,
     )
+    from ._validate import check_network, check_values
+
+    # files, configs and the table cache all load through here: the stored network must describe
+    # the table, and its values must be those of the function it names
+    check_network(data, table)
+    check_values(table)
+    return table
 
 
 def dumps(table: Table) -> str:

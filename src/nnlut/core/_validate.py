@@ -50,8 +50,12 @@ def _check_meta(data: Mapping[str, Any]) -> None:
 
 
 def check_network(data: Mapping[str, Any], table: Table) -> None:
-    """Refuse a table whose stored ``network`` does not describe it."""
+    """Refuse a table whose stored ``network`` does not describe it, or a fitted one (with its
+    ``fit`` record) whose network was removed: nnlut writes the network of every continuous table."""
     if "network" not in data or data["network"] is None:
+        if data.get("fit") and table.is_continuous():
+            raise NNLUTError("a fitted continuous table must carry its 'network' (removed: the check of "
+                             "its values against it cannot be skipped)")
         return
     from ._network import ReluNetwork
 
@@ -77,6 +81,66 @@ def check_network(data: Mapping[str, Any], table: Table) -> None:
                          "an edited value")
 
 
+# a table's values may miss the function it names by at most this share of the function's
+# spread on the table's domain (the coarsest tables nnlut fits, 2-entry linear mode, reach ~0.5)
+VALUES_MAX_SHARE = 0.75
+# ... and must not be this many times closer to another registered function than to its own
+VALUES_OTHER_RATIO = 4.0
+VALUES_GRID = 1025
+
+
+def check_seed(seed: Any, what: str = "seed") -> int:
+    """A random seed: a non-negative integer (not a bool), or one :class:`NNLUTError` naming it."""
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise NNLUTError(f"{what} must be a non-negative integer, got {seed!r}")
+    return int(seed)
+
+
+def _max_err(y: np.ndarray, f: np.ndarray) -> float:
+    with np.errstate(all="ignore"):
+        e = np.abs(y - f)
+    return float(np.max(np.where(np.isfinite(e), e, np.inf)))
+
+
+def check_values(table: Any, function: str | None = None) -> None:
+    """Refuse a float table whose values are not those of the function it names (``function``,
+    default the table's own ``function``): on a grid over its domain, its max error must stay
+    within 75% of the function's spread there, and no other registered function may fit it four
+    times better (a relabelled file: an exp table saved as GELU). Tables of unregistered
+    functions and fixed-point tables are not checked."""
+    from ._functions import get_function, list_functions
+
+    name = function if function is not None else getattr(table, "function", None)
+    if not isinstance(table, Table) or not isinstance(name, str) or name not in list_functions():
+        return
+    spec = get_function(name)
+    lo, hi = table.domain or spec.domain
+    grid = np.linspace(lo, hi, VALUES_GRID)
+    with np.errstate(all="ignore"):
+        y = np.asarray(table(grid), dtype=np.float64)
+        f = spec(grid)
+    ok = np.isfinite(f)
+    if not ok.all():
+        raise NNLUTError(f"its domain [{lo:g}, {hi:g}] is not where {name} is defined (e.g. at x = "
+                         f"{grid[np.argmin(ok)]:g}): a relabelled table")
+    spread = float(np.max(f[ok]) - np.min(f[ok])) or float(np.max(np.abs(f[ok]))) or 1.0
+    err = _max_err(y[ok], f[ok])
+    if err > VALUES_MAX_SHARE * spread:
+        raise NNLUTError(f"its values are not those of {name}: off by up to {err:.3g} on [{lo:g}, {hi:g}], where "
+                         f"{name} spans {spread:.3g} (a relabelled or edited table)")
+    if err <= 1e-3 * spread:
+        return
+    for other in list_functions():
+        if other == name:
+            continue
+        with np.errstate(all="ignore"):
+            g = get_function(other)(grid)
+        e2 = _max_err(y[ok], g[ok])
+        if e2 * VALUES_OTHER_RATIO < err:
+            raise NNLUTError(f"its values are those of {other}, not {name} (max error {e2:.3g} against {other}, "
+                             f"{err:.3g} against {name} on [{lo:g}, {hi:g}]): a relabelled table")
+
+
 def build_table(data: Any, parse: Callable[[Any], Any]) -> Any:
     """Build a table from parsed JSON with ``parse`` (the structural parser) and check it.
 
@@ -89,6 +153,7 @@ def build_table(data: Any, parse: Callable[[Any], Any]) -> Any:
         table = parse(data)
         if isinstance(data, Mapping) and isinstance(table, Table):
             check_network(data, table)
+            check_values(table)
         return table
     except NNLUTError:
         raise

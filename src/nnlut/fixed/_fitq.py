@@ -152,6 +152,10 @@ def fit(func: Any, entries: int = 16, *, format: Any = None, **kwargs: Any) -> A
     ``"fp16"``, ``"bf16"``) or a format object: the table is fitted with the format in the
     loop (:func:`fit_in_format`) and evaluates through that format's datapath, bit-exactly.
     """
+    if "seed" in kwargs:
+        from ..core._validate import check_seed
+
+        check_seed(kwargs["seed"])
     if format is None:
         from ..fitting import fit as fit_float
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._int import int_gelu, int_layernorm, int_softmax, quantize
+from ._int import int_gelu_factors, int_layernorm, int_softmax, quantize
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,9 @@ class IBertGELU:
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         q, s = quantize(x, self.input_bits)
-        y, so = int_gelu(q, s)
-        return (y.to(torch.float64) * so).to(x.dtype)
+        q, f, so = int_gelu_factors(q, s)
+        # both factors are exact (< 2**53); their float64 product is the exact product rounded once
+        return (q.to(torch.float64) * f.to(torch.float64) * so).to(x.dtype)
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,8 @@ are torch custom ops (``torch.ops.nnlut.*``, :mod:`._ops`)."""
 from ._backend import Backend, backends, register_backend, unregister_backend
 from ._build import available, cache_dir, unavailable_reason
 from ._flash import flash_attention
-from ._ops import attention_softmax, fixed, is_fixed_table, layernorm, pwl, rmsnorm, softmax
+from ._ops import attention_softmax, fixed, half, is_fixed_table, is_half_table, layernorm, pwl, rmsnorm, softmax
 
 __all__ = ["Backend", "attention_softmax", "available", "backends", "cache_dir", "fixed", "flash_attention",
-           "is_fixed_table", "layernorm", "pwl", "register_backend", "rmsnorm", "softmax", "unavailable_reason",
-           "unregister_backend"]
+           "half", "is_fixed_table", "is_half_table", "layernorm", "pwl", "register_backend", "rmsnorm", "softmax",
+           "unavailable_reason", "unregister_backend"]

@@ -11,6 +11,7 @@ Op names and implementation signatures (tables are the objects themselves):
 
     pwl(table, x)                                    -> y
     fixed(table, x)                                  -> y
+    half(table, x)                                   -> y
     softmax(exp, reciprocal, x, dim)                 -> y
     attention_softmax(exp, reciprocal, scores, scale, mask, out) -> out (out may be scores)
     layernorm(rsqrt, x, normalized_shape, weight, bias, eps)     -> y
@@ -18,26 +19,21 @@ Op names and implementation signatures (tables are the objects themselves):
     flash_attention(exp, reciprocal, q, k, v, mask, bias, scale, softcap, lo, hi, skip_ok) -> out
                                                      (see nnlut.kernels._flash)
 
-Tables are not tensors, so ops take them as keys (:func:`key_of`), resolved at call time
-(:func:`table_of`) in a process-local registry that holds tables weakly. Parameter caches
-belong to the backends (:class:`ParamCache`), never to the tables.
+Ops take each table as tensors and a layout string (:mod:`._args`) and hand the backends the
+table object those describe. Parameter caches belong to the backends (:class:`ParamCache`),
+never to the tables.
 """
 
 from __future__ import annotations
 
-import itertools
-import os
-import threading
 import weakref
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-
 from .._errors import NNLUTError
 
-OPS = ("pwl", "fixed", "softmax", "attention_softmax", "layernorm", "rmsnorm", "flash_attention")
+OPS = ("pwl", "fixed", "half", "softmax", "attention_softmax", "layernorm", "rmsnorm", "flash_attention")
 
 
 @dataclass(frozen=True)
@@ -101,60 +97,12 @@ def run(op: str, x: Any, *args: Any) -> Any:
     raise NNLUTError(f"no kernel backend takes {op} on a {x.dtype} tensor on {x.device}")
 
 
-# ---------------------------------------------------------------------------- table keys
-# keys carry a per-process prefix, so a key from another process (a traced or exported graph
-# loaded elsewhere) is refused instead of naming some other table
-_PREFIX = (int.from_bytes(os.urandom(3), "little") | 1) << 32
-_COUNTER = itertools.count(1)
-_LOCK = threading.Lock()
-_BY_ID: dict[int, tuple[weakref.ref, int]] = {}
-_BY_KEY: dict[int, weakref.ref] = {}
-
-
-def key_of(table: Any) -> int:
-    """The process-local int key under which ops find ``table`` (registered on first use,
-    held weakly: the key lives as long as the table)."""
-    return _key_of(table)
-
-
-@torch.compiler.assume_constant_result
-def _key_of(table: Any) -> int:
-    # run, not traced, under torch.compile: the key is a constant of the graph (guarded by the
-    # table's identity)
-    hit = _BY_ID.get(id(table))
-    if hit is not None and hit[0]() is table:
-        return hit[1]
-    with _LOCK:
-        hit = _BY_ID.get(id(table))
-        if hit is not None and hit[0]() is table:
-            return hit[1]
-        key = _PREFIX + next(_COUNTER)
-        ident = id(table)
-
-        def _drop(_: Any, ident: int = ident, key: int = key) -> None:
-            _BY_KEY.pop(key, None)
-            cur = _BY_ID.get(ident)
-            if cur is not None and cur[1] == key:
-                del _BY_ID[ident]
-
-        try:
-            ref = weakref.ref(table, _drop)
-        except TypeError:
-            raise NNLUTError(f"{type(table).__name__} cannot be used by the kernels (it does not support weak "
-                             "references)") from None
-        _BY_ID[ident] = (ref, key)
-        _BY_KEY[key] = ref
-    return key
-
-
-def table_of(key: int) -> Any:
-    """The table registered under ``key``."""
-    ref = _BY_KEY.get(key)
-    table = ref() if ref is not None else None
-    if table is None:
-        raise NNLUTError(f"table key {key} is not registered in this process (a traced or exported graph names its "
-                         "tables by keys valid only in the process, and while the tables live, that made it)")
-    return table
+def _drop(d: dict, key: Any, ref: weakref.ref) -> None:
+    """Remove ``d[key]`` if it still belongs to the dead reference ``ref`` (a new object may
+    have taken its id)."""
+    hit = d.get(key)
+    if hit is not None and hit[0] is ref:
+        del d[key]
 
 
 class ParamCache:
@@ -162,14 +110,19 @@ class ParamCache:
     table lives: ``cache.get(table, tag, make)`` returns ``make()``'s value, made once."""
 
     def __init__(self) -> None:
-        self._data: dict[int, dict[Any, Any]] = {}
+        self._data: dict[int, tuple[weakref.ref, dict[Any, Any]]] = {}
 
     def get(self, table: Any, tag: Any, make: Callable[[], Any]) -> Any:
-        key = key_of(table)
-        slot = self._data.get(key)
-        if slot is None:
-            slot = self._data[key] = {}
-            weakref.finalize(table, self._data.pop, key, None)
+        key = id(table)
+        hit = self._data.get(key)
+        if hit is None or hit[0]() is not table:
+            try:
+                ref = weakref.ref(table, lambda r, k=key, d=self._data, drop=_drop: drop(d, k, r))
+            except TypeError:
+                raise NNLUTError(f"{type(table).__name__} cannot be used by the kernels (it does not support weak "
+                                 "references)") from None
+            hit = self._data[key] = (ref, {})
+        slot = hit[1]
         hit = slot.get(tag)
         if hit is None:
             hit = slot[tag] = make()

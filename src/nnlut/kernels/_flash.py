@@ -21,10 +21,10 @@ order (see the C source for why not a running maximum). Where no backend takes t
 devices, layouts the kernel does not read) the composite form below runs, which is also the
 op's reference and its differentiable form.
 
-Schema (``int`` table keys, as the other ops: :mod:`._ops`):
+Schema (each table as four arguments, as the other ops: :mod:`._ops`):
 
     flash_attention(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? bias, float scale,
-                    float softcap, int lo, int hi, int exp, int reciprocal) -> Tensor
+                    float softcap, int lo, int hi, T(exp), T(reciprocal)) -> Tensor
 """
 
 from __future__ import annotations
@@ -36,13 +36,13 @@ import torch
 from .._errors import NNLUTError
 from . import _backend, _reference
 from . import _ops as _ops  # noqa: F401  (registers the backends and the library)
-from ._backend import key_of, table_of
+from ._args import table_args, table_from_args
 
 NO_BAND = 1 << 62  # lo = -NO_BAND, hi = NO_BAND: every key
 _ZERO_FLOOR = _backend.ParamCache()
 _LIB = torch.library.Library("nnlut", "FRAGMENT")
 _LIB.define("flash_attention(Tensor q, Tensor k, Tensor v, Tensor? mask, Tensor? bias, float scale, float softcap, "
-            "int lo, int hi, int exp, int reciprocal) -> Tensor")
+            f"int lo, int hi, {_ops._t('exp')}, {_ops._t('reciprocal')}) -> Tensor")
 
 
 def zero_floor(exp: Any) -> bool:
@@ -96,9 +96,9 @@ def composite(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Ten
 
 
 def _impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None,
-          scale: float, softcap: float, lo: int, hi: int, exp: int, reciprocal: int) -> torch.Tensor:
+          scale: float, softcap: float, lo: int, hi: int, *tables: Any) -> torch.Tensor:
     _check(q, k, v)
-    e, r = table_of(exp), table_of(reciprocal)
+    e, r = table_from_args(*tables[:4]), table_from_args(*tables[4:])
     if q.shape[2] == 0 or k.shape[2] == 0 or q.shape[0] == 0 or q.shape[1] == 0:
         return composite(q, k, v, mask, bias, scale, softcap, lo, hi, _reference.table_fn(e), _reference.table_fn(r))
     # the kernels leave out keys outside the band, past the keys and masked far below zero: the
@@ -114,12 +114,14 @@ def _impl(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor 
 
 
 def _fake(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None, bias: torch.Tensor | None,
-          scale: float, softcap: float, lo: int, hi: int, exp: int, reciprocal: int) -> torch.Tensor:
+          scale: float, softcap: float, lo: int, hi: int, *tables: Any) -> torch.Tensor:
     return q.new_empty((q.shape[0], q.shape[2], q.shape[1], v.shape[3]))
 
 
 _LIB.impl("flash_attention", _impl, "CompositeExplicitAutograd")
 torch.library.register_fake("nnlut::flash_attention", _fake, lib=_LIB)
+# the backward: the composite's gradient with the op's own table tensors, as the other ops (see _ops)
+_ops.register_composite_autograd("flash_attention", 9, composite, _LIB)
 _FLASH = torch.ops.nnlut.flash_attention.default
 
 
@@ -138,16 +140,11 @@ def flash_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, exp: Any,
     """LUT attention of q (batch, heads, queries, dim) over k, v (batch, kv_heads, keys, dim):
     one op; returns (batch, queries, heads, dim_v). ``scale`` defaults to ``dim ** -0.5``;
     ``lo``/``hi``: the band of keys each query sees (see :func:`band`). Inputs that need a
-    gradient take the differentiable composite form."""
+    gradient get the composite form's gradient (the op's registered backward)."""
     _check(q, k, v)
     scale = q.shape[-1] ** -0.5 if scale is None else float(scale)
     cap = float(softcap or 0.0)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (q, k, v, mask, bias)):
-        from ..core._eval import evaluate_reference
-
-        return composite(q, k, v, mask, bias, scale, cap, lo, hi, lambda u: evaluate_reference(exp, u),
-                         lambda u: evaluate_reference(reciprocal, u))
-    return _FLASH(q, k, v, mask, bias, scale, cap, int(lo), int(hi), key_of(exp), key_of(reciprocal))
+    return _FLASH(q, k, v, mask, bias, scale, cap, int(lo), int(hi), *table_args(exp), *table_args(reciprocal))
 
 
 __all__ = ["NO_BAND", "band", "composite", "flash_attention", "zero_floor"]

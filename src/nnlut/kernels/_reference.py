@@ -102,7 +102,7 @@ def _attention_softmax(exp: Any, reciprocal: Any, scores: torch.Tensor, scale: f
 
 _backend.register_backend(_backend.Backend(
     "reference", lambda op, x: True,
-    {"pwl": _pwl, "fixed": _fixed,
+    {"pwl": _pwl, "fixed": _fixed, "half": lambda table, x: table(x),
      "softmax": lambda exp, rec, x, dim: softmax(x, dim, table_fn(exp), table_fn(rec)),
      "attention_softmax": _attention_softmax,
      "layernorm": lambda rsqrt, x, shape, w, b, eps: layernorm(x, shape, w, b, eps, table_fn(rsqrt)),

@@ -53,19 +53,24 @@ def _forward_calls(cls: type) -> list[str]:
     return sorted(found)
 
 
-def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -> list[dict[str, str]]:
+def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str],
+               served: Any = ()) -> list[dict[str, str]]:
     """Everything non-linear in ``model`` that is not (or will not be) approximated.
 
     Args:
-        model: the model, before the swap.
+        model: the model (its modules already swapped, or not).
         sites: every replaceable op found (see ``find_sites``).
         not_chosen: site name -> why it is left exact (op not asked for, override ``None``).
+        served: the call kinds served from tables while the forward runs (``_calls``): such
+            calls are not listed; a module listed for its class says that its calls may run
+            on tables (``trace_coverage`` counts what does).
     """
     out = [{"name": s.name, "op": s.op, "why": not_chosen[s.name]} for s in sites if s.name in not_chosen]
     site_modules = {id(s.module) for s in sites if s.kind == "module"}
     taken = {id(s.module) for s in sites if s.kind != "module"}
     for s in sites:
-        if s.kind == "attention" and s.name not in not_chosen and getattr(s.module, "attn_logit_softcapping", None):
+        if (s.kind == "attention" and s.name not in not_chosen and "tanh" not in served
+                and getattr(s.module, "attn_logit_softcapping", None)):
             out.append({"name": s.name.rsplit(".", 1)[0], "op": "tanh",
                         "why": "logit soft-capping before the attention softmax stays exact"})
     for name, module in model.named_modules():
@@ -77,11 +82,13 @@ def left_exact(model: nn.Module, sites: list[Any], not_chosen: dict[str, str]) -
             why = (f"{cls.__name__} takes more inputs than one tensor ({', '.join(extra)}); nnlut replaces "
                    f"one-tensor ops" if extra else f"nnlut has no table for {cls.__name__}" if "Norm" not in cls.__name__
                    else f"{cls.__name__} computes no normalisation nnlut recognises (layer norm, RMS norm)")
+            if served:
+                why += "; the non-linear calls in its forward run on tables"
             out.append({"name": name, "op": cls.__name__, "why": why})
             continue
         if cls.__module__.startswith("torch."):
             continue
-        calls = [c for c in _forward_calls(cls) if not (id(module) in taken and c == "softmax")]
+        calls = [c for c in _forward_calls(cls) if not (id(module) in taken and c == "softmax") and c not in served]
         for c in calls:
             out.append({"name": name or "<model>", "op": c,
                         "why": f"{cls.__name__} calls {c}() directly; nnlut replaces modules, not calls"})

@@ -34,6 +34,7 @@ from ..core._table import Table
 from ..kernels import _backend as _kernel_backends
 from ..kernels import _flash
 from ..ops._modules import ApproxSoftmax
+from . import _calls
 
 # keyword arguments of transformers' eager attention functions that nnlut implements; any other
 # named parameter of a model's eager attention function makes ``approximate_`` refuse its softmax
@@ -94,9 +95,12 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
            softcap: float | None, causal: bool, **kwargs: Any) -> torch.Tensor | None:
     """Attention as the fused LUT op, or None where it does not apply (the unfused path then
     runs): float tables without observers or error tracking, a backend that takes the tensors,
-    no attention sinks, attention weights, dropout in training or gradients."""
+    no attention sinks, attention weights or dropout in training. Gradients are the op's
+    registered backward (the unfused composite's)."""
     if not isinstance(softmax, ApproxSoftmax) or softmax.observers or softmax.track:
         return None
+    if softcap and _calls.active() is not None and "tanh" in _calls.active().tables:  # type: ignore[union-attr]
+        return None  # the fused op caps with an exact tanh: the unfused path caps on the tanh table
     exp, rec = softmax.kernel.tables.get("exp"), softmax.kernel.tables.get("reciprocal")
     if not (isinstance(exp, Table) and isinstance(rec, Table)) or isinstance(getattr(module, "sinks", None), torch.Tensor):
         return None
@@ -107,9 +111,6 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
     for t in (mask, position_bias):
         if t is not None and (t.dim() != 4 or not (t.dtype == torch.bool or t.is_floating_point())):
             return None
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad
-                                       for t in (query, key, value, mask, position_bias)):
-        return None
     if not any("flash_attention" in b.impls and b.supports("flash_attention", query)
                for b in _kernel_backends.backends()):
         return None

@@ -37,7 +37,10 @@ class ApproxConfig:
             module (what per-layer calibration refits).
         overrides: per-module settings by name: an exact module name, else the first regular
             expression (full match) that matches, else this config; a value of ``None``
-            leaves that module exact. A key that matches no op is an error.
+            leaves that module exact. A key that matches no op is an error. Call sites are
+            named ``<module path>#<call>`` (``model.layers.0.self_attn#tanh``); an override of
+            ``None`` that matches one leaves that call exact (keys with ``#`` are not checked
+            against the model: its call sites are known only when the forward runs).
         tables: fixed tables to use instead of fitting, by function name (``gelu``, ``exp``,
             ``reciprocal``, ``rsqrt``, ``silu``, ``gelu_tanh``).
         number_format: ``None`` (float tables, default) or a number format spec
@@ -48,6 +51,9 @@ class ApproxConfig:
             smallest error on held-out observed inputs),
             ``"int8:P"``, ``"fp16"`` or ``"bf16"`` (half-precision parameters and multiply-add).
         seed: fitting seed.
+        calls: also serve the non-linear functions the model's code calls directly
+            (``F.softmax``, ``torch.exp``, ``x.tanh()``, divisions by computed tensors, ...)
+            from tables while its forward runs (default); False replaces modules only.
     """
 
     ops: tuple[str, ...] | None = None
@@ -59,6 +65,7 @@ class ApproxConfig:
     tables: dict[str, Table] = field(default_factory=dict)
     number_format: str | None = None
     seed: int = 0
+    calls: bool = True
 
     VERSION: ClassVar[int] = 1
     __hash__ = None  # type: ignore[assignment]  # frozen, but holds dicts
@@ -82,6 +89,8 @@ class ApproxConfig:
             parse_format(self.number_format)  # a bad spec raises one line naming the allowed ones
         if self.number_format is not None and not method_spec(self.method).number_formats:
             raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
+        if not isinstance(self.calls, bool):
+            raise NNLUTError(f"calls must be True or False, got {self.calls!r}")
         if self.scaling not in SCALINGS:
             raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
         if not isinstance(self.overrides, Mapping):
@@ -110,7 +119,10 @@ class ApproxConfig:
         return self
 
     def unmatched_overrides(self, names: list[str]) -> list[str]:
-        return [k for k in self.overrides if k not in names and not any(re.fullmatch(k, n) for n in names)]
+        """Override keys that name no op of ``names``; keys with ``#`` name call sites
+        (``<module path>#<call>``), known only when the forward runs, and are not checked."""
+        return [k for k in self.overrides
+                if "#" not in k and k not in names and not any(re.fullmatch(k, n) for n in names)]
 
     # ------------------------------------------------------------------ serialisation
     def to_dict(self) -> dict[str, Any]:
@@ -119,6 +131,7 @@ class ApproxConfig:
             "ops": list(self.ops) if self.ops is not None else None,
             "method": self.method, "entries": self.entries, "scaling": self.scaling,
             "share_tables": self.share_tables, "seed": self.seed, "number_format": self.number_format,
+            "calls": self.calls,
             "overrides": {k: (v.to_dict() if v is not None else None) for k, v in self.overrides.items()},
             "tables": {k: t.to_dict() for k, t in self.tables.items()},
         }

@@ -41,11 +41,24 @@ class ApproxReport:
     ``replaced``: one record per replaced op (``name``, ``op``, ``method``, ``kernel``,
     ``function``). ``left_exact``: one record per non-linear op or call left exact (``name``,
     ``op``, ``why``): ops outside ``config.ops`` or overridden with ``None``, modules nnlut has
-    no table for, and non-linear functional calls inside a module's ``forward``.
+    no table for, and non-linear functional calls inside a module's ``forward`` that no table
+    serves.
+
+    After a traced probe forward (``approximate_(..., probe=batch)`` or
+    :func:`approximation_report` with ``probe``) the report says what ran, not what was swapped:
+    ``replaced`` keeps the modules that ran on tables and ``not_run`` lists those that never ran
+    in the forward (a replaced module the model never calls); ``calls`` has one record per call
+    site (``site``: ``<module path>#<call>``, ``on``: ``table``, ``static`` or ``exact``, ``why``,
+    ``calls``, ``elements``); ``coverage`` is the dispatch-level
+    :class:`~nnlut.models._trace.Coverage` of that forward (its ``coverage``: the share of
+    data-dependent non-linear evaluations that ran on tables).
     """
 
     replaced: list[dict[str, Any]] = field(default_factory=list)
     left_exact: list[dict[str, str]] = field(default_factory=list)
+    not_run: list[dict[str, Any]] = field(default_factory=list)
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    coverage: Any = None
 
     @property
     def skipped(self) -> list[str]:
@@ -59,7 +72,10 @@ class ApproxReport:
         return out
 
     def as_dict(self) -> dict[str, Any]:
-        return {"replaced": self.replaced, "left_exact": self.left_exact, "counts": self.counts()}
+        out = {"replaced": self.replaced, "left_exact": self.left_exact, "counts": self.counts()}
+        if self.coverage is not None:
+            out.update(not_run=self.not_run, calls=self.calls, coverage=self.coverage.as_dict())
+        return out
 
     def __str__(self) -> str:
         parts = [f"{n} {op}" for op, n in self.counts().items()]
@@ -67,6 +83,10 @@ class ApproxReport:
         if self.left_exact:
             s += f"; left exact: {len(self.left_exact)} (" + "; ".join(
                 f"{r['name']}: {r['op']}" for r in self.left_exact[:4]) + (", ..." if len(self.left_exact) > 4 else "") + ")"
+        if self.not_run:
+            s += f"; replaced but never ran: {', '.join(r['name'] for r in self.not_run)}"
+        if self.coverage is not None:
+            s += f"; {self.coverage}"
         return s
 
 
@@ -76,6 +96,7 @@ class _State:
     children: list[nn.Module] = field(default_factory=list)
     attention: list[tuple[nn.Module, str]] = field(default_factory=list)
     report: ApproxReport = field(default_factory=ApproxReport)
+    calls: Any = None  # the CallTables serving the forward's non-linear calls, or None
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         # an approximated model unpickled in a fresh process (torch.load, pickle, deepcopy)
@@ -111,7 +132,8 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
     return kernel
 
 
-def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify: bool = True) -> ApproxReport:
+def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify: bool = True,
+                 probe: Any = None) -> ApproxReport:
     """Replace ``model``'s non-linear ops in place, as ``config`` says; undo with :func:`restore_`.
 
     Args:
@@ -119,6 +141,9 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
             LLaMA-style, ...) whatever attention implementation they were loaded with.
         config: what to replace and how (default: every op, 16-entry NN-LUT tables).
         verify: check at swap time that each replaced module computes what nnlut assumes.
+        probe: model inputs (a dict of keyword arguments, a tuple of positional ones, or one
+            tensor) for one traced forward after the swap: the report then says what ran on
+            tables and what ran exact (see :class:`ApproxReport`).
 
     Returns:
         An :class:`ApproxReport` listing every replaced op (also kept on the model).
@@ -149,7 +174,9 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
     not_chosen = {s.name: f"{s.op} is not in config.ops" for s in sites if s.op not in wanted}
     not_chosen.update({s.name: "an override of None leaves it exact" for s in chosen if config.resolve(s.name) is None})
     state = _State()
-    state.report.left_exact = left_exact(model, sites, not_chosen)
+    calls = _build_calls(config)
+    state.report.left_exact = left_exact(model, sites, not_chosen,
+                                         served=calls.kinds if calls is not None and calls.tables else ())
     shared: dict[tuple, Kernel] = {}
     try:
         for site in chosen:
@@ -167,12 +194,37 @@ def approximate_(model: nn.Module, config: ApproxConfig | None = None, *, verify
             state.report.replaced.append({"name": site.name, "op": site.op, "method": kernel.method,
                                           "kernel": kernel.describe(), "function": site.function})
         _switch_attention(model, state)
+        _install_calls(model, calls, sites, not_chosen, state)
     except BaseException:
-        _undo(state)
+        _undo(state, model)
         raise
     model.__dict__[_STATE] = state  # a plain attribute, outside the module tree and state_dict
+    if probe is not None:
+        _trace_report(model, state, probe)
     logger.info("approximate_: %s", state.report)
     return state.report
+
+
+def _trace_report(model: nn.Module, state: _State, probe: Any) -> None:
+    """Count what one forward on ``probe`` runs, and make the report say that."""
+    from ._trace import trace_coverage
+
+    if isinstance(probe, dict):
+        args, kwargs = (), probe
+    elif isinstance(probe, tuple):
+        args, kwargs = probe, {}
+    else:
+        args, kwargs = (probe,), {}
+    report = state.report
+    if state.calls is not None:
+        state.calls.stats.clear()
+    coverage = trace_coverage(model, *args, **kwargs)
+    swapped = report.replaced + [{k: v for k, v in r.items() if k != "why"} for r in report.not_run]
+    report.replaced = [r for r in swapped if coverage.ran(r["name"])]
+    report.not_run = [{**r, "why": "replaced, but the forward never calls it"} for r in swapped
+                      if not coverage.ran(r["name"])]
+    report.calls = state.calls.report() if state.calls is not None else []
+    report.coverage = coverage
 
 
 def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
@@ -212,8 +264,40 @@ def _switch_attention(model: nn.Module, state: _State) -> None:
         state.attention.append((pm, original))
 
 
-def _undo(state: _State) -> None:
+def _call_table(function: str, cfg: ApproxConfig) -> Any:
+    table = cfg.tables.get(function) or fitted_table(function, cfg.method, cfg.entries, cfg.scaling, cfg.seed)
+    if not cfg.share_tables:
+        table = table.replace()
+    return _number_format(table, cfg.number_format) if cfg.number_format is not None else table
+
+
+def _build_calls(config: ApproxConfig) -> Any:
+    from ._calls import build
+
+    return build(config, _call_table)
+
+
+def _install_calls(model: nn.Module, mode: Any, sites: list[Site], not_chosen: dict[str, str],
+                   state: _State) -> None:
+    """Serve the non-linear calls of ``model``'s forward with ``mode`` (see ``_calls``); calls
+    inside replaced modules and inside sites left exact run exact."""
+    from ..ops._modules import ApproxOp
+    from ._calls import install
+
+    if mode is None:
+        return
+    exact = {id(m) for m in model.modules() if isinstance(m, ApproxOp)}
+    exact.update(id(s.module) for s in sites if s.name in not_chosen)
+    install(model, mode, exact)
+    state.calls = mode
+
+
+def _undo(state: _State, model: nn.Module | None = None) -> None:
+    from ._calls import uninstall
     from ._hf import switch_attention
+
+    if model is not None:
+        uninstall(model)
 
     for pm, original in reversed(state.attention):
         switch_attention(pm, original)
@@ -230,12 +314,15 @@ def restore_(model: nn.Module) -> nn.Module:
     state = model.__dict__.get(_STATE)
     if state is None:
         raise NNLUTError("model was not approximated by nnlut (nothing to restore)")
-    _undo(state)
+    _undo(state, model)
     del model.__dict__[_STATE]
     return model
 
 
-def approximation_report(model: nn.Module) -> ApproxReport | None:
-    """The report of the last ``approximate_`` on ``model``, or None."""
+def approximation_report(model: nn.Module, probe: Any = None) -> ApproxReport | None:
+    """The report of the last ``approximate_`` on ``model``, or None; with ``probe`` (model
+    inputs, as ``approximate_`` takes them) first counted again from a traced forward on it."""
     state = model.__dict__.get(_STATE)
+    if state is not None and probe is not None:
+        _trace_report(model, state, probe)
     return state.report if state is not None else None

@@ -4,8 +4,9 @@ Each function takes torch tensors and the tables it uses; half-precision inputs 
 in float32 and returned in their dtype, as PyTorch's own kernels do. With float tables
 (:class:`~nnlut.core.Table`) each call is one custom op (``torch.ops.nnlut.*``, see
 :mod:`nnlut.kernels`), which ``torch.compile``, ``torch.export`` and ``torch.jit.trace`` see
-as one node. Other tables (fixed point) are evaluated by their own op inside the composite
-form; any other callable (a reference evaluation, ``torch.exp``) is called as it is.
+as one node. Other tables (fixed point, FP16/BF16 parameters) are evaluated by their own op
+inside the composite form; any other callable (a reference evaluation, ``torch.exp``) is
+called as it is.
 
 - ``lut_activation(x, table)``: one table (GELU, SiLU, ...).
 - ``lut_softmax(x, dim, exp, reciprocal)``: subtract the row max, exp table, row sum,
@@ -38,6 +39,8 @@ def _as_fn(table: Any) -> Unary:
         return lambda x: kernels.pwl(table, x)
     if kernels.is_fixed_table(table):
         return lambda x: kernels.fixed(table, x)
+    if kernels.is_half_table(table):
+        return lambda x: kernels.half(table, x)
     return table
 
 

@@ -320,6 +320,74 @@ def section_hardware(out: Path, settings: Settings) -> Section:
     return Section("hardware", "Hardware: NN-LUT unit against I-BERT's units", text, md, rep)
 
 
+def section_export(out: Path, settings: Settings) -> Section:
+    """MiniLM with every op on tables out of PyTorch: a torch.export program and an ONNX model,
+    each run and compared with the eager approximated model."""
+    import tempfile
+
+    import torch
+
+    from .._text import format_table
+
+    try:
+        import onnxruntime as ort
+
+        from ..eval._models import load_encoder
+        from ..export import export_onnx, export_program, load_program, save_program, table_sites
+        tok, _ = load_encoder("minilm")
+    except (ImportError, NNLUTError) as e:
+        return Section("export", "Deployment", "", "", skipped=f"needs onnx, onnxruntime and MiniLM ({e})")
+    from ..models import ApproxConfig, approximate_
+
+    sentences = ["A gorgeous, witty, seductive movie.", "The plot is nothing but boilerplate clichés.",
+                 "It's a lovely film with lovely performances.", "Too slow, too long and too little happens."] * 8
+    batch = tok(sentences, padding="max_length", max_length=64, return_tensors="pt")
+    args = (batch["input_ids"], batch["attention_mask"])
+
+    class _Hidden(torch.nn.Module):
+        def __init__(self, m: torch.nn.Module) -> None:
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    rows, data = [], {}
+    for fmt in (None, "int16", "int8"):
+        _, model = load_encoder("minilm")
+        approximate_(model, ApproxConfig(entries=settings.entries, number_format=fmt))
+        m = _Hidden(model).eval()
+        want = m(*args).detach()
+        with tempfile.TemporaryDirectory() as tmp:
+            program = export_program(m, args)
+            save_program(program, Path(tmp) / "m.pt2")
+            got_pt2 = load_program(Path(tmp) / "m.pt2").module()(*args).detach()
+            proto = export_onnx(m, args, Path(tmp) / "m.onnx")
+            sess = ort.InferenceSession(str(Path(tmp) / "m.onnx"), providers=["CPUExecutionProvider"])
+            got = torch.from_numpy(sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), args,
+                                                                                       strict=True)})[0])
+            size = (Path(tmp) / "m.onnx").stat().st_size
+        mask = args[1].unsqueeze(-1).float()
+        cos = float(torch.nn.functional.cosine_similarity((got * mask).sum(1), (want * mask).sum(1)).min())
+        name = fmt or "float"
+        data[name] = {"table_sites": len(table_sites(program)), "onnx_functions": len(proto.functions),
+                      "onnx_bytes": size, "pt2_max_abs_diff": float((got_pt2 - want).abs().max()),
+                      "onnx_max_abs_diff": float((got - want).abs().max()), "onnx_min_cosine": cos,
+                      "max_abs_output": float(want.abs().max())}
+        d = data[name]
+        rows.append([name, d["table_sites"], d["onnx_functions"], d["pt2_max_abs_diff"], d["onnx_max_abs_diff"],
+                     d["onnx_min_cosine"]])
+    headers = ["tables", "table sites", "ONNX functions", "program vs eager (max |diff|)",
+               "onnxruntime vs eager (max |diff|)", "onnxruntime min cosine"]
+    text = format_table(headers, rows)
+    md = (f"MiniLM with every op on {settings.entries}-entry tables, 32 sentences of 64 tokens: the torch.export "
+          "program (one nnlut node per site, tables as its tensor inputs) saved and loaded, and the ONNX model (every "
+          "table op a model-local function of standard ONNX operators) in onnxruntime, against the eager approximated "
+          "model.\n\n| " + " | ".join(headers) + " |\n|" + "---|" * len(headers) + "\n")
+    md += "\n".join("| " + " | ".join(_cell(v) for v in r) + " |" for r in rows) + "\n"
+    return Section("export", "Deployment: torch.export and ONNX", text, md, data)
+
+
 SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "tables": section_tables,
     "models": section_models,
@@ -327,6 +395,7 @@ SECTIONS: dict[str, Callable[[Path, Settings], Section]] = {
     "vision": section_vision,
     "system": section_system,
     "hardware": section_hardware,
+    "export": section_export,
 }
 
 
