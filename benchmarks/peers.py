@@ -32,7 +32,8 @@ writes one plot of max error against entries per function (``--plot-dir``).
 
 Example (about three minutes on two cores)::
 
-    python benchmarks/peers.py --functions gelu silu --entries 4 8 16 --out peers.json
+    python benchmarks/peers.py --functions gelu silu --entries 4 8 16
+    python benchmarks/peers.py --report-only     # the tables and plots of everything measured
 """
 
 from __future__ import annotations
@@ -280,12 +281,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=1000, help="paper recipe: batch size")
     ap.add_argument("--points", type=int, default=2**18 + 1, help="in-domain grid points")
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--out", type=Path, default=Path("peers.json"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "peers.json")
+    ap.add_argument("--report-only", action="store_true", help="print the tables and plots of --out, fit nothing")
     ap.add_argument("--plot-dir", type=Path, default=None, help="default: next to --out")
     args = ap.parse_args(argv)
     data = _load(args.out)
     data.setdefault("settings", {})
-    for name in args.functions:
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for name in [] if args.report_only else args.functions:
         for n in args.entries:
             for m in args.methods:
                 r = measure_one(name, n, m, args)

@@ -42,7 +42,7 @@ def test_shipped_table_equals_a_fresh_fit():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("key", [("exp", "nnlut", 16, "full", 0)])
+@pytest.mark.parametrize("key", [("exp", "nnlut", 16, "full", 0), ("silu", "nnlut", 16, "full", 0)])
 def test_more_shipped_tables_equal_a_fresh_fit(key):
     shipped = dt.Table.from_dict(dt._shipped()[dt.table_key(*key)])
     _same_fit(shipped, dt.fit_fresh(*key))

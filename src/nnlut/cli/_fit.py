@@ -48,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     e = rows[0].errors
     lo, hi = e["domain"]
     mode = " with full range reduction" if args.range_reduction else (
-        f" (table on [{chosen.domain[0]:g}, {chosen.domain[1]:g}], {chosen.scaling.mode} scaling)" if chosen.scaling else "")
+        f" (table on [{chosen.domain[0]:g}, {chosen.domain[1]:g}], {chosen.scaling.mode} scaling)" if chosen.scaling else
+        f" (tails fitted on [{chosen.domain[0]:g}, {chosen.domain[1]:g}])" if list(chosen.domain) != [lo, hi] else "")
     print(f"{spec.name}, {args.entries} entries, domain [{lo:g}, {hi:g}]{mode}; {e['points']} grid points")
     table_rows = []
     for r in rows:

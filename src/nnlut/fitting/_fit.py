@@ -121,13 +121,23 @@ def _table_from_nodes(prob: _Problem, nodes: np.ndarray, v: np.ndarray, meta: di
                  scaling=prob.scaling, function=prob.spec.name, meta=meta)
 
 
-def _merge_narrow(f: Callable, nodes: np.ndarray, v: np.ndarray, weight: Callable | None) -> tuple[np.ndarray, np.ndarray, int]:
+def _merge_narrow(f: Callable, nodes: np.ndarray, v: np.ndarray, weight: Callable | None,
+                  fixed_ends: tuple[bool, bool] = (False, False)) -> tuple[np.ndarray, np.ndarray, int]:
     """Replace segments narrower than _MIN_WIDTH of the domain by a split of the worst segment.
 
-    Each pass removes one narrow segment; a split can create a new narrow one only where the
-    error is not finite, so the passes are bounded by twice the number of segments."""
+    An end segment whose line does not depend on its width (an asymptote or flat tail,
+    ``fixed_ends``) is not merged: narrow, it says that the tail starts at the domain edge, and
+    it is widened to twice _MIN_WIDTH (its breakpoint moves by that much at most). Each pass removes
+    one narrow segment; a split can create a new narrow one only where the error is not
+    finite, so the passes are bounded by twice the number of segments."""
     merged = 0
     span = nodes[-1] - nodes[0]
+    nodes = nodes.copy()
+    if len(nodes) > 3:
+        if fixed_ends[0] and nodes[1] - nodes[0] < _MIN_WIDTH * span:
+            nodes[1] = min(nodes[0] + 2 * _MIN_WIDTH * span, 0.5 * (nodes[0] + nodes[2]))
+        if fixed_ends[1] and nodes[-1] - nodes[-2] < _MIN_WIDTH * span:
+            nodes[-2] = max(nodes[-1] - 2 * _MIN_WIDTH * span, 0.5 * (nodes[-1] + nodes[-3]))
     for _ in range(2 * len(nodes)):
         widths = np.diff(nodes)
         narrow = np.flatnonzero(widths < _MIN_WIDTH * span)
@@ -245,6 +255,7 @@ def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, 
         v, _ = refit_minimax(f, nodes, layout, weight)
         return nodes, v, {"train_iterations": 0, "merged_breakpoints": 0}
     rng = np.random.default_rng(seed)
+    fixed = (layout.source[0][0] != "free", layout.source[-1][0] != "free")  # end segments tied to their tail
     start = curvature_nodes(f, lo, hi, entries, weight)
     best: tuple[float, np.ndarray, np.ndarray, int, int] | None = None
     for r in range(restarts):
@@ -255,19 +266,36 @@ def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, 
             nodes0 = np.concatenate([[lo], lo + np.cumsum(w / w.sum() * (hi - lo))])
             nodes0[-1] = hi
         res = train(f, lo, hi, layout, nodes0, _initial_values(f, nodes0, layout), weight=weight)
-        nodes, v, merged = _merge_narrow(f, res.nodes, res.values, weight)
-        iters = res.iterations
-        if merged:
-            res = train(f, lo, hi, layout, nodes, _initial_values(f, nodes, layout), weight=weight,
-                        schedule=(64, 256))
-            nodes, v, more = _merge_narrow(f, res.nodes, res.values, weight)
-            merged += more
-            iters += res.iterations
-        v, err = refit_minimax(f, nodes, layout, weight)
-        if best is None or err < best[0]:
-            best = (err, nodes, v, iters, merged)
+        # a tail segment that training squeezed to nothing: its tail wants to start at the edge,
+        # or training met a poor optimum; both are finished and the better kept
+        squeezed = _squeezed_ends(res.nodes, fixed)
+        for keep in ((False, False), squeezed) if any(squeezed) else ((False, False),):
+            cand = _finish(f, lo, hi, layout, res, weight, keep)
+            if best is None or cand[0] < best[0]:
+                best = cand
     assert best is not None
     return best[1], best[2], {"train_iterations": best[3], "merged_breakpoints": best[4]}
+
+
+def _squeezed_ends(nodes: np.ndarray, fixed: tuple[bool, ...]) -> tuple[bool, bool]:
+    span = nodes[-1] - nodes[0]
+    w = np.diff(nodes)
+    return bool(fixed[0] and w[0] < _MIN_WIDTH * span), bool(fixed[1] and w[-1] < _MIN_WIDTH * span)
+
+
+def _finish(f: Callable, lo: float, hi: float, layout: Layout, res: Any, weight: Callable | None,
+            keep: tuple[bool, bool]) -> tuple[float, np.ndarray, np.ndarray, int, int]:
+    """Merge narrow segments (keeping the squeezed tail segments ``keep``), retrain if any
+    merged, refit the values: (max error, nodes, values, iterations, merged)."""
+    nodes, v, merged = _merge_narrow(f, res.nodes, res.values, weight, keep)
+    iters = res.iterations
+    if merged:
+        res = train(f, lo, hi, layout, nodes, _initial_values(f, nodes, layout), weight=weight, schedule=(64, 256))
+        nodes, v, more = _merge_narrow(f, res.nodes, res.values, weight, keep)
+        merged += more
+        iters += res.iterations
+    v, err = refit_minimax(f, nodes, layout, weight)
+    return err, nodes, v, iters, merged
 
 
 def _best_exponential(f: Callable, lo: float, hi: float, entries: int, center: float, layout: Layout,

@@ -165,7 +165,7 @@ def fit(func: Any, entries: int = 16, *, format: Any = None, **kwargs: Any) -> A
 
 # input ranges of unscaled functions in INT8 when no calibration data sets them: GQA-LUT's for
 # exp (inputs below -8 saturate there, where exp is below 3.4e-4); the table's domain otherwise
-INT8_RANGE = {"exp": (-8.0, 0.0)}
+INT8_RANGE = {"exp": (-8.0, 0.0), "silu": (-8.0, 8.0)}  # SiLU's table spans [-16, 16] for its tail starts
 
 
 def in_format(table: Table, format: Any) -> Any:
