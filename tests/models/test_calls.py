@@ -38,7 +38,8 @@ class Calls(nn.Module):
             "static": torch.exp(-self.decay) * torch.ones_like(h), "div_number": h / 4.0,
             "div_static": h / torch.sqrt(torch.tensor(8.0)),  # DeBERTa's scale: a constant made in forward
             "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p ** 0.5, "pow_rsqrt": p.pow(-0.5),
-            "pow_square": h ** 2,
+            "pow_square": h ** 2, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
+            "rms_norm": F.rms_norm(h, (8,), self.decay, eps=1e-6),
         }
 
 
@@ -54,7 +55,8 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
         "rsqrt": p.rsqrt(), "sqrt": p.sqrt(), "reciprocal": 1 / p, "rdiv": 1 / p, "div_sum": p / p.sum(-1, keepdim=True),
         "softcap": torch.tanh(h / 3.0) * 3.0, "static": torch.exp(-decay.double()).expand_as(h), "div_number": h / 4.0,
         "div_static": h / 8.0 ** 0.5, "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p.sqrt(),
-        "pow_rsqrt": p.rsqrt(), "pow_square": h * h,
+        "pow_rsqrt": p.rsqrt(), "pow_square": h * h, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
+        "rms_norm": F.rms_norm(h, (8,), decay.double(), eps=1e-6),
     }
 
 
@@ -63,7 +65,8 @@ _BOUND = {"softmax_f": 0.01, "softmax_t": 0.01, "softmax_m": 0.01, "softmax_dtyp
           "exp": ("rel", 0.005), "exp_pos": ("rel", 0.005), "sigmoid": 0.005, "tanh": 0.006, "silu": 0.01, "gelu": 0.006,
           "gelu_tanh": 0.006, "softplus": 0.006, "erf": 0.006, "rsqrt": ("rel", 0.002), "sqrt": ("rel", 0.002),
           "reciprocal": ("rel", 0.002), "rdiv": ("rel", 0.002), "div_sum": ("rel", 0.002), "softcap": 0.02,
-          "expm1": 0.003, "log": 0.003, "pow_half": ("rel", 0.002), "pow_rsqrt": ("rel", 0.002)}
+          "expm1": 0.003, "log": 0.003, "pow_half": ("rel", 0.002), "pow_rsqrt": ("rel", 0.002), "layer_norm": 0.005,
+          "rms_norm": 0.005}
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +84,7 @@ def test_every_call_form_runs_on_tables_within_its_error(calls_model):
     approximate_(model)
     with torch.no_grad():
         got = model(x)
-    ref = _exact(got, h, model.decay)
+    ref = _exact(got, h, model.decay.detach())
     for key, bound in _BOUND.items():
         err = (got[key].double() - ref[key]).abs()
         if isinstance(bound, tuple):
@@ -327,3 +330,28 @@ def test_call_sites_are_steered_by_overrides():
     on = {c["site"]: (c["on"], c["why"]) for c in report.calls}
     assert on["<model>#tanh"] == ("exact", "an override of None leaves it exact")
     assert on["model.layers.1.self_attn#tanh"][0] == "table"
+
+
+class _Attention(nn.Module):
+    def forward(self, q, k, v, mask):  # noqa: ANN001, ANN201
+        return {"causal": F.scaled_dot_product_attention(q, k, v, is_causal=True),
+                "bool": F.scaled_dot_product_attention(q, k, v, attn_mask=mask),
+                "additive": F.scaled_dot_product_attention(q, k, v, (~mask).float() * -1e9, scale=0.3),
+                "gqa": F.scaled_dot_product_attention(q, k[:, :2], v[:, :2], enable_gqa=True)}
+
+
+def test_direct_sdpa_calls_run_on_the_softmax_tables():
+    gen = torch.Generator().manual_seed(0)
+    q, k, v = (torch.randn(2, 4, 5, 8, generator=gen) for _ in range(3))
+    mask = torch.rand(2, 1, 5, 5, generator=gen) > 0.3
+    mask[0, 0, 2] = False  # a query whose keys are all masked: zeros, as SDPA gives
+    model = _Attention()
+    ref = model(q, k, v, mask)
+    approximate_(model)
+    got = model(q, k, v, mask)
+    for key in ref:
+        assert float((got[key] - ref[key]).abs().max()) <= 0.02, key
+        assert not torch.equal(got[key], ref[key]), key
+    assert torch.equal(got["bool"][0, :, 2], torch.zeros_like(got["bool"][0, :, 2]))
+    traced = trace_coverage(model, q, k, v, mask)
+    assert traced.of("exact") == [] and traced.total("table") == 4 * 2 * 4 * 5 * 5

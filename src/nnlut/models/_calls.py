@@ -42,7 +42,8 @@ from ..ops._calls import CALLS, register_extra_functions
 
 ROOT = "<model>"
 # call kind -> the module op whose ``config.ops`` entry also governs it (None: every op wanted)
-OP_OF_CALL = {"softmax": "softmax", "log_softmax": "softmax", "gelu": "gelu", "gelu_tanh": "gelu", "silu": "silu"}
+OP_OF_CALL = {"softmax": "softmax", "log_softmax": "softmax", "sdpa": "softmax", "gelu": "gelu", "gelu_tanh": "gelu",
+              "silu": "silu", "layer_norm": "layernorm", "rms_norm": "rmsnorm"}
 
 T = torch.Tensor
 
@@ -119,6 +120,36 @@ def _power(args: tuple, kwargs: dict) -> Any:
     return None if kind is None else (kind, args[0], (), {}, None)
 
 
+def _layer_norm(args: tuple, kwargs: dict) -> Any:
+    names = ("normalized_shape", "weight", "bias", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    if len(args) > 5 or set(kwargs) - set(names) or "normalized_shape" not in opts:
+        return None
+    return "layer_norm", args[0], (), {"eps": 1e-5, **opts}, None
+
+
+def _rms_norm(args: tuple, kwargs: dict) -> Any:
+    names = ("normalized_shape", "weight", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    shape = opts.pop("normalized_shape", None)
+    if len(args) > 4 or set(kwargs) - set(names) or shape is None or len(tuple(shape)) != 1:
+        return None  # a norm over more than the last dimension: exact
+    return "rms_norm", args[0], (), opts, None
+
+
+_SDPA_ARGS = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _sdpa(args: tuple, kwargs: dict) -> Any:
+    if len(args) < 3 or len(args) > 8 or set(kwargs) - set(_SDPA_ARGS):
+        return None
+    q, k, v = args[:3]
+    if not all(isinstance(t, T) for t in (q, k, v)) or q.dim() < 2:
+        return None
+    opts = {**dict(zip(_SDPA_ARGS, args[3:], strict=False)), **kwargs}
+    return "sdpa", q, (k, v), opts, None
+
+
 _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     F.softmax: _softmax_form("softmax", 1, 3), torch.softmax: _softmax_form("softmax", 1, 2),
     T.softmax: _softmax_form("softmax", 1, 2), torch.special.softmax: _softmax_form("softmax", 1, 2),
@@ -136,7 +167,8 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.sqrt: _unary_form("sqrt"), T.sqrt: _unary_form("sqrt"), T.sqrt_: _unary_form("sqrt", True),
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
-    F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus,
+    F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
+    F.scaled_dot_product_attention: _sdpa,
     torch.div: _division(), T.div: _division(), torch.true_divide: _division(), T.true_divide: _division(),
     T.__truediv__: _division(), T.__div__: _division(), T.__rtruediv__: _division(reverse=True),
     T.__rdiv__: _division(reverse=True), T.div_: _division(inplace=True), T.__itruediv__: _division(inplace=True),
@@ -267,7 +299,10 @@ class CallTables(TorchFunctionMode):
         kind, x, extra, options, target = norm
         if not x.is_floating_point() or x.is_complex():
             return NotImplemented
-        n = math.prod(torch.broadcast_shapes(x.shape, *(e.shape for e in extra if isinstance(e, T))))
+        if kind == "sdpa":  # one softmax evaluation per score
+            n = x.numel() // max(1, x.shape[-1]) * extra[0].shape[-2]
+        else:
+            n = math.prod(torch.broadcast_shapes(x.shape, *(e.shape for e in extra if isinstance(e, T))))
         if self.exact_depth:
             self._record(kind, "exact", n, "inside a module nnlut replaced or left exact")
             return NotImplemented

@@ -19,6 +19,8 @@ float32 (float64 stays float64) and the result has the input's dtype.
 - ``softmax``: the LUT softmax (exp and reciprocal tables); ``log_softmax``: ``(x - max) -
   log(sum exp(x - max))`` with the log of the sum from a log table on ``[1, 2)`` and the sum's
   binary exponent.
+- ``layer_norm`` and ``rms_norm`` (the functional forms): the LUT norms on the rsqrt table.
+- ``sdpa`` (``F.scaled_dot_product_attention`` called directly): attention with the LUT softmax.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import numpy as np
 import torch
 
 from ..core._functions import Tail, _erf, list_functions, register_function
-from ._lut import _as_fn, lut_softmax
+from ._lut import _as_fn, lut_layernorm, lut_rmsnorm, lut_softmax
 
 _LN2 = math.log(2.0)
 
@@ -146,6 +148,46 @@ def log_softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> to
     return (z - log_s).to(x.dtype)
 
 
+def layer_norm_call(tables: Mapping[str, Any], x: torch.Tensor, normalized_shape: Any, weight: Any = None,
+                    bias: Any = None, eps: float = 1e-5) -> torch.Tensor:
+    return lut_layernorm(x, normalized_shape, weight, bias, eps, tables["rsqrt"])
+
+
+def rms_norm_call(tables: Mapping[str, Any], x: torch.Tensor, weight: Any = None, eps: float | None = None) -> torch.Tensor:
+    """``F.rms_norm`` over the last dimension."""
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    return lut_rmsnorm(x, weight, eps, tables["rsqrt"])
+
+
+def sdpa_call(tables: Mapping[str, Any], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
+              scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the LUT softmax: scores in float32, masks as SDPA
+    reads them (boolean keep-mask or additive), a query whose keys are all masked gets zeros."""
+    qf, kf, vf = _compute(q), _compute(k), _compute(v)
+    if enable_gqa and kf.shape[-3] != qf.shape[-3]:
+        kf = kf.repeat_interleave(qf.shape[-3] // kf.shape[-3], dim=-3)
+        vf = vf.repeat_interleave(qf.shape[-3] // vf.shape[-3], dim=-3)
+    s = (qf @ kf.transpose(-2, -1)) * (qf.shape[-1] ** -0.5 if scale is None else scale)
+    keep = None
+    if is_causal:
+        keep = torch.ones(qf.shape[-2], kf.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        keep = attn_mask if keep is None else keep & attn_mask
+    elif attn_mask is not None:
+        s = s + attn_mask.to(s.dtype)
+    if keep is not None:
+        s = s.masked_fill(~keep, torch.finfo(s.dtype).min)
+    p = lut_softmax(s, -1, tables["exp"], tables["reciprocal"])
+    if keep is not None:
+        p = p * keep.any(dim=-1, keepdim=True).to(p.dtype)
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        p = p * (attn_mask > torch.finfo(attn_mask.dtype).min / 2).any(dim=-1, keepdim=True).to(p.dtype)
+    if dropout_p > 0.0:
+        p = torch.nn.functional.dropout(p, dropout_p)
+    return (p @ vf).to(q.dtype)
+
+
 @dataclass(frozen=True)
 class CallKind:
     """One kind of non-linear call: the table functions it reads and its evaluator."""
@@ -172,4 +214,7 @@ CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("sqrt", ("rsqrt",), sqrt_call),
     CallKind("reciprocal", ("reciprocal",), reciprocal_call),
     CallKind("div", ("reciprocal",), divide_call),
+    CallKind("sdpa", ("exp", "reciprocal"), sdpa_call),
+    CallKind("layer_norm", ("rsqrt",), layer_norm_call),
+    CallKind("rms_norm", ("rsqrt",), rms_norm_call),
 )}
