@@ -39,7 +39,8 @@ class Calls(nn.Module):
             "div_static": h / torch.sqrt(torch.tensor(8.0)),  # DeBERTa's scale: a constant made in forward
             "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p ** 0.5, "pow_rsqrt": p.pow(-0.5),
             "pow_square": h ** 2, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
-            "rms_norm": F.rms_norm(h, (8,), self.decay, eps=1e-6),
+            "rms_norm": F.rms_norm(h, (8,), self.decay, eps=1e-6), "logsigmoid": F.logsigmoid(h),
+            "logsumexp": torch.logsumexp(h, dim=-1), "logsumexp_keep": h.logsumexp(-1, keepdim=True),
         }
 
 
@@ -56,7 +57,8 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
         "softcap": torch.tanh(h / 3.0) * 3.0, "static": torch.exp(-decay.double()).expand_as(h), "div_number": h / 4.0,
         "div_static": h / 8.0 ** 0.5, "expm1": torch.expm1(-p), "log": torch.log(p), "pow_half": p.sqrt(),
         "pow_rsqrt": p.rsqrt(), "pow_square": h * h, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
-        "rms_norm": F.rms_norm(h, (8,), decay.double(), eps=1e-6),
+        "rms_norm": F.rms_norm(h, (8,), decay.double(), eps=1e-6), "logsigmoid": F.logsigmoid(h),
+        "logsumexp": torch.logsumexp(h, dim=-1), "logsumexp_keep": torch.logsumexp(h, -1, keepdim=True),
     }
 
 
@@ -66,7 +68,7 @@ _BOUND = {"softmax_f": 0.01, "softmax_t": 0.01, "softmax_m": 0.01, "softmax_dtyp
           "gelu_tanh": 0.006, "softplus": 0.006, "erf": 0.006, "rsqrt": ("rel", 0.002), "sqrt": ("rel", 0.002),
           "reciprocal": ("rel", 0.002), "rdiv": ("rel", 0.002), "div_sum": ("rel", 0.002), "softcap": 0.02,
           "expm1": 0.003, "log": 0.003, "pow_half": ("rel", 0.002), "pow_rsqrt": ("rel", 0.002), "layer_norm": 0.005,
-          "rms_norm": 0.005}
+          "rms_norm": 0.005, "logsigmoid": 0.006, "logsumexp": 0.006, "logsumexp_keep": 0.006}
 
 
 @pytest.fixture(scope="module")

@@ -150,6 +150,14 @@ def _sdpa(args: tuple, kwargs: dict) -> Any:
     return "sdpa", q, (k, v), opts, None
 
 
+def _logsumexp(args: tuple, kwargs: dict) -> Any:
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if dim is None or len(args) > 3 or set(kwargs) - {"dim", "keepdim"}:
+        return None
+    return "logsumexp", args[0], (), {"dim": dim if isinstance(dim, int) else tuple(dim), "keepdim": bool(keepdim)}, None
+
+
 _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     F.softmax: _softmax_form("softmax", 1, 3), torch.softmax: _softmax_form("softmax", 1, 2),
     T.softmax: _softmax_form("softmax", 1, 2), torch.special.softmax: _softmax_form("softmax", 1, 2),
@@ -168,7 +176,8 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
     F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
-    F.scaled_dot_product_attention: _sdpa,
+    F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"),
+    torch.logsumexp: _logsumexp, T.logsumexp: _logsumexp, torch.special.logsumexp: _logsumexp,
     torch.div: _division(), T.div: _division(), torch.true_divide: _division(), T.true_divide: _division(),
     T.__truediv__: _division(), T.__div__: _division(), T.__rtruediv__: _division(reverse=True),
     T.__rdiv__: _division(reverse=True), T.div_: _division(inplace=True), T.__itruediv__: _division(inplace=True),

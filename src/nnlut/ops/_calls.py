@@ -18,7 +18,8 @@ float32 (float64 stays float64) and the result has the input's dtype.
   ``x ** -0.5`` and ``x ** -1`` are these.
 - ``softmax``: the LUT softmax (exp and reciprocal tables); ``log_softmax``: ``(x - max) -
   log(sum exp(x - max))`` with the log of the sum from a log table on ``[1, 2)`` and the sum's
-  binary exponent.
+  binary exponent; ``logsumexp`` the same without the subtraction; ``logsigmoid`` is
+  ``-softplus(-x)``.
 - ``layer_norm`` and ``rms_norm`` (the functional forms): the LUT norms on the rsqrt table.
 - ``sdpa`` (``F.scaled_dot_product_attention`` called directly): attention with the LUT softmax.
 """
@@ -139,6 +140,22 @@ def softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> torch.
     return lut_softmax(x, dim, tables["exp"], tables["reciprocal"])
 
 
+def logsumexp_call(tables: Mapping[str, Any], x: torch.Tensor, dim: Any, keepdim: bool = False) -> torch.Tensor:
+    """``max + log(sum exp(x - max))`` along ``dim`` (the sum is at least 1: the log of its
+    mantissa and exponent)."""
+    xf = _compute(x)
+    m = xf.amax(dim=dim, keepdim=True)
+    s = _table(tables, "exp")(xf - m).sum(dim=dim, keepdim=True)
+    mant, e = torch.frexp(s)
+    y = m + _table(tables, "log")(2.0 * mant) + (e - 1).to(mant.dtype) * _LN2
+    return (y if keepdim else y.squeeze(dim) if isinstance(dim, int) else y.squeeze(tuple(dim))).to(x.dtype)
+
+
+def logsigmoid_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """``log sigmoid(x) = -softplus(-x)``."""
+    return (-_table(tables, "softplus")(-_compute(x))).to(x.dtype)
+
+
 def log_softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> torch.Tensor:
     xf = _compute(x)
     z = xf - xf.amax(dim=dim, keepdim=True)
@@ -200,6 +217,8 @@ class CallKind:
 CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("softmax", ("exp", "reciprocal"), softmax_call),
     CallKind("log_softmax", ("exp", "log"), log_softmax_call),
+    CallKind("logsumexp", ("exp", "log"), logsumexp_call),
+    CallKind("logsigmoid", ("softplus",), logsigmoid_call),
     CallKind("exp", ("exp",), exp_call),
     CallKind("expm1", ("exp",), expm1_call),
     CallKind("log", ("log",), log_call),
