@@ -41,6 +41,7 @@ class Calls(nn.Module):
             "pow_square": h ** 2, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
             "rms_norm": F.rms_norm(h, (8,), self.decay, eps=1e-6), "logsigmoid": F.logsigmoid(h),
             "logsumexp": torch.logsumexp(h, dim=-1), "logsumexp_keep": h.logsumexp(-1, keepdim=True),
+            "glu": F.glu(h, dim=-1), "normalize": F.normalize(h, dim=-1),
         }
 
 
@@ -59,6 +60,7 @@ def _exact(out: dict[str, torch.Tensor], h: torch.Tensor, decay: torch.Tensor) -
         "pow_rsqrt": p.rsqrt(), "pow_square": h * h, "layer_norm": F.layer_norm(h, (8,), eps=1e-5),
         "rms_norm": F.rms_norm(h, (8,), decay.double(), eps=1e-6), "logsigmoid": F.logsigmoid(h),
         "logsumexp": torch.logsumexp(h, dim=-1), "logsumexp_keep": torch.logsumexp(h, -1, keepdim=True),
+        "glu": F.glu(h, dim=-1), "normalize": F.normalize(h, dim=-1),
     }
 
 
@@ -68,7 +70,8 @@ _BOUND = {"softmax_f": 0.01, "softmax_t": 0.01, "softmax_m": 0.01, "softmax_dtyp
           "gelu_tanh": 0.006, "softplus": 0.006, "erf": 0.006, "rsqrt": ("rel", 0.002), "sqrt": ("rel", 0.002),
           "reciprocal": ("rel", 0.002), "rdiv": ("rel", 0.002), "div_sum": ("rel", 0.002), "softcap": 0.02,
           "expm1": 0.003, "log": 0.003, "pow_half": ("rel", 0.002), "pow_rsqrt": ("rel", 0.002), "layer_norm": 0.005,
-          "rms_norm": 0.005, "logsigmoid": 0.006, "logsumexp": 0.006, "logsumexp_keep": 0.006}
+          "rms_norm": 0.005, "logsigmoid": 0.006, "logsumexp": 0.006, "logsumexp_keep": 0.006,
+          "glu": 0.01, "normalize": 0.002}
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +116,7 @@ def test_trace_counts_what_an_independent_count_gives(calls_model):
     exact = {(r["site"], r["op"]): r for r in traced.of("exact")}
     # the exact model: every call is exact on data, each with its element count (4*5*8 = 160)
     assert exact[("<model>", "exp")]["calls"] == 2 and exact[("<model>", "exp")]["elements"] == 320
-    assert exact[("<model>", "softmax")]["calls"] == 4 and exact[("<model>", "div")]["calls"] == 1
+    assert exact[("<model>", "softmax")]["calls"] == 4 and exact[("<model>", "div")]["calls"] == 2  # p / sum, normalize
     assert exact[("<model>", "reciprocal")]["calls"] == 2  # 1 / p is a reciprocal at the dispatcher
     assert ("<model>", "mul") not in exact and ("<model>", "add") not in exact
     assert traced.coverage == 0.0 and traced.total("table") == 0

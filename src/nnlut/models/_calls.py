@@ -158,6 +158,19 @@ def _logsumexp(args: tuple, kwargs: dict) -> Any:
     return "logsumexp", args[0], (), {"dim": dim if isinstance(dim, int) else tuple(dim), "keepdim": bool(keepdim)}, None
 
 
+def _glu(args: tuple, kwargs: dict) -> Any:
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", -1)
+    return "glu", args[0], (), {"dim": int(dim)}, None
+
+
+def _normalize(args: tuple, kwargs: dict) -> Any:
+    names = ("p", "dim", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    if len(args) > 4 or set(kwargs) - {*names, "out"} or kwargs.get("out") is not None or float(opts.pop("p", 2.0)) != 2.0:
+        return None
+    return "normalize", args[0], (), opts, None
+
+
 _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     F.softmax: _softmax_form("softmax", 1, 3), torch.softmax: _softmax_form("softmax", 1, 2),
     T.softmax: _softmax_form("softmax", 1, 2), torch.special.softmax: _softmax_form("softmax", 1, 2),
@@ -176,12 +189,26 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
     F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
-    F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"),
+    F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"), F.glu: _glu,
+    F.normalize: _normalize,
     torch.logsumexp: _logsumexp, T.logsumexp: _logsumexp, torch.special.logsumexp: _logsumexp,
     torch.div: _division(), T.div: _division(), torch.true_divide: _division(), T.true_divide: _division(),
     T.__truediv__: _division(), T.__div__: _division(), T.__rtruediv__: _division(reverse=True),
     T.__rdiv__: _division(reverse=True), T.div_: _division(inplace=True), T.__itruediv__: _division(inplace=True),
 }
+
+
+# Python functions of torch.nn.functional by name too: the object a call hands the mode can be
+# another than the module attribute (``F.glu``)
+_FORMS_BY_NAME = {f.__qualname__: form for f, form in _FORMS.items()
+                  if getattr(f, "__module__", None) == "torch.nn.functional"}
+
+
+def _form_of(func: Any) -> Callable[[tuple, dict], Any] | None:
+    form = _FORMS.get(func)
+    if form is None and getattr(func, "__module__", None) == "torch.nn.functional":
+        form = _FORMS_BY_NAME.get(func.__qualname__)
+    return form
 
 
 def _tensors(args: tuple, kwargs: dict) -> Iterator[T]:
@@ -275,7 +302,7 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ the mode
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        form = _FORMS.get(func)
+        form = _form_of(func)
         if form is not None and self.frames:
             got = self._call(func, form, args, kwargs)
             if got is not NotImplemented:

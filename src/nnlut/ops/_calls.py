@@ -23,6 +23,7 @@ float32 (float64 stays float64) and the result has the input's dtype.
   log(sum exp(x - max))`` with the log of the sum from a log table on ``[1, 2)`` and the sum's
   binary exponent; ``logsumexp`` the same without the subtraction; ``logsigmoid`` is
   ``-softplus(-x)``.
+- ``glu``: ``a * sigmoid(b)``; ``normalize`` (``F.normalize``, ``p=2``): ``x * rsqrt(sum x**2)``.
 - ``layer_norm`` and ``rms_norm`` (the functional forms): the LUT norms on the rsqrt table.
 - ``sdpa`` (``F.scaled_dot_product_attention`` called directly): attention with the LUT softmax.
 """
@@ -108,6 +109,18 @@ def silu_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
     small inputs (an SSM's or a linear attention's convolution output before an L2 norm)."""
     xf = _compute(x)
     return (xf * _table(tables, "sigmoid")(xf)).to(x.dtype)
+
+
+def glu_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    a, b = _compute(x).chunk(2, dim=dim)
+    return (a * _table(tables, "sigmoid")(b)).to(x.dtype)
+
+
+def normalize_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize`` with ``p=2``: ``x * rsqrt(max(sum x**2, eps**2))``."""
+    xf = _compute(x)
+    s = (xf * xf).sum(dim=dim, keepdim=True).clamp_min(eps * eps)
+    return (xf * _table(tables, "rsqrt")(s)).to(x.dtype)
 
 
 def _unary(name: str) -> Callable[..., torch.Tensor]:
@@ -235,6 +248,8 @@ CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("sigmoid", ("sigmoid",), _unary("sigmoid")),
     CallKind("tanh", ("tanh",), _unary("tanh")),
     CallKind("silu", ("sigmoid",), silu_call),
+    CallKind("glu", ("sigmoid",), glu_call),
+    CallKind("normalize", ("rsqrt",), normalize_call),
     CallKind("gelu", ("gelu",), _unary("gelu")),
     CallKind("gelu_tanh", ("gelu_tanh",), _unary("gelu_tanh")),
     CallKind("softplus", ("softplus",), softplus_call),
