@@ -42,7 +42,8 @@ from ..ops._calls import CALLS, register_extra_functions
 
 ROOT = "<model>"
 # call kind -> the module op whose ``config.ops`` entry also governs it (None: every op wanted)
-OP_OF_CALL = {"softmax": "softmax", "log_softmax": "softmax", "gelu": "gelu", "gelu_tanh": "gelu", "silu": "silu"}
+OP_OF_CALL = {"softmax": "softmax", "log_softmax": "softmax", "sdpa": "softmax", "gelu": "gelu", "gelu_tanh": "gelu",
+              "silu": "silu", "layer_norm": "layernorm", "rms_norm": "rmsnorm"}
 
 T = torch.Tensor
 
@@ -119,6 +120,57 @@ def _power(args: tuple, kwargs: dict) -> Any:
     return None if kind is None else (kind, args[0], (), {}, None)
 
 
+def _layer_norm(args: tuple, kwargs: dict) -> Any:
+    names = ("normalized_shape", "weight", "bias", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    if len(args) > 5 or set(kwargs) - set(names) or "normalized_shape" not in opts:
+        return None
+    return "layer_norm", args[0], (), {"eps": 1e-5, **opts}, None
+
+
+def _rms_norm(args: tuple, kwargs: dict) -> Any:
+    names = ("normalized_shape", "weight", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    shape = opts.pop("normalized_shape", None)
+    if len(args) > 4 or set(kwargs) - set(names) or shape is None or len(tuple(shape)) != 1:
+        return None  # a norm over more than the last dimension: exact
+    return "rms_norm", args[0], (), opts, None
+
+
+_SDPA_ARGS = ("attn_mask", "dropout_p", "is_causal", "scale", "enable_gqa")
+
+
+def _sdpa(args: tuple, kwargs: dict) -> Any:
+    if len(args) < 3 or len(args) > 8 or set(kwargs) - set(_SDPA_ARGS):
+        return None
+    q, k, v = args[:3]
+    if not all(isinstance(t, T) for t in (q, k, v)) or q.dim() < 2:
+        return None
+    opts = {**dict(zip(_SDPA_ARGS, args[3:], strict=False)), **kwargs}
+    return "sdpa", q, (k, v), opts, None
+
+
+def _logsumexp(args: tuple, kwargs: dict) -> Any:
+    dim = args[1] if len(args) > 1 else kwargs.get("dim")
+    keepdim = args[2] if len(args) > 2 else kwargs.get("keepdim", False)
+    if dim is None or len(args) > 3 or set(kwargs) - {"dim", "keepdim"}:
+        return None
+    return "logsumexp", args[0], (), {"dim": dim if isinstance(dim, int) else tuple(dim), "keepdim": bool(keepdim)}, None
+
+
+def _glu(args: tuple, kwargs: dict) -> Any:
+    dim = args[1] if len(args) > 1 else kwargs.get("dim", -1)
+    return "glu", args[0], (), {"dim": int(dim)}, None
+
+
+def _normalize(args: tuple, kwargs: dict) -> Any:
+    names = ("p", "dim", "eps")
+    opts = {**dict(zip(names, args[1:], strict=False)), **{k: v for k, v in kwargs.items() if k in names}}
+    if len(args) > 4 or set(kwargs) - {*names, "out"} or kwargs.get("out") is not None or float(opts.pop("p", 2.0)) != 2.0:
+        return None
+    return "normalize", args[0], (), opts, None
+
+
 _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     F.softmax: _softmax_form("softmax", 1, 3), torch.softmax: _softmax_form("softmax", 1, 2),
     T.softmax: _softmax_form("softmax", 1, 2), torch.special.softmax: _softmax_form("softmax", 1, 2),
@@ -136,11 +188,27 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.sqrt: _unary_form("sqrt"), T.sqrt: _unary_form("sqrt"), T.sqrt_: _unary_form("sqrt", True),
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
-    F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus,
+    F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
+    F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"), F.glu: _glu,
+    F.normalize: _normalize,
+    torch.logsumexp: _logsumexp, T.logsumexp: _logsumexp, torch.special.logsumexp: _logsumexp,
     torch.div: _division(), T.div: _division(), torch.true_divide: _division(), T.true_divide: _division(),
     T.__truediv__: _division(), T.__div__: _division(), T.__rtruediv__: _division(reverse=True),
     T.__rdiv__: _division(reverse=True), T.div_: _division(inplace=True), T.__itruediv__: _division(inplace=True),
 }
+
+
+# Python functions of torch.nn.functional by name too: the object a call hands the mode can be
+# another than the module attribute (``F.glu``)
+_FORMS_BY_NAME = {f.__qualname__: form for f, form in _FORMS.items()
+                  if getattr(f, "__module__", None) == "torch.nn.functional"}
+
+
+def _form_of(func: Any) -> Callable[[tuple, dict], Any] | None:
+    form = _FORMS.get(func)
+    if form is None and getattr(func, "__module__", None) == "torch.nn.functional":
+        form = _FORMS_BY_NAME.get(func.__qualname__)
+    return form
 
 
 def _tensors(args: tuple, kwargs: dict) -> Iterator[T]:
@@ -234,7 +302,7 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ the mode
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
-        form = _FORMS.get(func)
+        form = _form_of(func)
         if form is not None and self.frames:
             got = self._call(func, form, args, kwargs)
             if got is not NotImplemented:
@@ -267,7 +335,10 @@ class CallTables(TorchFunctionMode):
         kind, x, extra, options, target = norm
         if not x.is_floating_point() or x.is_complex():
             return NotImplemented
-        n = math.prod(torch.broadcast_shapes(x.shape, *(e.shape for e in extra if isinstance(e, T))))
+        if kind == "sdpa":  # one softmax evaluation per score
+            n = x.numel() // max(1, x.shape[-1]) * extra[0].shape[-2]
+        else:
+            n = math.prod(torch.broadcast_shapes(x.shape, *(e.shape for e in extra if isinstance(e, T))))
         if self.exact_depth:
             self._record(kind, "exact", n, "inside a module nnlut replaced or left exact")
             return NotImplemented

@@ -40,7 +40,7 @@ _ELEMENTWISE = frozenset({
     "log1p_", "tanh", "tanh_", "sigmoid", "sigmoid_", "erf", "erf_", "erfc", "erfc_", "erfinv", "rsqrt", "rsqrt_",
     "sqrt", "sqrt_", "reciprocal", "reciprocal_", "gelu", "gelu_", "silu", "silu_", "softplus", "mish", "mish_",
     "elu", "elu_", "selu", "celu", "log_sigmoid_forward", "sin", "sin_", "cos", "cos_", "tan", "atan", "atan2",
-    "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "logit", "special_erfcx", "lgamma", "digamma",
+    "asin", "acos", "sinh", "cosh", "asinh", "acosh", "atanh", "logit", "special_erfcx", "lgamma", "digamma", "glu",
 })
 _SOFTMAX = frozenset({"_softmax", "_log_softmax", "_safe_softmax", "softmax", "log_softmax", "logsumexp"})
 _NORMS = frozenset({"native_layer_norm", "native_group_norm", "_fused_rms_norm", "rms_norm", "linalg_vector_norm",

@@ -12,13 +12,20 @@ float32 (float64 stays float64) and the result has the input's dtype.
   (underflow gives 0, overflow inf). An SSM decay ``exp(dt * A)`` (``dt * A <= 0``) is one of
   these; ``expm1`` is ``exp - 1``; ``log`` is the log table on the mantissa in ``[1, 2)`` plus
   the binary exponent times ln 2.
-- ``sigmoid``, ``tanh``, ``silu``, ``gelu``, ``gelu_tanh``, ``softplus``, ``erf``: one table each.
+- ``sigmoid``, ``tanh``, ``gelu``, ``gelu_tanh``, ``softplus``, ``erf``: one table each; ``silu``
+  is ``x * sigmoid(x)`` (relative error near 0, where a table of silu itself has its absolute
+  error: linear-attention and SSM mixers apply it to small convolution outputs that an L2 norm
+  then scales up).
 - ``rsqrt`` and ``reciprocal``: their tables with input scaling (every positive input); ``sqrt``
   is ``x * rsqrt(x)`` (0 at 0); a division ``a / b`` is ``a * reciprocal(b)``; ``x ** 0.5``,
   ``x ** -0.5`` and ``x ** -1`` are these.
 - ``softmax``: the LUT softmax (exp and reciprocal tables); ``log_softmax``: ``(x - max) -
   log(sum exp(x - max))`` with the log of the sum from a log table on ``[1, 2)`` and the sum's
-  binary exponent.
+  binary exponent; ``logsumexp`` the same without the subtraction; ``logsigmoid`` is
+  ``-softplus(-x)``.
+- ``glu``: ``a * sigmoid(b)``; ``normalize`` (``F.normalize``, ``p=2``): ``x * rsqrt(sum x**2)``.
+- ``layer_norm`` and ``rms_norm`` (the functional forms): the LUT norms on the rsqrt table.
+- ``sdpa`` (``F.scaled_dot_product_attention`` called directly): attention with the LUT softmax.
 """
 
 from __future__ import annotations
@@ -32,7 +39,7 @@ import numpy as np
 import torch
 
 from ..core._functions import Tail, _erf, list_functions, register_function
-from ._lut import _as_fn, lut_softmax
+from ._lut import _as_fn, lut_layernorm, lut_rmsnorm, lut_softmax
 
 _LN2 = math.log(2.0)
 
@@ -97,6 +104,25 @@ def log_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
     return y.to(x.dtype)
 
 
+def silu_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """``x * sigmoid(x)`` on the sigmoid table: the error is relative near 0, where calls take
+    small inputs (an SSM's or a linear attention's convolution output before an L2 norm)."""
+    xf = _compute(x)
+    return (xf * _table(tables, "sigmoid")(xf)).to(x.dtype)
+
+
+def glu_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int = -1) -> torch.Tensor:
+    a, b = _compute(x).chunk(2, dim=dim)
+    return (a * _table(tables, "sigmoid")(b)).to(x.dtype)
+
+
+def normalize_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int = 1, eps: float = 1e-12) -> torch.Tensor:
+    """``F.normalize`` with ``p=2``: ``x * rsqrt(max(sum x**2, eps**2))``."""
+    xf = _compute(x)
+    s = (xf * xf).sum(dim=dim, keepdim=True).clamp_min(eps * eps)
+    return (xf * _table(tables, "rsqrt")(s)).to(x.dtype)
+
+
 def _unary(name: str) -> Callable[..., torch.Tensor]:
     def call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
         return _table(tables, name)(_compute(x)).to(x.dtype)
@@ -137,6 +163,22 @@ def softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> torch.
     return lut_softmax(x, dim, tables["exp"], tables["reciprocal"])
 
 
+def logsumexp_call(tables: Mapping[str, Any], x: torch.Tensor, dim: Any, keepdim: bool = False) -> torch.Tensor:
+    """``max + log(sum exp(x - max))`` along ``dim`` (the sum is at least 1: the log of its
+    mantissa and exponent)."""
+    xf = _compute(x)
+    m = xf.amax(dim=dim, keepdim=True)
+    s = _table(tables, "exp")(xf - m).sum(dim=dim, keepdim=True)
+    mant, e = torch.frexp(s)
+    y = m + _table(tables, "log")(2.0 * mant) + (e - 1).to(mant.dtype) * _LN2
+    return (y if keepdim else y.squeeze(dim) if isinstance(dim, int) else y.squeeze(tuple(dim))).to(x.dtype)
+
+
+def logsigmoid_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
+    """``log sigmoid(x) = -softplus(-x)``."""
+    return (-_table(tables, "softplus")(-_compute(x))).to(x.dtype)
+
+
 def log_softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> torch.Tensor:
     xf = _compute(x)
     z = xf - xf.amax(dim=dim, keepdim=True)
@@ -144,6 +186,46 @@ def log_softmax_call(tables: Mapping[str, Any], x: torch.Tensor, dim: int) -> to
     m, e = torch.frexp(s)  # s = m * 2**e, m in [0.5, 1)
     log_s = _table(tables, "log")(2.0 * m) + (e - 1).to(m.dtype) * _LN2
     return (z - log_s).to(x.dtype)
+
+
+def layer_norm_call(tables: Mapping[str, Any], x: torch.Tensor, normalized_shape: Any, weight: Any = None,
+                    bias: Any = None, eps: float = 1e-5) -> torch.Tensor:
+    return lut_layernorm(x, normalized_shape, weight, bias, eps, tables["rsqrt"])
+
+
+def rms_norm_call(tables: Mapping[str, Any], x: torch.Tensor, weight: Any = None, eps: float | None = None) -> torch.Tensor:
+    """``F.rms_norm`` over the last dimension."""
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    return lut_rmsnorm(x, weight, eps, tables["rsqrt"])
+
+
+def sdpa_call(tables: Mapping[str, Any], q: torch.Tensor, k: torch.Tensor, v: torch.Tensor,
+              attn_mask: torch.Tensor | None = None, dropout_p: float = 0.0, is_causal: bool = False,
+              scale: float | None = None, enable_gqa: bool = False) -> torch.Tensor:
+    """``F.scaled_dot_product_attention`` with the LUT softmax: scores in float32, masks as SDPA
+    reads them (boolean keep-mask or additive), a query whose keys are all masked gets zeros."""
+    qf, kf, vf = _compute(q), _compute(k), _compute(v)
+    if enable_gqa and kf.shape[-3] != qf.shape[-3]:
+        kf = kf.repeat_interleave(qf.shape[-3] // kf.shape[-3], dim=-3)
+        vf = vf.repeat_interleave(qf.shape[-3] // vf.shape[-3], dim=-3)
+    s = (qf @ kf.transpose(-2, -1)) * (qf.shape[-1] ** -0.5 if scale is None else scale)
+    keep = None
+    if is_causal:
+        keep = torch.ones(qf.shape[-2], kf.shape[-2], dtype=torch.bool, device=q.device).tril()
+    if attn_mask is not None and attn_mask.dtype == torch.bool:
+        keep = attn_mask if keep is None else keep & attn_mask
+    elif attn_mask is not None:
+        s = s + attn_mask.to(s.dtype)
+    if keep is not None:
+        s = s.masked_fill(~keep, torch.finfo(s.dtype).min)
+    p = lut_softmax(s, -1, tables["exp"], tables["reciprocal"])
+    if keep is not None:
+        p = p * keep.any(dim=-1, keepdim=True).to(p.dtype)
+    if attn_mask is not None and attn_mask.dtype != torch.bool:
+        p = p * (attn_mask > torch.finfo(attn_mask.dtype).min / 2).any(dim=-1, keepdim=True).to(p.dtype)
+    if dropout_p > 0.0:
+        p = torch.nn.functional.dropout(p, dropout_p)
+    return (p @ vf).to(q.dtype)
 
 
 @dataclass(frozen=True)
@@ -158,12 +240,16 @@ class CallKind:
 CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("softmax", ("exp", "reciprocal"), softmax_call),
     CallKind("log_softmax", ("exp", "log"), log_softmax_call),
+    CallKind("logsumexp", ("exp", "log"), logsumexp_call),
+    CallKind("logsigmoid", ("softplus",), logsigmoid_call),
     CallKind("exp", ("exp",), exp_call),
     CallKind("expm1", ("exp",), expm1_call),
     CallKind("log", ("log",), log_call),
     CallKind("sigmoid", ("sigmoid",), _unary("sigmoid")),
     CallKind("tanh", ("tanh",), _unary("tanh")),
-    CallKind("silu", ("silu",), _unary("silu")),
+    CallKind("silu", ("sigmoid",), silu_call),
+    CallKind("glu", ("sigmoid",), glu_call),
+    CallKind("normalize", ("rsqrt",), normalize_call),
     CallKind("gelu", ("gelu",), _unary("gelu")),
     CallKind("gelu_tanh", ("gelu_tanh",), _unary("gelu_tanh")),
     CallKind("softplus", ("softplus",), softplus_call),
@@ -172,4 +258,7 @@ CALLS: dict[str, CallKind] = {c.name: c for c in (
     CallKind("sqrt", ("rsqrt",), sqrt_call),
     CallKind("reciprocal", ("reciprocal",), reciprocal_call),
     CallKind("div", ("reciprocal",), divide_call),
+    CallKind("sdpa", ("exp", "reciprocal"), sdpa_call),
+    CallKind("layer_norm", ("rsqrt",), layer_norm_call),
+    CallKind("rms_norm", ("rsqrt",), rms_norm_call),
 )}
