@@ -219,3 +219,23 @@ def test_fixed_table_equality(fixed):
     assert moved != a
     with pytest.raises(TypeError):
         hash(a)
+
+
+def test_breakpoints_merged_on_the_input_grid_keep_their_segments():
+    # a linear 4-entry exp table on (-256, 0]: its breakpoints -192, -128, -64 all lie below the
+    # INT16 input grid, so they merge into one; each side keeps the float segment it had
+    import nnlut
+
+    t = nnlut.fit("exp", 4, method="linear")
+    ft = quantize_table(t, choose_format(t))
+    assert len(ft.bp) == 1 and len(ft.s) == 2 and "merged" in ft.meta["notes"][0]
+    x = np.linspace(-8.0, 0.0, 801)
+    lsb = 2.0 ** -ft.fmt.out_frac
+    assert np.max(np.abs(ft(x) - t(x))) <= 4 * lsb  # the float table's last segment, rounded
+    # two breakpoints closer than one input LSB: segments 0, 2 and 3 of the float table remain
+    src = nnlut.Table(function="gelu", domain=(-8.0, 8.0), breakpoints=np.array([-1.0, 0.5, 0.5 + 1e-9]),
+                      slopes=np.array([0.0, 0.337, 0.337, 1.0205]), intercepts=np.array([0.0, 0.178, 0.178, -0.164]))
+    fs = quantize_table(src, choose_format(src), refit=False)
+    assert len(fs.bp) == 2 and len(fs.s) == 3
+    x = np.array([-3.0, 0.0, 0.25, 2.0, 7.0])
+    assert np.max(np.abs(fs(x) - src(x))) <= 4 * 2.0 ** -fs.fmt.out_frac

@@ -83,6 +83,9 @@ class _NumpyOps:
     def full_like(self, x, v):  # noqa: ANN001, ANN201
         return np.full_like(x, v)
 
+    def signed_inf(self, x, like):  # noqa: ANN001, ANN201
+        return np.copysign(np.full_like(like, np.inf), x).astype(like.dtype, copy=False)
+
 
 _NUMPY = _NumpyOps()
 
@@ -131,6 +134,9 @@ class _TorchOps:
     def full_like(self, x, v):  # noqa: ANN001, ANN201
         return self.torch.full_like(x, v)
 
+    def signed_inf(self, x, like):  # noqa: ANN001, ANN201
+        return self.torch.copysign(self.torch.full_like(like, float("inf")), x.to(like.dtype))
+
 
 _TORCH: _TorchOps | None = None
 
@@ -167,10 +173,11 @@ def reduce_input(sc: Scaling, x: Any, ops: Any = None) -> tuple[Any, Any]:
 
 def restore_output(sc: Scaling, x: Any, y: Any, j: Any, ops: Any = None) -> Any:
     """The exact power-of-two output correction of :func:`reduce_input`, with the scaled
-    functions' values at 0 (inf) and below 0 (odd symmetry or NaN)."""
+    functions' values at 0 (inf with the sign of the zero, as IEEE's 1/x and rsqrt(x):
+    1/-0.0 = rsqrt(-0.0) = -inf) and below 0 (odd symmetry or NaN)."""
     ops = _NUMPY if ops is None else ops
     y = ops.ldexp(y, j * sc.shift_per_period)
-    y = ops.where(x == 0, ops.full_like(y, float("inf")), y)
+    y = ops.where(x == 0, ops.signed_inf(x, y), y)
     if sc.negative == "odd":
         return ops.where(x < 0, -y, y)
     return ops.where(x < 0, ops.full_like(y, float("nan")), y)

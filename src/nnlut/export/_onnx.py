@@ -116,7 +116,9 @@ def _restore(b: _Body, sc: Any, xd: str, yd: str, j: str) -> str:
     """nnlut's output correction (nnlut.core._eval.restore_output) in float64."""
     y = b.op("Mul", yd, b.op("Pow", b.const(2.0, np.float64), b.op("Mul", j, b.const(float(sc.shift_per_period),
                                                                                             np.float64))))
-    y = b.op("Where", b.op("Equal", xd, b.const(0.0, np.float64)), b.const(math.inf, np.float64), y)
+    # inf with the zero's sign (1/-0 = rsqrt(-0) = -inf): the sign of 1/x, which is inf there
+    signed_inf = b.op("Div", b.const(1.0, np.float64), xd)
+    y = b.op("Where", b.op("Equal", xd, b.const(0.0, np.float64)), signed_inf, y)
     neg = b.op("Less", xd, b.const(0.0, np.float64))
     return b.op("Where", neg, b.op("Neg", y), y) if sc.negative == "odd" else b.op("Where", neg,
                                                                                 b.const(math.nan, np.float64), y)

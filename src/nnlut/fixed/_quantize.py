@@ -129,7 +129,8 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
     weight = 1.0 / np.maximum(np.abs(fx), 1e-300) if core.rel else np.ones_like(fx)
 
     # 1. breakpoints on the input grid (duplicates merged)
-    bp = np.unique(np.clip(np.round(table.breakpoints * 2**fin), codes[0] + 1, codes[-1]).astype(np.int64))
+    clipped = np.clip(np.round(table.breakpoints * 2**fin), codes[0] + 1, codes[-1]).astype(np.int64)
+    bp = np.unique(clipped)
     s_f, t_f = table.slopes, table.intercepts
     notes = []
     if len(bp) < len(table.breakpoints):
@@ -148,7 +149,8 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
                 if getattr(tail, "kind", None) == "asymptote":
                     s_f[side], t_f[side] = tail.slope, tail.intercept
     elif len(bp) < len(table.breakpoints):
-        keep = np.concatenate([[0], 1 + np.flatnonzero(np.diff(np.round(table.breakpoints * 2**fin)) > 0)])
+        # segment 0, then for each distinct breakpoint the segment right of its last copy
+        keep = np.concatenate([[0], 1 + np.flatnonzero(np.append(np.diff(clipped) > 0, True))])
         s_f, t_f = s_f[keep], t_f[keep]
     # 3. integer slopes and intercepts, rounded the way that minimises each segment's max error
     scale_t = 2.0**fmt.t_frac

@@ -55,7 +55,7 @@ def pwl_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, lo, hi, lim_lo, lim_hi
         # saturated to float64's normal exponents, beyond which the float32 result is inf or 0
         k = tl.minimum(tl.maximum((j * SHIFT).to(tl.int64), -1022), 1023)
         y = (y.to(tl.float64) * ((k + 1023) << 52).to(tl.float64, bitcast=True)).to(tl.float32)
-        y = tl.where(x == 0.0, float("inf"), y)
+        y = tl.where(x == 0.0, tl.where(x.to(tl.int32, bitcast=True) < 0, float("-inf"), float("inf")), y)  # 1/-0 = -inf
         if ODD:
             y = tl.where(x < 0.0, -y, y)
         else:
@@ -122,7 +122,7 @@ def fixed_kernel(x_ptr, y_ptr, n, bp_ptr, s_ptr, t_ptr, nb, in_lo, in_hi, in_sca
             y = tl.where(x < 0.0, -y, y)
         else:
             y = tl.where(x < 0.0, float("nan"), y)
-        y = tl.where(x == 0.0, float("inf"), y)
+        y = tl.where(x == 0.0, tl.where(x.to(tl.int32, bitcast=True) < 0, float("-inf"), float("inf")), y)  # 1/-0 = -inf
     y = tl.where(x == float("inf"), lim_hi, y)
     y = tl.where(x == float("-inf"), lim_lo, y)
     y = tl.where(x != x, x, y)

@@ -92,7 +92,7 @@ static void fixed_block(const fix_t *p, const float *x, float *y, int m) {
         float xv = x[e], out = (float)r;
         if (p->scaling) {
             out = xv < 0.0f ? (p->odd ? -out : NAN) : out;
-            out = xv == 0.0f ? INFINITY : out;
+            out = xv == 0.0f ? copysignf(INFINITY, xv) : out;   /* inf with the zero's sign */
         }
         out = xv == INFINITY ? (float)p->lim_hi : out;
         out = xv == -INFINITY ? (float)p->lim_lo : out;

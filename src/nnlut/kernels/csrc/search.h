@@ -246,12 +246,14 @@ static inline __m512 reduce16(__m512 xv, int scaling, int q, __m512 *jf) {
 }
 
 /* undoes reduce16 on the table's value v: v * 2**(j * shift) rounded once, odd symmetry or
- * NaN below zero, inf at zero, NaN inputs kept */
+ * NaN below zero, inf with the zero's sign at zero, NaN inputs kept */
 static inline __m512 scaled16(__m512 v, __m512 xv, __m512 jf, int shift, int odd) {
     v = _mm512_scalef_ps(v, _mm512_mul_ps(jf, _mm512_set1_ps((float)shift)));
     __mmask16 neg = _mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_LT_OQ);
     v = odd ? _mm512_mask_sub_ps(v, neg, _mm512_setzero_ps(), v) : _mm512_mask_blend_ps(neg, v, _mm512_set1_ps(NAN));
-    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), v, _mm512_set1_ps(INFINITY));
+    __m512 sinf = _mm512_castsi512_ps(_mm512_or_si512(_mm512_set1_epi32(0x7f800000),
+                                                      _mm512_and_si512(_mm512_castps_si512(xv), _mm512_set1_epi32((int)0x80000000u))));
+    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, _mm512_setzero_ps(), _CMP_EQ_OQ), v, sinf);
     return _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xv, xv, _CMP_UNORD_Q), v, xv);
 }
 

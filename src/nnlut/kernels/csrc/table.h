@@ -4,7 +4,7 @@ static inline float pwl_scaled_one(const pwl32_t *p, float x) {
     if (isnan(x)) return x;
     if (x == INFINITY) return p->lim_hi;
     if (x == -INFINITY) return p->lim_lo;
-    if (x == 0.0f) return INFINITY;
+    if (x == 0.0f) return copysignf(INFINITY, x);   /* 1/-0 = rsqrt(-0) = -inf (IEEE) */
     if (x < 0.0f && !p->odd) return NAN;
     float ax = fabsf(x);
     uint32_t bits = f2u(ax);
@@ -60,7 +60,7 @@ static void pwl_scaled_block(const pwl32_t *p, const float *x, float *y, int64_t
             float xv = xb[e];
             float v = (float)((double)y[b + e] * pow2d(kb[e]));   /* exact in double, rounded once */
             v = (xv < 0.0f) ? (p->odd ? -v : NAN) : v;
-            v = (xv == 0.0f) ? INFINITY : v;
+            v = (xv == 0.0f) ? copysignf(INFINITY, xv) : v;
             v = (xv == INFINITY) ? p->lim_hi : v;
             v = (xv == -INFINITY) ? p->lim_lo : v;
             v = isnan(xv) ? xv : v;

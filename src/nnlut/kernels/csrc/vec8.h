@@ -131,11 +131,13 @@ static inline __m256 reduce8(const vec8_t *r, __m256 x, __m256i *jout) {
     return _mm256_blendv_ps(_mm256_set1_ps(1.0f), u, ok);
 }
 
-/* special values of a range-reduced table: odd symmetry or NaN below zero, inf at zero, NaN kept */
+/* special values of a range-reduced table: odd symmetry or NaN below zero, inf with the zero's
+ * sign at zero, NaN kept */
 static inline __m256 special8(const vec8_t *r, __m256 v, __m256 x) {
     __m256 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
     v = _mm256_blendv_ps(v, r->odd ? _mm256_xor_ps(v, _mm256_set1_ps(-0.0f)) : _mm256_set1_ps(NAN), neg);
-    v = _mm256_blendv_ps(v, _mm256_set1_ps(INFINITY), _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ));
+    __m256 sinf = _mm256_or_ps(_mm256_set1_ps(INFINITY), _mm256_and_ps(x, _mm256_set1_ps(-0.0f)));
+    v = _mm256_blendv_ps(v, sinf, _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_EQ_OQ));
     return _mm256_blendv_ps(v, x, _mm256_cmp_ps(x, x, _CMP_UNORD_Q));
 }
 
