@@ -15,6 +15,8 @@ error measure a fresh fit would use now (a change of a function's default object
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import os
 from functools import lru_cache
@@ -87,7 +89,7 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
     table = Table.from_dict(shipped) if shipped is not None else None
     if table is None or not _is_current(table, function, scaling):
         path = cache_root() / f"{key}.json"
-        table = _read(path)
+        table = _read(path, key, function, entries)
         if table is None or not _is_current(table, function, scaling):
             logger.info("fitting the %s table (%s, %d entries); cached in %s", function, method, entries, path)
             table = fit_fresh(function, method, entries, scaling, seed)
@@ -96,21 +98,39 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
     return table
 
 
-def _read(path: Path) -> Table | None:
+def _digest(table_dict: Any) -> str:
+    return hashlib.sha256(json.dumps(table_dict, sort_keys=True, allow_nan=False).encode()).hexdigest()
+
+
+def _read(path: Path, key: str, function: str, entries: int) -> Table | None:
+    """The cached table for ``key``, or None (refit) unless the file is a regular file holding
+    that key, a table whose content hash matches the one recorded, for ``function`` with
+    ``entries`` entries: a partial, stale, edited or copied-over file is refitted."""
     try:
-        return Table.from_dict(json.loads(path.read_text()))
-    except Exception:  # a missing, partial or stale file is refitted
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text())
+        if (not isinstance(data, dict) or data.get("key") != key or data.get("sha256") != _digest(data.get("table"))):
+            return None
+        table = Table.from_dict(data["table"])
+    except Exception:  # a missing, partial or unreadable file is refitted
         return None
+    if table.function != function or table.entries != entries:
+        return None
+    return table
 
 
 def _write(path: Path, table: Table) -> None:
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(table.to_dict(), allow_nan=False))
+        d = table.to_dict()
+        tmp.write_text(json.dumps({"key": path.stem, "sha256": _digest(d), "table": d}, allow_nan=False))
         os.replace(tmp, path)
-    except OSError as e:  # a read-only home only costs a refit next time
+    except OSError as e:  # a read-only home or a full disk only costs a refit next time
         logger.debug("could not cache %s: %s", path, e)
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
 
 
 def default_keys() -> list[tuple[str, str, int, str, int]]:
