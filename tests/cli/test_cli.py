@@ -30,6 +30,31 @@ def test_fit_writes_table_and_prints_baselines(tmp_path, capsys):
     assert json.loads(out.read_text())["fit"]["method"] == "nnlut"
 
 
+def test_fit_at_many_entries_skips_the_slow_baselines(tmp_path, capsys):
+    import time
+
+    from nnlut.cli._fit import BASELINE_MAX_ENTRIES
+
+    out = tmp_path / "g.json"
+    t0 = time.perf_counter()
+    assert main(["fit", "gelu", "-n", "400", "--method", "linear", "--out", str(out)]) == 0
+    seconds = time.perf_counter() - t0
+    text = capsys.readouterr().out
+    assert seconds < 30  # a linear fit of 400 entries takes ~1 s; an NN-LUT baseline of 400, minutes
+    rows = [ln.split()[0] for ln in text.splitlines() if ln.split()[:1] in (["linear"], ["nnlut"], ["exponential"],
+                                                                            ["ibert"])]
+    assert rows == ["linear", "ibert"]
+    assert f"not fitted for comparison: nnlut, exponential (above {BASELINE_MAX_ENTRIES} entries" in text
+    assert nnlut.load(str(out)).entries == 400
+    # none: the chosen method alone; all: every baseline even where slow (small here)
+    assert main(["fit", "gelu", "-n", "6", "--method", "linear", "--baselines", "none", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "linear *" in text and "ibert" not in text and "--baselines none" in text
+    assert main(["fit", "gelu", "-n", "6", "--method", "exponential", "--baselines", "all", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert all(m in text for m in ("exponential *", "nnlut", "linear", "ibert")) and "not fitted" not in text
+
+
 def test_fit_prints_and_stores_full_domain_errors(tmp_path, capsys):
     out = tmp_path / "r.json"
     assert main(["fit", "reciprocal", "--entries", "6", "--method", "linear", "--range-reduction", "--out", str(out)]) == 0

@@ -7,6 +7,11 @@ import math
 
 from ._common import ENTRIES, SEED, check_interval, check_output_file, finite_float, format_table, int_at_least
 
+# above this many entries the other table methods are not fitted for comparison unless asked
+# (--baselines all): an NN-LUT training of hundreds of entries takes minutes
+BASELINE_MAX_ENTRIES = 64
+BASELINES = ("auto", "all", "none")
+
 
 def register(sub: argparse._SubParsersAction) -> None:
     from ..core._functions import list_functions
@@ -26,6 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--restarts", type=int_at_least(1, 1000), default=1, help="NN-LUT training runs, best kept (default 1)")
     p.add_argument("--format", metavar="SPEC", dest="number_format",
                    help="fit in a number format with quantisation in the loop: int16, int8, int8:P (P = 0..7), fp16, bf16")
+    p.add_argument("--baselines", choices=BASELINES, default="auto",
+                   help=f"the other methods fitted for comparison: auto (default): all up to {BASELINE_MAX_ENTRIES} "
+                        "entries, above that I-BERT's polynomial only (an NN-LUT fit of hundreds of entries takes "
+                        "minutes); all; none")
     p.add_argument("--out", "-o", required=True, metavar="FILE.json", help="where to write the table")
     p.set_defaults(handler=run)
 
@@ -39,9 +48,12 @@ def run(args: argparse.Namespace) -> int:
         return _run_format(args, out)
     spec = get_function(args.function)
     domain = check_interval(args.domain, "--domain")
-    order = (args.method,) + tuple(m for m in METHODS if m != args.method)
+    others = tuple(m for m in METHODS if m != args.method)
+    baselines = getattr(args, "baselines", "auto")
+    skipped = others if baselines == "none" or (baselines == "auto" and args.entries > BASELINE_MAX_ENTRIES) else ()
     rows = compare(spec, args.entries, domain=domain, range_reduction=args.range_reduction, seed=args.seed,
-                   restarts=args.restarts, methods=order)
+                   restarts=args.restarts, methods=(args.method,) + tuple(m for m in others if m not in skipped),
+                   include_ibert=baselines != "none")
     chosen = rows[0].table
     assert chosen is not None
     chosen.save(str(out))
@@ -57,6 +69,9 @@ def run(args: argparse.Namespace) -> int:
         table_rows.append([r.method + (" *" if r is rows[0] else ""), r.errors["max_abs"], r.errors["mean_abs"],
                            r.errors["max_rel"], r.errors["mean_rel"], ratio, r.seconds])
     print(format_table(["method", "max abs", "mean abs", "max rel", "mean rel", "max abs / *", "fit s"], table_rows))
+    if skipped:
+        why = "--baselines none" if baselines == "none" else f"above {BASELINE_MAX_ENTRIES} entries; --baselines all fits them"
+        print(f"not fitted for comparison: {', '.join(skipped)} ({why})")
     _print_full_domain(rows[0].method, e.get("full_domain"))
     print(f"wrote {out}")
     return 0

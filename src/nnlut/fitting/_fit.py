@@ -302,7 +302,7 @@ def _best_exponential(f: Callable, lo: float, hi: float, entries: int, center: f
                       weight: Callable | None, ratio: float | None) -> tuple[np.ndarray, np.ndarray, float]:
     def attempt(r: float) -> tuple[float, np.ndarray, np.ndarray]:
         nodes = exponential_nodes(lo, hi, entries, center, r)
-        if np.any(np.diff(nodes) <= 0):
+        if not np.all(np.diff(nodes) > 0):  # (NaN included)
             return math.inf, nodes, np.zeros_like(nodes)
         v, err = refit_minimax(f, nodes, layout, weight, per_segment=32)
         return err, nodes, v

@@ -73,7 +73,10 @@ def exponential_nodes(lo: float, hi: float, entries: int, center: float, ratio: 
     def side(length: float, k: int) -> np.ndarray:
         if k == 0:
             return np.zeros(0)
-        w = ratio ** np.arange(k)
+        with np.errstate(over="ignore"):
+            w = ratio ** np.arange(k)
+        if not np.isfinite(w.sum()):  # many segments, steep growth: the same shares scaled by ratio**-(k-1)
+            w = ratio ** (np.arange(k) - (k - 1.0))
         return np.cumsum(w / w.sum() * length)
 
     right = center + side(right_len, n_right)

@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from .._errors import NNLUTError
 from ..core._io import table_from_any_dict
 from ..core._table import Table, is_table, table_kinds
+from ..core._validate import check_seed, check_values
 from ._registry import method_names, method_spec, op_names
 
 # the built-in ops and methods; more can be registered (``register_op``, ``register_method``)
@@ -91,6 +92,9 @@ class ApproxConfig:
             raise NNLUTError(f"number_format applies to table methods, not {self.method!r}")
         if not isinstance(self.calls, bool):
             raise NNLUTError(f"calls must be True or False, got {self.calls!r}")
+        if not isinstance(self.share_tables, bool):
+            raise NNLUTError(f"share_tables must be True or False, got {self.share_tables!r}")
+        object.__setattr__(self, "seed", check_seed(self.seed))
         if self.scaling not in SCALINGS:
             raise NNLUTError(f"scaling {self.scaling!r} is unknown; allowed: {', '.join(SCALINGS)}")
         if not isinstance(self.overrides, Mapping):
@@ -104,9 +108,15 @@ class ApproxConfig:
                 raise NNLUTError(f"override key {key!r} is not a valid regular expression: {e}") from None
             if value is not None and not isinstance(value, ApproxConfig):
                 raise NNLUTError(f"override {key!r} must be an ApproxConfig or None, got {type(value).__name__}")
+        if not isinstance(self.tables, Mapping):
+            raise NNLUTError("tables must be a mapping of function name to table")
         for name, t in self.tables.items():
             if not is_table(t):
                 raise NNLUTError(f"tables[{name!r}] must be a table ({', '.join(table_kinds())}), got {type(t).__name__}")
+            try:
+                check_values(t, name)  # the values of the function it serves (an exp table given for gelu: refused)
+            except NNLUTError as e:
+                raise NNLUTError(f"tables[{name!r}]: {e}") from None
 
     # ------------------------------------------------------------------ resolution
     def resolve(self, name: str) -> ApproxConfig | None:
@@ -152,7 +162,8 @@ class ApproxConfig:
     def from_dict(cls, d: Mapping[str, Any]) -> ApproxConfig:
         if not isinstance(d, Mapping):
             raise NNLUTError(f"a config must be an object, got {type(d).__name__}")
-        if d.get("version", cls.VERSION) != cls.VERSION:
+        version = d.get("version", cls.VERSION)
+        if isinstance(version, bool) or not isinstance(version, int) or version != cls.VERSION:
             raise NNLUTError(f"unknown config version {d.get('version')!r}; this nnlut reads version {cls.VERSION}")
         known = {f.name for f in fields(cls)}
         unknown = set(d) - known - {"version"}
