@@ -3,6 +3,8 @@
 from ._config import METHODS, OPS, ApproxConfig
 from ._registry import MethodSpec, OpSpec, register_method, register_op, unregister
 from ._swap import ApproxReport, approximate_, approximation_report, fitted_table, restore_
+from ._trace import Coverage, trace_coverage
 
-__all__ = ["METHODS", "OPS", "ApproxConfig", "ApproxReport", "MethodSpec", "OpSpec", "approximate_",
-           "approximation_report", "fitted_table", "register_method", "register_op", "restore_", "unregister"]
+__all__ = ["METHODS", "OPS", "ApproxConfig", "ApproxReport", "Coverage", "MethodSpec", "OpSpec", "approximate_",
+           "approximation_report", "fitted_table", "register_method", "register_op", "restore_", "trace_coverage",
+           "unregister"]
