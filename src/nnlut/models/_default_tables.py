@@ -30,6 +30,8 @@ SHIPPED = Path(__file__).with_name("default_tables.json")
 # the functions approximate_ can ask for, and the scalings that change their fit
 FUNCTIONS = ("gelu", "gelu_tanh", "silu", "exp", "reciprocal", "rsqrt")
 SCALED = ("reciprocal", "rsqrt")
+# the further functions that non-linear calls inside a model read (nnlut.ops._calls)
+CALL_FUNCTIONS = ("sigmoid", "tanh", "softplus", "erf", "log")
 
 _MEMO: dict[tuple, Table] = {}
 
@@ -135,8 +137,11 @@ def _write(path: Path, table: Table) -> None:
 
 def default_keys() -> list[tuple[str, str, int, str, int]]:
     """(function, method, entries, scaling, seed) of every shipped table."""
+    from ..ops._calls import register_extra_functions
+
+    register_extra_functions()  # softplus, erf and log are the call kinds' own
     out = []
-    for fn in FUNCTIONS:
+    for fn in FUNCTIONS + CALL_FUNCTIONS:
         for scaling in (("full", "paper") if fn in SCALED else ("full",)):
             out.append((fn, "nnlut", 16, scaling, 0))
     return out
