@@ -27,7 +27,7 @@ Input ranges (the in-domain range lies inside every table set's fitted range):
 - RMSNorm (eps 1e-6), LayerNorm (eps 1e-5, rows with a mean of twice their spread): rows of
   1024 Gaussian values whose variance runs log-spaced over in-domain [0.1, 1000], then
   [1e-6, 0.1] and [1000, 1e8];
-- softmax: in-domain rows of 16 logits uniform on (-5, 0) (sums 2 to 16); rows of
+- softmax: in-domain rows (16 times as many) of 16 logits uniform on (-5, 0) (sums 2 to 16); rows of
   256 logits uniform on (-G, 0) with G from 100 to 1000 plus one at 0 (logit gaps beyond 100);
   rows of 4096 to 65536 near-equal logits N(0, 0.1^2) (exp-sums up to ~6.5e4: the reciprocal
   table beyond 1024, up to 1e6, is measured on its own in the 1/x rows).
@@ -118,7 +118,7 @@ def norm_cases(rows: int, width: int, mean: float, gen: torch.Generator) -> list
 
 
 def softmax_cases(rows: int, gen: torch.Generator) -> list[tuple[str, Any]]:
-    inside = -5.0 * torch.rand(rows, 16, generator=gen)
+    inside = -5.0 * torch.rand(16 * rows, 16, generator=gen)
     gaps = torch.exp(torch.linspace(math.log(100.0), math.log(1000.0), rows))[:, None]
     wide = -gaps * torch.rand(rows, 256, generator=gen)
     wide[:, 0] = 0.0
