@@ -187,3 +187,36 @@ def test_bad_inputs_are_refused(tmp_path):
     (tmp_path / "junk.pt2").write_bytes(b"not a program")
     with pytest.raises(nnlut.NNLUTError, match="not a loadable exported program"):
         load_program(tmp_path / "junk.pt2")
+
+
+@pytest.mark.parametrize("kind", ["bloom", "gemma2", "mamba"])
+def test_exported_programs_run_every_call_on_tables(kind):
+    """Inline softmax (BLOOM), soft-capping (Gemma2) and an SSM mixer's softplus/silu (Mamba):
+    the exported program serves the model's own non-linear calls from tables, as eager does,
+    and equals the eager model."""
+    pytest.importorskip("transformers")
+    from nnlut.models._tiny import load_model, probe_inputs
+
+    model = load_model(kind)
+    ids = probe_inputs(model)["input_ids"]
+    nnlut.approximate_(model)
+
+    class _Out(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, input_ids):
+            out = self.m(input_ids=input_ids)
+            return out.logits if hasattr(out, "logits") else out.last_hidden_state
+
+    wrapped = _Out(model).eval()
+    with torch.no_grad():
+        want = wrapped(ids)
+    program = export_program(wrapped, (ids,))
+    targets = _targets(program)
+    exact = [t for t in targets if t.startswith("aten.")
+             and t.split(".")[1] in ("softmax", "_softmax", "tanh", "sigmoid", "softplus", "silu")]
+    assert not exact, exact
+    assert any(t.startswith("nnlut.") for t in targets)
+    assert torch.equal(program.module()(ids), want)

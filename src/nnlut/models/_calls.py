@@ -19,11 +19,13 @@ its target (and the target's base) data-dependent.
 
 ``stats`` counts, per site, calls and elements on tables and exact (with why).
 
-Under ``torch.compile`` and ``torch.export`` the hooks stand aside: a compiled or exported
-graph has the replaced modules (one custom op each) and runs the model's own calls exact.
-Dynamo does not trace this mode faithfully (its lookups by function object), so serving calls
-there would compile a different model than eager runs; :func:`nnlut.models.trace_coverage`
-on the eager model says which calls that leaves exact.
+``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
+mode serves the calls there too: the exported program has every call on its table op and
+equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) the
+hooks stand aside: the compiled graph has the replaced modules (one custom op each) and runs
+the model's own calls exact. Dynamo does not trace this mode faithfully (its lookups by
+function object), so serving calls there would compile a different model than eager runs;
+:func:`nnlut.models.trace_coverage` on the eager model says which calls that leaves exact.
 """
 
 from __future__ import annotations
@@ -387,7 +389,7 @@ class _Enter:
         self.mode, self.name, self.exact, self.root = mode, name, exact, root
 
     def __call__(self, module: nn.Module, args: Any) -> None:
-        if torch.compiler.is_compiling():  # compiled and exported graphs: module ops only (see module docstring)
+        if torch.compiler.is_dynamo_compiling():  # compiled graphs: module ops only (see module docstring)
             return
         mode = self.mode
         if self.root:
@@ -403,7 +405,7 @@ class _Leave:
         self.mode, self.root = mode, root
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        if torch.compiler.is_compiling():
+        if torch.compiler.is_dynamo_compiling():
             return
         mode = self.mode
         if not mode.frames:

@@ -102,12 +102,13 @@ def _table_work(name: str, args: tuple, out: Any) -> tuple[str, int, int]:
         scores = q.numel() // max(1, q.shape[-1]) * k.shape[-2]
         softcap = float(args[6]) if len(args) > 6 and isinstance(args[6], (int, float)) else 0.0
         return name, scores, scores if softcap else 0
-    if name == "pwl" or name == "fixed":
-        from ..kernels._backend import table_of
+    if name in ("pwl", "fixed", "half"):
+        import json
 
-        try:
-            fn = getattr(table_of(int(args[1])), "function", None)
-        except Exception:  # noqa: BLE001  (a table key from another process: unnamed)
+        try:  # the op's layout argument names the table's function
+            layout = json.loads(args[4])
+            fn = layout.get("function") or (layout.get("source") or {}).get("function")
+        except (IndexError, TypeError, ValueError, AttributeError):
             fn = None
         return f"{name}:{fn}" if fn else name, x.numel(), 0
     return name, x.numel(), 0
