@@ -9,12 +9,12 @@ import warnings
 import pytest
 import torch
 
-from nnlut.fixed import quantize_table
+from nnlut.fixed import quantize_table, to_fp16
 from nnlut.kernels._args import table_args
 from nnlut.models import fitted_table
 
 OPS = torch.ops.nnlut
-NAMES = ["pwl", "fixed", "softmax", "attention_softmax", "layernorm", "rmsnorm"]
+NAMES = ["pwl", "fixed", "half", "softmax", "attention_softmax", "layernorm", "rmsnorm", "flash_attention"]
 
 
 @pytest.fixture(scope="module")
@@ -23,6 +23,7 @@ def tables():
          "reciprocal": fitted_table("reciprocal", "nnlut", 16, "full"),
          "rsqrt": fitted_table("rsqrt", "nnlut", 16, "full")}
     t["gelu_int16"] = quantize_table(t["gelu"])
+    t["gelu_fp16"] = to_fp16(t["gelu"])
     return t
 
 
@@ -35,10 +36,13 @@ def _cases(t, dtype=torch.float32):
     return {
         "pwl": (OPS.pwl.default, (x, *a["gelu"])),
         "fixed": (OPS.fixed.default, (x, *a["gelu_int16"])),
+        "half": (OPS.half.default, (x, *a["gelu_fp16"])),
         "softmax": (OPS.softmax.default, (x, -1, *a["exp"], *a["reciprocal"])),
         "attention_softmax": (OPS.attention_softmax.default, (s, 0.5, mask, *a["exp"], *a["reciprocal"])),
         "layernorm": (OPS.layernorm.default, (x, [16], w, b, 1e-5, *a["rsqrt"])),
         "rmsnorm": (OPS.rmsnorm.default, (x, w, 1e-6, 0.0, *a["rsqrt"])),
+        "flash_attention": (OPS.flash_attention.default, (s, s[:, :1].clone(), s[:, :1].clone(), mask, None, 0.35,
+                                                          0.0, -(1 << 62), 0, *a["exp"], *a["reciprocal"])),
     }
 
 
@@ -60,7 +64,7 @@ def test_opcheck_passes_for_every_op(tables, name, grad):
     assert set(result.values()) == {"SUCCESS"}
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "fixed"])  # fixed: quantisation steps, see below
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in ("fixed", "half")])  # quantisation steps, see below
 def test_gradients_match_finite_differences(tables, name):
     """d(sum(w * op(x)))/dx from the registered backward against central differences of the
     op's own float64 values, at inputs away from breakpoints (where the op is linear)."""
