@@ -19,9 +19,11 @@ def test_export_model_writes_a_program_with_one_node_per_site(tmp_path, capsys):
     assert main(["export-model", "--out", str(out), "--json", str(js), "--number-format", "int16",
                  "--text", "Not bad at all.", "I fell asleep."]) == 0
     text = capsys.readouterr().out
-    assert "31 table sites (gelu: 6, layernorm: 13, softmax: 6 replaced)" in text
+    # 6 GELU + 13 LayerNorm + 6 softmax x 2 tables, and the pooler's tanh call
+    assert "32 table sites (gelu: 6, layernorm: 13, softmax: 6 replaced)" in text
     sites = json.loads(js.read_text())
-    assert len(sites) == 31 and {s["op"] for s in sites} == {"fixed"}
+    assert len(sites) == 32 and {s["op"] for s in sites} == {"fixed"}
+    assert sum(s["tables"]["table"]["layout"]["function"] == "tanh" for s in sites) == 1
     assert all(t["layout"]["format"] == "nnlut.fixed-table" for s in sites for t in s["tables"].values())
 
     from nnlut.eval._models import load_encoder

@@ -19,7 +19,7 @@ import onnx.inliner  # noqa: E402
 
 import nnlut  # noqa: E402
 from nnlut.export import export_onnx  # noqa: E402
-from tests.export.test_program import _tiny  # noqa: E402
+from tests.export.test_program import _tiny, _vit  # noqa: E402
 
 
 def _run(path, *args):
@@ -76,9 +76,10 @@ def test_elementwise_tables_are_bit_exact_in_onnxruntime(tmp_path, fmt):
             assert {"GreaterOrEqual", "Gather", "Mul", "Add"} <= {n.op_type for n in f.node}
 
 
-@pytest.mark.parametrize("kind,fmt", [("bert", None), ("bert", "int16"), ("llama", None), ("llama", "fp16")])
+@pytest.mark.parametrize("kind,fmt", [("bert", None), ("bert", "int16"), ("llama", None), ("llama", "fp16"),
+                                      ("vit", None), ("vit", "int8")])
 def test_models_run_in_onnxruntime_with_their_eager_outputs(tmp_path, kind, fmt):
-    model, args, report = _tiny(kind, fmt)
+    model, args, report = _vit(fmt) if kind == "vit" else _tiny(kind, fmt)
     path = tmp_path / "m.onnx"
     proto = export_onnx(model, args, path)
     (got,) = _run(path, *args)

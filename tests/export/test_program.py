@@ -71,32 +71,29 @@ def _targets(program):
 
 
 def _check_sites(program, report, fmt):
-    """One nnlut node per approximated site, no table evaluation dissolved into aten ops."""
+    """One nnlut node per approximated module, plus the model's own non-linear calls served from
+    tables (a pooler's tanh); no table evaluation dissolved into aten ops."""
     sites = table_sites(program)
     counts = report.counts()
     ops = collections.Counter(s.op for s in sites)
+    rows = ops["layernorm"] + ops["rmsnorm"] + ops["softmax"] + ops["flash_attention"] + ops["attention_softmax"]
     if fmt is None:
-        want = {"pwl": counts.get("gelu", 0) + counts.get("silu", 0)}
         for s in sites:
             assert all(t["layout"]["format"] == "nnlut.table" for t in s.tables.values())
+        assert ops["pwl"] >= counts.get("gelu", 0) + counts.get("silu", 0)
+        assert rows == counts.get("layernorm", 0) + counts.get("rmsnorm", 0) + counts.get("softmax", 0)
     else:  # every table (the row ops' too) is its own elementwise op of the format
-        want = {}
-        for s in sites:
-            assert s.op == ELEMENTWISE[fmt]
-    got_rows = ops["layernorm"] + ops["rmsnorm"] + ops["softmax"] + ops["flash_attention"] + ops["attention_softmax"]
-    if fmt is None:
-        assert ops["pwl"] == want["pwl"]
-        assert got_rows == counts.get("layernorm", 0) + counts.get("rmsnorm", 0) + counts.get("softmax", 0)
-    else:
+        assert {s.op for s in sites} == {ELEMENTWISE[fmt]}
         # a softmax uses two tables (exp, reciprocal), a norm one (rsqrt), an activation one
-        expected = sum(v * (2 if k == "softmax" else 1) for k, v in counts.items())
-        assert ops[ELEMENTWISE[fmt]] == expected
+        assert ops[ELEMENTWISE[fmt]] >= sum(v * (2 if k == "softmax" else 1) for k, v in counts.items())
     targets = _targets(program)
     assert "aten.searchsorted.Tensor" not in targets and "aten.frexp.Tensor" not in targets
+    assert not [t for t in targets if t in ("aten.tanh.default", "aten.gelu.default", "aten.softmax.int",
+                                            "aten._softmax.default", "aten.rsqrt.default")]
 
 
-CASES = [("bert", f) for f in FORMATS] + [("llama", None), ("llama", "int8"), ("vit", None), ("minilm", None),
-                                            ("minilm", "int16")]
+CASES = ([("bert", f) for f in FORMATS] + [("llama", f) for f in FORMATS] + [("vit", f) for f in FORMATS]
+         + [("minilm", None), ("minilm", "int16"), ("minilm", "int8")])
 
 
 @pytest.fixture(scope="module")
@@ -129,7 +126,7 @@ def programs(tmp_path_factory):
 
 def test_programs_load_in_a_fresh_process_with_the_eager_outputs(programs):
     folder, cases = programs
-    assert len(cases) >= len(CASES) - 2  # MiniLM only where its package is installed
+    assert len(cases) >= len([c for c in CASES if c[0] != "minilm"])  # MiniLM only where its package is installed
     script = textwrap.dedent(f"""
         import pathlib, torch, nnlut.export
         bad = []
