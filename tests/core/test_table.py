@@ -99,3 +99,12 @@ def test_numpy_dtypes_and_shapes():
 def test_continuity_check():
     assert Table([0.0], [1.0, 2.0], [0.0, 0.0]).is_continuous()
     assert not Table([0.0], [1.0, 2.0], [0.0, 1.0]).is_continuous()
+
+
+def test_tables_with_the_same_values_are_equal_whatever_their_fit_record():
+    from nnlut import Table
+
+    a = Table([0.0], [0.0, 1.0], [0.0, 0.0], domain=(-1.0, 1.0), function="relu", meta={"seconds": 1.5})
+    b = a.replace(meta={"seconds": 9.0, "seed": 3})
+    assert a == b
+    assert a != a.replace(slopes=[0.0, 2.0]) and a != a.replace(function=None) and a != a.replace(tails=("clamp", "clamp"))

@@ -239,3 +239,12 @@ def test_breakpoints_merged_on_the_input_grid_keep_their_segments():
     assert len(fs.bp) == 2 and len(fs.s) == 3
     x = np.array([-3.0, 0.0, 0.25, 2.0, 7.0])
     assert np.max(np.abs(fs(x) - src(x))) <= 4 * 2.0 ** -fs.fmt.out_frac
+
+
+def test_fixed_table_arrays_are_read_only_copies():
+    bp, s, t = np.array([-4, 4]), np.array([0, 8, 16]), np.array([1, 2, 3])
+    ft = FixedTable(FixedFormat(), bp, s, t)
+    with pytest.raises(ValueError, match="read-only"):
+        ft.s[0] = 5
+    s[0] = 7  # the caller's array stays the caller's
+    assert ft.s[0] == 0 and s.flags.writeable

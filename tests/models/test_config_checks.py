@@ -48,3 +48,11 @@ def test_versions_other_than_the_integer_1_are_refused(version):
     with pytest.raises(NNLUTError, match=f"unknown config version {version!r}"):
         ApproxConfig.from_dict({"version": version, "method": "linear"})
     assert ApproxConfig.from_dict({"version": 1, "method": "linear"}).method == "linear"
+
+
+def test_ops_as_a_list_or_any_sequence_of_names_is_kept_as_a_tuple():
+    assert ApproxConfig(ops=["gelu", "softmax"]).ops == ("gelu", "softmax")
+    assert ApproxConfig(ops=("gelu",)).ops == ("gelu",)
+    assert ApproxConfig(ops=["gelu"]) == ApproxConfig(ops=("gelu",))
+    with pytest.raises(NNLUTError, match="list or tuple of op names"):
+        ApproxConfig(ops="gelu")

@@ -78,6 +78,10 @@ class FixedTable:
         self.__dict__.update(state)
 
     def __post_init__(self) -> None:
+        for name in ("bp", "s", "t"):  # the table's own read-only copies: frozen in fact, not in name only
+            arr = np.array(getattr(self, name), dtype=np.int64)
+            arr.setflags(write=False)
+            object.__setattr__(self, name, arr)
         f = self.fmt
         checks = ((self.bp, f.in_bits, "breakpoint"), (self.s, f.slope_bits, "slope"), (self.t, f.icpt_bits, "intercept"))
         for arr, bits, what in checks:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar
 
@@ -73,8 +73,13 @@ class ApproxConfig:
 
     def __post_init__(self) -> None:
         if self.ops is not None:
-            if not isinstance(self.ops, tuple):
-                raise NNLUTError(f"ops must be a tuple of op names such as ('gelu',) or None, got {self.ops!r}")
+            if isinstance(self.ops, (list, set, frozenset)) or (
+                    isinstance(self.ops, Sequence) and not isinstance(self.ops, (str, bytes, tuple))):
+                # a list (what torchao and PEFT take) or any sequence of names: kept as a tuple
+                object.__setattr__(self, "ops", tuple(sorted(self.ops) if isinstance(self.ops, (set, frozenset))
+                                                      else self.ops))
+            if not isinstance(self.ops, tuple) or not all(isinstance(o, str) for o in self.ops):
+                raise NNLUTError(f"ops must be a list or tuple of op names such as ['gelu'] or None, got {self.ops!r}")
             bad = [o for o in self.ops if o not in op_names()]
             if bad:
                 raise NNLUTError(f"unknown op(s) {', '.join(map(repr, bad))}; allowed: {', '.join(op_names())}")
