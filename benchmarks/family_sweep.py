@@ -36,22 +36,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 TOL = 1e-5
-MAX_PARAMS = 40_000_000
-SIZES = {  # attribute -> tiny value, set only where the default config has the attribute
-    "hidden_size": 64, "n_embd": 64, "d_model": 64, "dim": 64, "embed_dim": 64, "emb_dim": 64,
-    "num_hidden_layers": 2, "n_layer": 2, "n_layers": 2, "num_layers": 2, "encoder_layers": 2,
-    "decoder_layers": 2, "num_decoder_layers": 2,
-    "num_attention_heads": 4, "n_head": 4, "n_heads": 4, "num_heads": 4, "encoder_attention_heads": 4,
-    "decoder_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 16, "kv_channels": 16,
-    "intermediate_size": 128, "n_inner": 128, "ffn_dim": 128, "encoder_ffn_dim": 128, "decoder_ffn_dim": 128,
-    "d_ff": 128, "hidden_dim": 128,
-    "moe_intermediate_size": 32, "shared_expert_intermediate_size": 32, "expert_intermediate_size": 32,
-    "num_experts": 4, "num_local_experts": 4, "n_routed_experts": 4, "num_experts_per_tok": 2,
-    "n_shared_experts": 1, "n_group": 1, "topk_group": 1,
-    "max_position_embeddings": 512, "sliding_window": 4, "rotary_dim": 8,
-}
-
-
 def _families() -> list[tuple[str, str]]:
     from transformers.models.auto.modeling_auto import (
         MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
@@ -64,27 +48,6 @@ def _families() -> list[tuple[str, str]]:
     return sorted(out.items())
 
 
-def _tiny_config(model_type: str):
-    from transformers import AutoConfig
-
-    default = AutoConfig.for_model(model_type)
-    if hasattr(default, "get_text_config") and default.get_text_config() is not default:
-        raise RuntimeError("composite config (text_config inside): needs its own inputs")
-    have = default.to_dict()
-    kw = {k: v for k, v in SIZES.items() if k in have and have[k] is not None}
-    layers = next((have[k] for k in ("num_hidden_layers", "n_layer", "num_layers", "n_layers") if k in have), None)
-    for key, value in have.items():  # per-layer patterns (layer_types, ...): their first two entries
-        if isinstance(value, list) and layers and len(value) == layers and layers > 2:
-            kinds = list(dict.fromkeys(v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value))
-            kw[key] = [value[[v if isinstance(v, (str, int, float, bool)) else repr(v) for v in value].index(k)]
-                       for k in kinds[:2]] if len(kinds) >= 2 else value[:2]  # one layer of each kind
-    if "qk_rope_head_dim" in have or "kv_lora_rank" in have:  # latent attention: its head sizes stay,
-        kw.pop("head_dim", None)                                # one key/value head per query head
-        if "num_key_value_heads" in kw:
-            kw["num_key_value_heads"] = kw.get("num_attention_heads", 4)
-    return AutoConfig.for_model(model_type, **kw)
-
-
 def _one(model_type: str, auto: str, attn: str = "eager") -> dict:
     import torch
     import transformers
@@ -95,7 +58,9 @@ def _one(model_type: str, auto: str, attn: str = "eager") -> dict:
     row: dict = {"type": model_type, "head": auto, "attn": attn}
     t0 = time.perf_counter()
     try:
-        cfg = _tiny_config(model_type)
+        from nnlut.models._tiny import MAX_PARAMS, tiny_config
+
+        cfg = tiny_config(model_type)
         with torch.device("meta"):
             n = sum(p.numel() for p in getattr(transformers, auto).from_config(cfg).parameters())
         if n > MAX_PARAMS:
