@@ -27,16 +27,7 @@ import torch
 
 import nnlut
 from nnlut.cli._common import format_table
-from nnlut.export import export_onnx, export_program, load_program, table_sites
-
-
-class _Hidden(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+from nnlut.export import LastHiddenState, export_onnx, export_program, load_program, table_sites
 
 
 def _minilm(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module, tuple]:
@@ -47,7 +38,7 @@ def _minilm(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module,
         nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
     b = tok(["A gorgeous, witty, seductive movie."] * 16 + ["Bad."] * 16, padding="max_length", max_length=128,
             return_tensors="pt")  # 32 x 128 tokens
-    return _Hidden(model).eval(), (b["input_ids"], b["attention_mask"])
+    return LastHiddenState(model).eval(), (b["input_ids"], b["attention_mask"])
 
 
 def _llama(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module, tuple]:
@@ -60,7 +51,7 @@ def _llama(fmt: str | None, approximate: bool = True) -> tuple[torch.nn.Module, 
     if approximate:
         nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
     ids = torch.randint(0, 1000, (2, 256), generator=torch.Generator().manual_seed(1))
-    return _Hidden(model).eval(), (ids, torch.ones_like(ids))
+    return LastHiddenState(model).eval(), (ids, torch.ones_like(ids))
 
 
 MODELS = {"minilm": _minilm, "llama-tiny": _llama}

@@ -12,20 +12,14 @@ import pytest
 import torch
 
 pytest.importorskip("onnx", reason="installed by scripts/setup.sh (the 'onnx' extra)")
-ort = pytest.importorskip("onnxruntime", reason="installed by scripts/setup.sh (the 'onnx' extra)")
+pytest.importorskip("onnxruntime", reason="installed by scripts/setup.sh (the 'onnx' extra)")
 
 import onnx  # noqa: E402
 import onnx.inliner  # noqa: E402
 
 import nnlut  # noqa: E402
-from nnlut.export import export_onnx  # noqa: E402
+from nnlut.export import export_onnx, run_onnx  # noqa: E402
 from tests.export.test_program import _tiny, _vit  # noqa: E402
-
-
-def _run(path, *args):
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    return [torch.from_numpy(v) for v in sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), args,
-                                                                                              strict=True)})]
 
 
 class _Tables(torch.nn.Module):
@@ -65,7 +59,7 @@ def test_elementwise_tables_are_bit_exact_in_onnxruntime(tmp_path, fmt):
         x = _grid(dtype)
         path = tmp_path / f"{fmt}-{dtype}.onnx"
         proto = export_onnx(m, (x,), path)
-        (got,) = _run(path, x)
+        (got,) = run_onnx(path, x)
         want = m(x)
         for i, name in enumerate(names):
             assert _same(got[i], want[i]), (name, fmt, dtype, float((got[i] - want[i]).abs().nan_to_num().max()))
@@ -82,7 +76,7 @@ def test_models_run_in_onnxruntime_with_their_eager_outputs(tmp_path, kind, fmt)
     model, args, report = _vit(fmt) if kind == "vit" else _tiny(kind, fmt)
     path = tmp_path / "m.onnx"
     proto = export_onnx(model, args, path)
-    (got,) = _run(path, *args)
+    (got,) = run_onnx(path, *args)
     want = model(*args).detach()
     # row sums in float32 (ONNX) where nnlut's CPU kernels sum in float64: agreement to rounding
     torch.testing.assert_close(got, want, rtol=0, atol=2e-6 * float(want.abs().max()))
@@ -100,7 +94,7 @@ def test_models_run_in_onnxruntime_with_their_eager_outputs(tmp_path, kind, fmt)
     inlined = onnx.inliner.inline_local_functions(proto)
     assert not inlined.functions and not [n for n in inlined.graph.node if n.domain == "nnlut"]
     onnx.save(inlined, tmp_path / "inlined.onnx")
-    (again,) = _run(tmp_path / "inlined.onnx", *args)
+    (again,) = run_onnx(tmp_path / "inlined.onnx", *args)
     assert torch.equal(again, got)
 
 
@@ -134,7 +128,7 @@ def test_fixed_point_tables_are_bit_exact_on_every_input_code(tmp_path, fmt):
     codes = torch.arange(-(2 ** (f.in_bits - 1)), 2 ** (f.in_bits - 1), dtype=torch.float64)
     x = (codes * 2.0 ** -f.in_frac).float()
     proto = export_onnx(m, (x,), tmp_path / "codes.onnx")
-    (got,) = _run(tmp_path / "codes.onnx", x)
+    (got,) = run_onnx(tmp_path / "codes.onnx", x)
     assert torch.equal(got, m(x))
     meta = json.loads({p.key: p.value for p in proto.metadata_props}["nnlut.tables"])
     assert sorted(v["function"] for v in meta.values()) == ["exp", "gelu", "silu"]
@@ -147,7 +141,7 @@ def test_minilm_in_onnxruntime_matches_the_approximated_model(tmp_path):
 
     model, args, _ = _minilm(None)
     export_onnx(model, args, tmp_path / "minilm.onnx")
-    (got,) = _run(tmp_path / "minilm.onnx", *args)
+    (got,) = run_onnx(tmp_path / "minilm.onnx", *args)
     want = model(*args).detach()
     m = args[1].unsqueeze(-1).float()
     cos = torch.nn.functional.cosine_similarity((got * m).sum(1), (want * m).sum(1))

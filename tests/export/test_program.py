@@ -13,21 +13,12 @@ import pytest
 import torch
 
 import nnlut
-from nnlut.export import decompositions, export_program, load_program, table_sites
+from nnlut.export import LastHiddenState, decompositions, export_program, load_program, table_sites
 from tests.models.conftest import batch, tiny_hf
 
 FORMATS = [None, "int16", "int8", "fp16"]
 # the op every table of a number format runs on
 ELEMENTWISE = {"int16": "fixed", "int8": "fixed", "fp16": "half"}
-
-
-class _Encoder(torch.nn.Module):
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 class _Logits(torch.nn.Module):
@@ -43,7 +34,7 @@ def _tiny(kind, fmt):
     model = tiny_hf(kind)
     report = nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
     b = batch()
-    return _Encoder(model).eval(), (b["input_ids"], b["attention_mask"]), report
+    return LastHiddenState(model).eval(), (b["input_ids"], b["attention_mask"]), report
 
 
 def _vit(fmt):
@@ -63,7 +54,7 @@ def _minilm(fmt):
     tok, model = load_encoder("minilm")
     report = nnlut.approximate_(model, nnlut.ApproxConfig(number_format=fmt))
     b = tok(["A gorgeous, witty, seductive movie.", "Bad."], padding=True, return_tensors="pt")
-    return _Encoder(model).eval(), (b["input_ids"], b["attention_mask"]), report
+    return LastHiddenState(model).eval(), (b["input_ids"], b["attention_mask"]), report
 
 
 def _targets(program):

@@ -7,25 +7,15 @@ import pytest
 import torch
 
 import nnlut
+from nnlut.export import LastHiddenState
 from tests.models.conftest import batch, tiny_hf
-
-
-class _Encoder(torch.nn.Module):
-    """The model's last hidden state as a plain tensor (what tracing can return)."""
-
-    def __init__(self, model: torch.nn.Module) -> None:
-        super().__init__()
-        self.model = model
-
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
 @pytest.fixture(scope="module")
 def bert():
     model = tiny_hf("bert")
     nnlut.approximate_(model, nnlut.ApproxConfig())
-    return _Encoder(model).eval()
+    return LastHiddenState(model).eval()
 
 
 # torch.jit is deprecated in this torch; tracing reads every attribute of HuggingFace's modules
@@ -60,7 +50,7 @@ def test_export_twice_in_one_process_and_eager_after_it():
     for _ in range(2):
         model = tiny_hf("bert")
         nnlut.approximate_(model, nnlut.ApproxConfig())
-        enc = _Encoder(model).eval()
+        enc = LastHiddenState(model).eval()
         exported = torch.export.export(enc, args)
         with torch.no_grad():
             want = enc(*args)

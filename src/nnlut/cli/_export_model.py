@@ -54,9 +54,7 @@ def _load(name: str) -> tuple[Any, Any]:
 
 
 def _onnx(wrapped: Any, example: tuple, out: Any, report: Any) -> int:
-    import numpy as np
-
-    from ..export import export_onnx
+    from ..export import export_onnx, run_onnx
 
     proto = export_onnx(wrapped, example, out)
     nodes = [n for n in proto.graph.node if n.domain == "nnlut"]
@@ -64,15 +62,14 @@ def _onnx(wrapped: Any, example: tuple, out: Any, report: Any) -> int:
     print(format_table(["node", "nnlut function"], rows))
     checked = ""
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (the check below is optional)
     except ImportError:
         pass
     else:
-        sess = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-        got = sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), example, strict=True)})[0]
-        want = wrapped(*example).detach().numpy()
-        checked = (f"; onnxruntime vs eager on the example batch: max |diff| {float(np.abs(got - want).max()):.3g} "
-                   f"(outputs up to {float(np.abs(want).max()):.3g})")
+        (got,) = run_onnx(out, *example)
+        want = wrapped(*example).detach()
+        checked = (f"; onnxruntime vs eager on the example batch: max |diff| {float((got - want).abs().max()):.3g} "
+                   f"(outputs up to {float(want.abs().max()):.3g})")
     print(f"{len(nodes)} table sites as {len(proto.functions)} model-local functions "
           f"({', '.join(f'{k}: {v}' for k, v in sorted(report.counts().items()))} replaced){checked}; wrote {out}")
     return 0
@@ -82,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from .._errors import NNLUTError
-    from ..export import export_program, table_sites
+    from ..export import LastHiddenState, export_program, save_program, table_sites
     from ..models import ApproxConfig, approximate_
 
     out = check_output_file(args.out)
@@ -93,15 +90,7 @@ def run(args: argparse.Namespace) -> int:
     batch = tok(args.text or _TEXT, padding=True, return_tensors="pt")
     example = (batch["input_ids"], batch["attention_mask"])
 
-    class _Hidden(torch.nn.Module):
-        def __init__(self, inner: torch.nn.Module) -> None:
-            super().__init__()
-            self.inner = inner
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.inner(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    wrapped = _Hidden(model).eval()
+    wrapped = LastHiddenState(model).eval()
     if out.suffix == ".onnx":
         return _onnx(wrapped, example, out, report)
     program = export_program(wrapped, example)
@@ -110,8 +99,6 @@ def run(args: argparse.Namespace) -> int:
     if not torch.equal(got, want):
         raise NNLUTError(f"the exported program differs from the eager model (max |diff| "
                          f"{float((got - want).abs().max()):.3g}); nothing written")
-    from ..export import save_program
-
     save_program(program, out)
     sites = table_sites(program)
     rows = [[s.node, s.op, ", ".join(f"{role}: {t['layout'].get('format', '').replace('nnlut.', '')} "

@@ -124,10 +124,15 @@ def _restore(b: _Body, sc: Any, xd: str, yd: str, j: str) -> str:
                                                                                 b.const(math.nan, np.float64), y)
 
 
-def _segments(b: _Body, u: str, bp: str, s: str, t: str) -> str:
-    """One compare stage and one multiply-add: ``s[idx] * u + t[idx]``, ``idx = #{bp <= u}``."""
+def _index(b: _Body, u: str, bp: str) -> str:
+    """The compare stage: the segment index ``#{bp <= u}`` of every value."""
     ge = b.op("GreaterOrEqual", b.op("Unsqueeze", u, b.const([-1], np.int64)), bp)
-    idx = b.op("ReduceSum", b.cast(ge, _INT64), b.const([-1], np.int64), keepdims=0)
+    return b.op("ReduceSum", b.cast(ge, _INT64), b.const([-1], np.int64), keepdims=0)
+
+
+def _segments(b: _Body, u: str, bp: str, s: str, t: str) -> str:
+    """One compare stage and one multiply-add: ``s[idx] * u + t[idx]``."""
+    idx = _index(b, u, bp)
     return b.op("Add", b.op("Mul", b.op("Gather", s, idx), u), b.op("Gather", t, idx))
 
 
@@ -180,11 +185,11 @@ def _floor_shift(b: _Body, a: str, k: int) -> str:
 def _fixed_table(b: _Body, x: str, bp: str, s: str, t: str, d: Mapping[str, Any], elem: int) -> str:
     from ..core._io import decode_limits
     from ..core._scaling import Scaling
+    from ..fixed._format import FixedFormat
 
     f = d["fmt"]
-    t_frac = f["in_frac"] + f["slope_frac"] if f.get("icpt_frac") is None else f["icpt_frac"]
-    a_frac = t_frac if f.get("acc_frac") is None else f["acc_frac"]
-    pshift, tshift, shift = f["in_frac"] + f["slope_frac"] - a_frac, a_frac - t_frac, a_frac - f["out_frac"]
+    fmt = FixedFormat.from_dict(f)
+    pshift, tshift, shift = fmt.pshift, fmt.tshift, fmt.shift
     sc = Scaling.from_dict(d["scaling"]) if d.get("scaling") else None
     limits = decode_limits(d.get("limits")) or (math.nan, math.nan)
     xd = b.cast(x, _DOUBLE)
@@ -196,8 +201,7 @@ def _fixed_table(b: _Body, x: str, bp: str, s: str, t: str, d: Mapping[str, Any]
         v = b.op("Min", b.op("Max", v, b.const(-(2.0 ** (f["in_bits"] - 1)), np.float64)),
                  b.const(2.0 ** (f["in_bits"] - 1) - 1, np.float64))
         q = b.cast(v, _INT64)
-        ge = b.op("GreaterOrEqual", b.op("Unsqueeze", q, b.const([-1], np.int64)), bp)
-        idx = b.op("ReduceSum", b.cast(ge, _INT64), b.const([-1], np.int64), keepdims=0)
+        idx = _index(b, q, bp)
         prod = b.op("Mul", b.op("Gather", s, idx), q)
         if pshift > 0:
             prod = _floor_shift(b, prod, pshift)
@@ -233,8 +237,7 @@ def _half_table(b: _Body, x: str, bp: str, s: str, t: str, d: Mapping[str, Any],
 
     def core(u: str) -> str:
         v = rnd(b.op("Min", b.op("Max", u, b.const(-big, np.float64)), b.const(big, np.float64)))
-        ge = b.op("GreaterOrEqual", b.op("Unsqueeze", v, b.const([-1], np.int64)), bp)
-        idx = b.op("ReduceSum", b.cast(ge, _INT64), b.const([-1], np.int64), keepdims=0)
+        idx = _index(b, v, bp)
         return rnd(b.op("Add", rnd(b.op("Mul", b.op("Gather", s, idx), v)), b.op("Gather", t, idx)))
 
     if sc is None:
@@ -541,4 +544,19 @@ def export_onnx(model: torch.nn.Module, args: Any, path: str | os.PathLike[str],
     return proto
 
 
-__all__ = ["DOMAIN", "export_onnx"]
+def run_onnx(path: str | os.PathLike[str], *inputs: torch.Tensor) -> list[torch.Tensor]:
+    """The outputs of the ONNX model at ``path`` in onnxruntime (CPU execution provider) on
+    ``inputs``, given in the order of the model's inputs."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        raise NNLUTError("running ONNX models needs onnxruntime: pip install 'nnlut[onnx]'") from None
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    names = [i.name for i in sess.get_inputs()]
+    if len(names) != len(inputs):
+        raise NNLUTError(f"the ONNX model takes {len(names)} inputs ({', '.join(names)}), got {len(inputs)}")
+    feeds = {n: t.detach().cpu().numpy() for n, t in zip(names, inputs, strict=True)}
+    return [torch.from_numpy(v) for v in sess.run(None, feeds)]
+
+
+__all__ = ["DOMAIN", "export_onnx", "run_onnx"]

@@ -25,6 +25,19 @@ from ..kernels import _ops  # noqa: F401  (registers the ops before a program is
 from ..kernels._decomp import decompositions
 
 
+class LastHiddenState(torch.nn.Module):
+    """``model(input_ids=..., attention_mask=...).last_hidden_state`` as a module of plain
+    tensors in and out: what ``torch.export`` and ONNX export take from a HuggingFace encoder or
+    decoder."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
 @dataclass(frozen=True)
 class TableSite:
     """One table op of a program: ``node`` (its name in the graph), ``op`` (``pwl``,
@@ -111,4 +124,4 @@ def table_sites(program: Any) -> list[TableSite]:
     return sites
 
 
-__all__ = ["TableSite", "decompositions", "export_program", "load_program", "save_program", "table_sites"]
+__all__ = ["LastHiddenState", "TableSite", "decompositions", "export_program", "load_program", "save_program", "table_sites"]

@@ -136,10 +136,6 @@ def _decomposition(n: int, composite: Callable[..., torch.Tensor]) -> Callable[.
     return decomposed
 
 
-def _flash_composite(q, k, v, mask, bias, scale, softcap, lo, hi, exp, reciprocal):  # noqa: ANN001, ANN202
-    return _flash.composite(q, k, v, mask, bias, scale, softcap, lo, hi, exp, reciprocal)
-
-
 def decompositions() -> dict[Any, Callable[..., Any]]:
     """{op overload: its decomposition into aten operations} for every functional nnlut op
     (see module docstring); pass it to ``ExportedProgram.run_decompositions``, alone or
@@ -147,7 +143,7 @@ def decompositions() -> dict[Any, Callable[..., Any]]:
     ops = torch.ops.nnlut
     table = {getattr(ops, name).default: _decomposition(_ops._SPECS[name][1], comp)
              for name, comp in _ops._COMPOSITES.items()}
-    table[ops.flash_attention.default] = _decomposition(9, _flash_composite)
+    table[ops.flash_attention.default] = _decomposition(9, _flash.composite)
     return table
 
 

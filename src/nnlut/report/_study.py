@@ -330,10 +330,10 @@ def section_export(out: Path, settings: Settings) -> Section:
     from .._text import format_table
 
     try:
-        import onnxruntime as ort
+        import onnxruntime  # noqa: F401  (the section needs it)
 
         from ..eval._models import load_encoder
-        from ..export import export_onnx, export_program, load_program, save_program, table_sites
+        from ..export import LastHiddenState, export_onnx, export_program, load_program, run_onnx, save_program, table_sites
         tok, _ = load_encoder("minilm")
     except (ImportError, NNLUTError) as e:
         return Section("export", "Deployment", "", "", skipped=f"needs onnx, onnxruntime and MiniLM ({e})")
@@ -344,28 +344,18 @@ def section_export(out: Path, settings: Settings) -> Section:
     batch = tok(sentences, padding="max_length", max_length=64, return_tensors="pt")
     args = (batch["input_ids"], batch["attention_mask"])
 
-    class _Hidden(torch.nn.Module):
-        def __init__(self, m: torch.nn.Module) -> None:
-            super().__init__()
-            self.m = m
-
-        def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-            return self.m(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
     rows, data = [], {}
     for fmt in (None, "int16", "int8"):
         _, model = load_encoder("minilm")
         approximate_(model, ApproxConfig(entries=settings.entries, number_format=fmt))
-        m = _Hidden(model).eval()
+        m = LastHiddenState(model).eval()
         want = m(*args).detach()
         with tempfile.TemporaryDirectory() as tmp:
             program = export_program(m, args)
             save_program(program, Path(tmp) / "m.pt2")
             got_pt2 = load_program(Path(tmp) / "m.pt2").module()(*args).detach()
             proto = export_onnx(m, args, Path(tmp) / "m.onnx")
-            sess = ort.InferenceSession(str(Path(tmp) / "m.onnx"), providers=["CPUExecutionProvider"])
-            got = torch.from_numpy(sess.run(None, {i.name: a.numpy() for i, a in zip(sess.get_inputs(), args,
-                                                                                       strict=True)})[0])
+            (got,) = run_onnx(Path(tmp) / "m.onnx", *args)
             size = (Path(tmp) / "m.onnx").stat().st_size
         mask = args[1].unsqueeze(-1).float()
         cos = float(torch.nn.functional.cosine_similarity((got * mask).sum(1), (want * mask).sum(1)).min())
