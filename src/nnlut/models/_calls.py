@@ -19,6 +19,12 @@ its target (and the target's base) data-dependent.
 
 ``stats`` counts, per site, calls and elements on tables and exact (with why).
 
+Tables: every call site reads the mode's ``tables`` (function name -> table), unless
+``site_tables`` gives it its own (``site_tables["model.layers.0.mlp.gate#softmax"]["exp"]``):
+what calibration refits per site and a calibration folder restores. While ``observer`` is set
+(``observer(site, function, x)``), every table a call reads reports the tensor it is given
+(calibration's observation; the values are the same, evaluated through the reference path).
+
 ``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
 mode serves the calls there too: the exported program has every call on its table op and
 equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) the
@@ -41,6 +47,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..ops._calls import CALLS, register_extra_functions
+from ..ops._lut import _as_fn
 
 ROOT = "<model>"
 # call kind -> the module op whose ``config.ops`` entry also governs it (None: every op wanted)
@@ -255,6 +262,7 @@ class CallTables(TorchFunctionMode):
         self.kinds = frozenset(kinds)
         self.method = method
         self.config = config  # its overrides of None leave call sites exact
+        self.site_tables: dict[str, dict[str, Any]] = {}  # call site -> function -> its own table
         self._runtime()
 
     def _runtime(self) -> None:
@@ -264,14 +272,22 @@ class CallTables(TorchFunctionMode):
         self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.stats: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.left_exact: dict[str, bool] = {}  # call site -> an override of None matches it
+        self.observer: Callable[[str, str, T], None] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config}
+        return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config,
+                "site_tables": self.site_tables}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         TorchFunctionMode.__init__(self)
+        self.site_tables = {}
         self.__dict__.update(state)
         self._runtime()
+
+    def tables_at(self, name: str) -> dict[str, Any]:
+        """The tables call site ``name`` (``<module path>#<call>``) reads, by function."""
+        own = self.site_tables.get(name)
+        return {**self.tables, **own} if own else self.tables
 
     # ------------------------------------------------------------------ scope
     def enter(self, model: nn.Module) -> None:
@@ -350,13 +366,17 @@ class CallTables(TorchFunctionMode):
         if kind not in self.kinds:
             self._record(kind, "exact", n, f"{kind} calls are not approximated with this config")
             return NotImplemented
-        if self.config is not None and self.config.overrides and self._overridden(f"{self.site()}#{kind}"):
+        name = f"{self.site()}#{kind}"
+        if self.config is not None and self.config.overrides and self._overridden(name):
             self._record(kind, "exact", n, "an override of None leaves it exact")
             return NotImplemented
         if not self.tables:  # the exact method: the call itself, through the same plumbing
             self._record(kind, "exact", n, f"method {self.method}")
             return NotImplemented
-        y = CALLS[kind].evaluate(self.tables, x, *extra, **options)
+        tables = self.tables_at(name)
+        if self.observer is not None:
+            tables = {f: _Observed(tables[f], name, f, self.observer) for f in CALLS[kind].functions}
+        y = CALLS[kind].evaluate(tables, x, *extra, **options)
         self._record(kind, "table", n)
         if target is not None:
             target.copy_(y)
@@ -372,6 +392,25 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ reports
     def report(self) -> list[dict[str, Any]]:
         return [dict(r) for r in self.stats.values()]
+
+
+class _Observed:
+    """A table that reports each input to ``observer(site, function, x)`` before evaluating."""
+
+    def __init__(self, table: Any, site: str, function: str, observer: Callable[[str, str, T], None]) -> None:
+        self.fn, self.site, self.function, self.observer = _as_fn(table), site, function, observer
+
+    def __call__(self, x: T) -> T:
+        self.observer(self.site, self.function, x)
+        return self.fn(x)
+
+
+def of_model(model: nn.Module) -> CallTables | None:
+    """The :class:`CallTables` serving ``model``'s calls (None: its calls are not served)."""
+    for hook in model._forward_pre_hooks.values():
+        if isinstance(hook, _Enter) and hook.root:
+            return hook.mode
+    return None
 
 
 def active() -> CallTables | None:
