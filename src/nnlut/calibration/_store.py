@@ -147,13 +147,15 @@ def _check_calls(calls: Any, tables: dict[str, Table], where: str) -> set[str]:
     if calls.get("method") not in _METHODS:
         raise NNLUTError(f"{at}: unknown method {calls.get('method')!r}; allowed: {', '.join(_METHODS)}")
     kinds = _check_type(calls.get("kinds"), list, at, "'kinds'")
-    bad = [k for k in kinds if k not in CALLS]
+    bad = [k for k in kinds if not isinstance(k, str) or k not in CALLS]
     if bad:
         raise NNLUTError(f"{at}: unknown call kind(s) {', '.join(map(repr, bad))}; allowed: {', '.join(CALLS)}")
     exact = _check_type(calls.get("exact", []), list, at, "'exact'")
     if not all(isinstance(k, str) for k in exact):
         raise NNLUTError(f"{at}: 'exact' must be a list of call site names or patterns")
     sites = _check_type(calls.get("sites", {}), dict, at, "'sites'")
+    if not all(isinstance(k, str) and "#" in k for k in sites):
+        raise NNLUTError(f"{at}: 'sites' must map call site names (<module path>#<call>) to tables")
     used = set()
     for name, by_fn in [("tables", calls.get("tables")), *((f"sites[{k!r}]", v) for k, v in sites.items())]:
         _check_type(by_fn, dict, at, repr(name))
