@@ -10,6 +10,7 @@ from nnlut.models import ApproxConfig
 
 pytest.importorskip("transformers")
 
+from nnlut.cli._eval import _coverage_lines  # noqa: E402
 from nnlut.eval._evaluate import COVERAGE_ITEMS, EvalConfig  # noqa: E402
 from nnlut.eval._lm import LMSettings, build_model  # noqa: E402
 from nnlut.eval._lm_eval import LMTask, evaluate_lm  # noqa: E402
@@ -39,6 +40,11 @@ def test_lm_evaluation_records_the_coverage_of_one_batch():
     assert part["coverage"] == pytest.approx(softmax / (softmax + sum(part["exact_by_op"].values())))
     assert part["exact_sites"] == sorted({f"model.layers.{i}.{m}" for i in range(2) for m in (
         "mlp.act_fn", "input_layernorm", "post_attention_layernorm")} | {"model.norm"})
+    # what nnlut eval prints
+    (line,) = _coverage_lines({"configs": res})
+    silu = tokens * LM.intermediate * LM.layers
+    assert f"one batch of {COVERAGE_ITEMS}" in line and "all 100.00%" in line
+    assert f"softmax-modules {part['coverage']:.2%} (exact: silu {silu}, rsqrt " in line
 
 
 def test_logits_evaluation_records_coverage_with_the_tasks_own_forward():
