@@ -27,11 +27,12 @@ what calibration refits per site and a calibration folder restores. While ``obse
 
 ``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
 mode serves the calls there too: the exported program has every call on its table op and
-equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) the
-hooks stand aside: the compiled graph has the replaced modules (one custom op each) and runs
-the model's own calls exact. Dynamo does not trace this mode faithfully (its lookups by
-function object), so serving calls there would compile a different model than eager runs;
-:func:`nnlut.models.trace_coverage` on the eager model says which calls that leaves exact.
+equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) dynamo
+traces the hooks and the mode (a torch function mode entered inside the compiled region) and
+the compiled graph holds the same table ops as eager, with no graph break: the mode takes a
+traceable path there (``_traced``) with the same decisions, static values marked by a tensor
+attribute instead of the weak dictionary, call forms and in-place functions looked up by id,
+override resolution a constant of the trace, and no counting (reports come from eager traces).
 """
 
 from __future__ import annotations
@@ -198,6 +199,7 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
     F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
+    torch.rms_norm: _rms_norm,
     F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"), F.glu: _glu,
     F.normalize: _normalize,
     torch.logsumexp: _logsumexp, T.logsumexp: _logsumexp, torch.special.logsumexp: _logsumexp,
@@ -213,11 +215,26 @@ _FORMS_BY_NAME = {f.__qualname__: form for f, form in _FORMS.items()
                   if getattr(f, "__module__", None) == "torch.nn.functional"}
 
 
+_FORMS_BY_ID = {id(f): form for f, form in _FORMS.items()}  # what dynamo looks up faithfully
+
+
 def _form_of(func: Any) -> Callable[[tuple, dict], Any] | None:
     form = _FORMS.get(func)
     if form is None and getattr(func, "__module__", None) == "torch.nn.functional":
         form = _FORMS_BY_NAME.get(func.__qualname__)
     return form
+
+
+_STATIC = "_nnlut_static"  # under torch.compile: a tensor that depends only on weights and constants
+# functions that write into their first argument (the name rule of _writes, as a set dynamo can test)
+_INPLACE = frozenset(id(getattr(T, n)) for n in dir(T) if (n.endswith("_") and not n.startswith("__"))
+                     or n.startswith("__i") or n == "__setitem__")
+
+
+@torch._dynamo.assume_constant_result
+def _resolves_exact(config: Any, name: str) -> bool:
+    """Whether an override of None leaves call site ``name`` exact (a constant of the trace)."""
+    return config.resolve(name) is None
 
 
 def _tensors(args: tuple, kwargs: dict) -> Iterator[T]:
@@ -292,8 +309,12 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ scope
     def enter(self, model: nn.Module) -> None:
         if self.depth == 0:
+            compiling = torch.compiler.is_dynamo_compiling()
             for t in (*model.parameters(), *model.buffers()):
-                self.static[t] = True
+                if compiling:
+                    setattr(t, _STATIC, True)
+                else:
+                    self.static[t] = True
             self.frames = []
             self.exact_depth = 0
             self.__enter__()
@@ -320,6 +341,8 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ the mode
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if torch.compiler.is_dynamo_compiling():
+            return self._traced(func, args, kwargs)
         form = _form_of(func)
         if form is not None and self.frames:
             got = self._call(func, form, args, kwargs)
@@ -343,6 +366,47 @@ class CallTables(TorchFunctionMode):
             static.pop(t, None)
             if t._base is not None:
                 static.pop(t._base, None)
+
+    # ------------------------------------------------------------------ under torch.compile
+    # What dynamo traces: the same decisions as eager, written with what it follows (static
+    # marks as a tensor attribute instead of a weak dictionary, in-place functions from a set,
+    # no counting); the compiled graph then holds the table ops where eager calls them.
+    def _traced(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        form = _FORMS_BY_ID.get(id(func))
+        if form is not None and self.frames and not self.exact_depth and args and isinstance(args[0], T):
+            norm = form(args, kwargs)
+            if norm is not None:
+                y = self._traced_call(norm, args)
+                if y is not None:
+                    return y
+        out = func(*args, **kwargs)
+        tensors = [t for t in _tensors(args, kwargs)]
+        if all(getattr(t, _STATIC, False) for t in tensors):
+            for o in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(o, T):
+                    setattr(o, _STATIC, True)
+        elif id(func) in _INPLACE or kwargs.get("out") is not None:
+            for t in ([args[0]] if id(func) in _INPLACE else []) + [o for o in _tensors((), {"out": kwargs.get("out")})]:
+                if getattr(t, _STATIC, False):
+                    setattr(t, _STATIC, False)
+                    if t._base is not None:
+                        setattr(t._base, _STATIC, False)
+        return out
+
+    def _traced_call(self, norm: tuple, args: tuple) -> Any:
+        kind, x, extra, options, target = norm
+        if not x.is_floating_point() or x.is_complex() or kind not in self.kinds or not self.tables:
+            return None
+        if getattr(x if kind == "div" else args[0], _STATIC, False):
+            return None
+        name = self.frames[-1][0] + "#" + kind
+        if self.config is not None and self.config.overrides and _resolves_exact(self.config, name):
+            return None
+        y = CALLS[kind].evaluate(self.tables_at(name), x, *extra, **options)
+        if target is not None:
+            target.copy_(y)
+            return target
+        return y
 
     def _call(self, func: Any, form: Callable[[tuple, dict], Any], args: tuple, kwargs: dict) -> Any:
         if not args or not isinstance(args[0], T):
@@ -428,8 +492,6 @@ class _Enter:
         self.mode, self.name, self.exact, self.root = mode, name, exact, root
 
     def __call__(self, module: nn.Module, args: Any) -> None:
-        if torch.compiler.is_dynamo_compiling():  # compiled graphs: module ops only (see module docstring)
-            return
         mode = self.mode
         if self.root:
             mode.enter(module)
@@ -444,8 +506,6 @@ class _Leave:
         self.mode, self.root = mode, root
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        if torch.compiler.is_dynamo_compiling():
-            return
         mode = self.mode
         if not mode.frames:
             return
@@ -466,7 +526,10 @@ def install(model: nn.Module, mode: CallTables, exact_modules: set[int]) -> None
 
 
 def uninstall(model: nn.Module) -> None:
-    """Remove every hook :func:`install` put on ``model`` (also after a copy or unpickling)."""
+    """Remove every hook :func:`install` put on ``model`` (also after a copy or unpickling), and
+    the static marks a compiled forward left on its weights."""
+    for t in (*model.parameters(), *model.buffers()):
+        t.__dict__.pop(_STATIC, None)
     for module in model.modules():
         for hooks in (module._forward_pre_hooks, module._forward_hooks):
             for key in [k for k, h in hooks.items() if isinstance(h, (_Enter, _Leave))]:
