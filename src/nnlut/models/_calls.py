@@ -27,12 +27,16 @@ what calibration refits per site and a calibration folder restores. While ``obse
 
 ``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
 mode serves the calls there too: the exported program has every call on its table op and
-equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) dynamo
-traces the hooks and the mode (a torch function mode entered inside the compiled region) and
-the compiled graph holds the same table ops as eager, with no graph break: the mode takes a
-traceable path there (``_traced``) with the same decisions, static values marked by a tensor
-attribute instead of the weak dictionary, call forms and in-place functions looked up by id,
-override resolution a constant of the trace, and no counting (reports come from eager traces).
+equals the eager model. Under ``torch.compile`` dynamo traces the hooks and the mode (a torch
+function mode entered inside the compiled region) and the compiled graph holds the same table
+ops as eager, with no graph break: the mode takes a traceable path there (``_traced``) with the
+same decisions, static values marked by a tensor attribute instead of the weak dictionary,
+call forms and in-place functions looked up by id, override resolution a constant of the
+trace, and no counting (reports come from eager traces).
+Strict export (``torch.export.export(..., strict=True)``) is the exception: its dynamo looks
+tensor methods called under a torch function mode up on the mode, so there the hooks stand
+aside and the program holds the replaced modules with the model's own calls exact; the default
+non-strict export serves them.
 """
 
 from __future__ import annotations
@@ -487,11 +491,20 @@ def active() -> CallTables | None:
 
 
 # ------------------------------------------------------------------------ hooks
+def _strict_export() -> bool:
+    """Strict ``torch.export`` (dynamo in export mode): there dynamo looks a tensor method called
+    under a torch function mode up on the mode (``'CallTables' object has no attribute 'tanh'``),
+    so the hooks stand aside and the program runs the model's own calls exact."""
+    return torch.compiler.is_dynamo_compiling() and torch.compiler.is_exporting()
+
+
 class _Enter:
     def __init__(self, mode: CallTables, name: str, exact: bool, root: bool) -> None:
         self.mode, self.name, self.exact, self.root = mode, name, exact, root
 
     def __call__(self, module: nn.Module, args: Any) -> None:
+        if _strict_export():
+            return
         mode = self.mode
         if self.root:
             mode.enter(module)
@@ -506,6 +519,8 @@ class _Leave:
         self.mode, self.root = mode, root
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
+        if _strict_export():
+            return
         mode = self.mode
         if not mode.frames:
             return
