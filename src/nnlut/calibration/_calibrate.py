@@ -83,11 +83,11 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
     mods = _lut_modules(model) if mode is None else {n: m for n, m in approx_modules(model).items() if m.kernel.tables}
     res: dict[tuple[str, str], Reservoir] = {}
 
-    def observe_call(site: str, function: str, x: torch.Tensor) -> None:
+    def observe_call(site: str, function: str, x: torch.Tensor, importance: torch.Tensor | None = None) -> None:
         key = (site, function)
         if key not in res:
             res[key] = Reservoir(capacity, seed=seed + len(res))
-        res[key].add(x)
+        res[key].add(x, importance)
 
     def make_observer(name: str):  # noqa: ANN202
         def observe(module: ApproxOp, inputs: dict[str, torch.Tensor]) -> None:

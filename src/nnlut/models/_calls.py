@@ -22,8 +22,9 @@ its target (and the target's base) data-dependent.
 Tables: every call site reads the mode's ``tables`` (function name -> table), unless
 ``site_tables`` gives it its own (``site_tables["model.layers.0.mlp.gate#softmax"]["exp"]``):
 what calibration refits per site and a calibration folder restores. While ``observer`` is set
-(``observer(site, function, x)``), every table a call reads reports the tensor it is given
-(calibration's observation; the values are the same, evaluated through the reference path).
+(``observer(site, function, x[, importance])``), every table a call reads reports the tensor
+it is given (calibration's observation; the values are the same, evaluated through the
+reference path; a softmax's exp inputs carry the weight 1 / row sum**2, as a softmax module's).
 
 ``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
 mode serves the calls there too: the exported program has every call on its table op and
@@ -293,7 +294,7 @@ class CallTables(TorchFunctionMode):
         self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.stats: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.left_exact: dict[str, bool] = {}  # call site -> an override of None matches it
-        self.observer: Callable[[str, str, T], None] | None = None
+        self.observer: Callable[..., None] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config,
@@ -443,7 +444,7 @@ class CallTables(TorchFunctionMode):
             return NotImplemented
         tables = self.tables_at(name)
         if self.observer is not None:
-            tables = {f: _Observed(tables[f], name, f, self.observer) for f in CALLS[kind].functions}
+            tables = _observed(tables, CALLS[kind].functions, name, self.observer, kind in _ROW_SUMS)
         y = CALLS[kind].evaluate(tables, x, *extra, **options)
         self._record(kind, "table", n)
         if target is not None:
@@ -462,15 +463,48 @@ class CallTables(TorchFunctionMode):
         return [dict(r) for r in self.stats.values()]
 
 
-class _Observed:
-    """A table that reports each input to ``observer(site, function, x)`` before evaluating."""
+# softmax kinds: the exp table's inputs weighted as a softmax module weights them (an error in
+# exp(z) moves the probability by error / row sum: weight 1 / sum**2)
+_ROW_SUMS = frozenset({"softmax", "sdpa"})
 
-    def __init__(self, table: Any, site: str, function: str, observer: Callable[[str, str, T], None]) -> None:
+
+class _Observed:
+    """A table that reports each input to ``observer(site, function, x[, importance])`` before
+    evaluating; ``held``: an exp table whose inputs wait for the row sums (``release``)."""
+
+    def __init__(self, table: Any, site: str, function: str, observer: Callable[..., None], held: bool = False) -> None:
         self.fn, self.site, self.function, self.observer = _as_fn(table), site, function, observer
+        self.held: list[T] | None = [] if held else None
 
     def __call__(self, x: T) -> T:
-        self.observer(self.site, self.function, x)
+        if self.held is not None:
+            self.held.append(x)
+        else:
+            self.observer(self.site, self.function, x)
         return self.fn(x)
+
+    def release(self, sums: T) -> None:
+        for z in self.held or ():
+            self.observer(self.site, self.function, z, (1.0 / (sums * sums)).expand_as(z))
+        self.held = []
+
+
+class _ReciprocalOfSums(_Observed):
+    def __init__(self, table: Any, site: str, observer: Callable[..., None], exp: _Observed) -> None:
+        super().__init__(table, site, "reciprocal", observer)
+        self.exp = exp
+
+    def __call__(self, s: T) -> T:
+        self.exp.release(s)
+        return super().__call__(s)
+
+
+def _observed(tables: dict[str, Any], functions: tuple[str, ...], site: str, observer: Callable[..., None],
+              row_sums: bool) -> dict[str, Any]:
+    if row_sums:
+        exp = _Observed(tables["exp"], site, "exp", observer, held=True)
+        return {"exp": exp, "reciprocal": _ReciprocalOfSums(tables["reciprocal"], site, observer, exp)}
+    return {f: _Observed(tables[f], site, f, observer) for f in functions}
 
 
 def of_model(model: nn.Module) -> CallTables | None:
