@@ -163,3 +163,23 @@ def test_a_bad_calls_entry_is_refused_in_one_line(tmp_path, edit, match):
     with pytest.raises(NNLUTError, match=match) as e:
         load_calibration(_CallsOnly().eval(), folder)
     assert "\n" not in str(e.value)
+
+
+def test_a_softmax_calls_exp_inputs_are_weighted_as_a_softmax_modules():
+    torch.manual_seed(0)
+    model = _CallsOnly().eval()
+    approximate_(model, ApproxConfig(entries=4, overrides={"<model>#tanh": None}))
+    mode = of_model(model)
+    seen = []
+    mode.observer = lambda site, f, x, importance=None: seen.append((site, f, x.clone(), importance))
+    x = torch.randn(5, 8)
+    with torch.no_grad():
+        model(x)
+    mode.observer = None
+    (site, f, z, w), (_, g, s, none) = seen
+    assert (site, f, g, none) == ("<model>#softmax", "exp", "reciprocal", None)
+    h = torch.tanh(model.proj(x) / 3.0) * 3.0  # the exact tanh: its site is left exact
+    assert torch.allclose(z, h - h.amax(-1, keepdim=True))
+    e = mode.tables["exp"](z)
+    assert torch.allclose(s, e.sum(-1, keepdim=True))
+    assert torch.allclose(w, (1.0 / s**2).expand_as(z))
