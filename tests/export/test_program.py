@@ -101,7 +101,7 @@ def _check_sites(program, report, fmt):
 
 
 CASES = ([("bert", f) for f in FORMATS] + [("llama", f) for f in FORMATS] + [("vit", f) for f in FORMATS]
-         + [("minilm", None), ("minilm", "int16"), ("minilm", "int8")])
+         + [("minilm", None), ("minilm", "int16"), ("minilm", "int8"), ("minilm", "fp16")])
 
 
 @pytest.fixture(scope="module")
