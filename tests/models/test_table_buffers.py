@@ -123,3 +123,23 @@ def test_export_reads_tables_from_named_buffers(toy):
     assert torch.equal(program.module()(x), _run(toy, x))
     # the program's state_dict carries the tables
     assert torch.equal(program.state_dict["act.act_slopes"], toy.act.act_slopes)
+
+
+def test_call_tables_are_buffers_of_nnlut_calls():
+    from tests.models.conftest import tiny_hf
+
+    model = tiny_hf("bert")
+    keys = list(model.state_dict())
+    approximate_(model)
+    holder = model.nnlut_calls  # the pooler's tanh is a call served from a table
+    table = holder.mode.tables["tanh"]
+    np.testing.assert_array_equal(holder.tanh_slopes.numpy(), table.slopes)
+    ids = torch.randint(0, 120, (2, 7), generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        pooled = model(ids).pooler_output
+        holder.tanh_intercepts.add_(0.25)  # the buffers are the table the call reads
+        moved = model(ids).pooler_output
+    assert float((moved - pooled).abs().max()) > 0.05
+    np.testing.assert_array_equal(holder.mode.tables["tanh"].intercepts, table.intercepts + 0.25)
+    restore_(model)
+    assert list(model.state_dict()) == keys and "nnlut_calls" not in model._modules

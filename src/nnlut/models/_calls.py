@@ -43,6 +43,7 @@ non-strict export serves them.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -52,8 +53,10 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
+from .._errors import NNLUTError
 from ..ops._calls import CALLS, register_extra_functions
 from ..ops._lut import _as_fn
+from ..ops._modules import TableHolder
 
 ROOT = "<model>"
 # call kind -> the module op whose ``config.ops`` entry also governs it (None: every op wanted)
@@ -295,6 +298,7 @@ class CallTables(TorchFunctionMode):
         self.stats: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.left_exact: dict[str, bool] = {}  # call site -> an override of None matches it
         self.observer: Callable[..., None] | None = None
+        self._bound: Any = None  # the nnlut_calls buffers bound while the forward runs
 
     def __getstate__(self) -> dict[str, Any]:
         return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config,
@@ -323,11 +327,19 @@ class CallTables(TorchFunctionMode):
             self.frames = []
             self.exact_depth = 0
             self.__enter__()
+            if not compiling:  # the table ops read the tables from the model's nnlut_calls buffers
+                holder = model._modules.get(HOLDER)
+                if isinstance(holder, CallTableBuffers):
+                    self._bound = holder.tables_bound()
+                    self._bound.__enter__()
         self.depth += 1
 
     def leave(self) -> None:
         self.depth -= 1
         if self.depth == 0:
+            if self._bound is not None:
+                bound, self._bound = self._bound, None
+                bound.__exit__(None, None, None)
             self.__exit__(None, None, None)
             self.frames = []
 
@@ -564,6 +576,49 @@ class _Leave:
             mode.leave()
 
 
+HOLDER = "nnlut_calls"
+
+
+class CallTableBuffers(TableHolder):
+    """The call sites' tables as buffers of one child of the model, ``nnlut_calls`` (so they
+    are in ``state_dict``, move with the model, and are named inputs of an exported program):
+    ``<function>_breakpoints`` (``_slopes``, ``_intercepts``) for the tables every site reads,
+    ``<site>__<function>_...`` for a site's own (its name with each character other than a
+    letter, digit or ``_`` written ``_``)."""
+
+    def __init__(self, mode: CallTables) -> None:
+        super().__init__()
+        self.mode = mode
+        self._roles: dict[str, tuple[str | None, str]] = {}
+        self.hold_tables()
+
+    def held_tables(self) -> dict[str, Any]:
+        out: dict[str, Any] = dict(self.mode.tables)
+        roles: dict[str, tuple[str | None, str]] = {fn: (None, fn) for fn in out}
+        for site, own in sorted(self.mode.site_tables.items()):
+            for fn, table in own.items():
+                role = re.sub(r"\W", "_", site) + "__" + fn
+                while role in out:
+                    role += "_"
+                out[role] = table
+                roles[role] = (site, fn)
+        self._roles = roles
+        return out
+
+    def replace_tables(self, tables: dict[str, Any]) -> None:
+        mode = self.mode
+        for role, table in tables.items():
+            site, fn = self._roles[role]
+            if site is None:
+                mode.tables = {**mode.tables, fn: table}
+            else:
+                mode.site_tables = {**mode.site_tables, site: {**mode.site_tables[site], fn: table}}
+
+    def forward(self, *args: Any) -> None:
+        raise NNLUTError("nnlut_calls holds the call sites' tables as buffers; it has no forward (a model whose "
+                         "forward calls each of its children cannot hold them)")
+
+
 def install(model: nn.Module, mode: CallTables, exact_modules: set[int]) -> None:
     """Hooks that scope ``mode`` to ``model``'s forward and name its call sites; calls inside
     the modules whose ids are in ``exact_modules`` run exact."""
@@ -577,6 +632,8 @@ def install(model: nn.Module, mode: CallTables, exact_modules: set[int]) -> None
 def uninstall(model: nn.Module) -> None:
     """Remove every hook :func:`install` put on ``model`` (also after a copy or unpickling), and
     the static marks a compiled forward left on its weights."""
+    if isinstance(model._modules.get(HOLDER), CallTableBuffers):
+        del model._modules[HOLDER]
     for t in (*model.parameters(), *model.buffers()):
         t.__dict__.pop(_STATIC, None)
     for module in model.modules():

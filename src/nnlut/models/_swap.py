@@ -307,7 +307,7 @@ def _install_calls(model: nn.Module, mode: Any, sites: list[Site], not_chosen: d
     """Serve the non-linear calls of ``model``'s forward with ``mode`` (see ``_calls``); calls
     inside replaced modules and inside sites left exact run exact."""
     from ..ops._modules import ApproxOp
-    from ._calls import install
+    from ._calls import HOLDER, CallTableBuffers, install
 
     if mode is None:
         return
@@ -315,6 +315,14 @@ def _install_calls(model: nn.Module, mode: Any, sites: list[Site], not_chosen: d
     exact.update(id(s.module) for s in sites if s.name in not_chosen)
     install(model, mode, exact)
     state.calls = mode
+    # the call tables as buffers of one child of the model (not of a container, whose forward
+    # calls every child: there the call tables stay constants of a traced graph)
+    if mode.tables and not isinstance(model, (nn.Sequential, nn.ModuleList, nn.ModuleDict)):
+        if HOLDER in model._modules:
+            raise NNLUTError(f"the model already has a child named {HOLDER!r}, where nnlut keeps its call tables")
+        holder = CallTableBuffers(mode)
+        device = next((t.device for t in itertools.chain(model.parameters(), model.buffers())), None)
+        model.add_module(HOLDER, holder if device is None or device.type == "cpu" else holder.to(device))
 
 
 def _undo(state: _State, model: nn.Module | None = None) -> None:

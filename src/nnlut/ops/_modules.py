@@ -71,42 +71,47 @@ class ErrorStats:
 _PARTS = ("breakpoints", "slopes", "intercepts")
 
 
-class ApproxOp(nn.Module):
-    """Base class of every approximated op module."""
+class TableHolder(nn.Module):
+    """A module that holds tables as buffers (``<role>_breakpoints``, ``<role>_slopes``,
+    ``<role>_intercepts``) and binds them for the table ops (see the module docstring).
 
-    op: str = ""
+    Subclasses say where their tables live: :meth:`held_tables` (role -> table, the tables to
+    hold) and :meth:`replace_tables` (take tables rebuilt from the buffers).
+    """
 
-    def __init__(self, kernel: Kernel) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.track = False
-        self.stats = ErrorStats()
-        self.observers: list[Callable[[ApproxOp, dict[str, torch.Tensor]], None]] = []
         self._layouts: dict[str, str] = {}  # role -> the layout of its table (as in its buffers)
+        self._held: dict[str, int] = {}  # role -> id of the table the buffers were made from
         self._synced: tuple = ()
-        self.set_kernel(kernel)
 
-    def set_kernel(self, kernel: Kernel) -> None:
-        """Use ``kernel``; its tables become the module's table buffers (on the device the
-        module's table buffers were on)."""
+    def held_tables(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def replace_tables(self, tables: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def hold_tables(self) -> None:
+        """Make the held tables the module's table buffers (on the device its table buffers
+        were on)."""
         device = next((b.device for n, b in self._buffers.items() if b is not None and n.endswith("_breakpoints")), None)
         for role in self._layouts:
             for part in _PARTS:
                 self._buffers.pop(f"{role}_{part}", None)
-        self.kernel = kernel
-        self._layouts = {}
-        for role, table in kernel.tables.items():
+        self._layouts, self._held = {}, {}
+        for role, table in self.held_tables().items():
             try:
                 *tensors, layout = table_args(table)
-            except NNLUTError:  # a table kind the table ops do not take: no buffers, the kernel calls it
+            except NNLUTError:  # a table kind the table ops do not take: no buffers, its caller calls it
                 continue
             own = tuple(t.clone() if device is None else t.to(device, copy=True) for t in tensors)
             for part, t in zip(_PARTS, own, strict=True):
                 self.register_buffer(f"{role}_{part}", t)
             self._layouts[role] = layout
+            self._held[role] = id(table)
             adopt(table, own, layout)
         self._synced = self._sync_token()
 
-    # ------------------------------------------------------------------ table buffers
     def _table_buffers(self, role: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = self._buffers
         return b[f"{role}_breakpoints"], b[f"{role}_slopes"], b[f"{role}_intercepts"]  # type: ignore[return-value]
@@ -115,21 +120,26 @@ class ApproxOp(nn.Module):
         return tuple((id(t), t._version) for role in self._layouts for t in self._table_buffers(role))
 
     def _sync(self) -> None:
-        """Make the kernel's tables what the buffers hold (after a move, a load, an in-place
-        write or a copy of the module)."""
+        """Make the tables what the buffers hold (after a move, a load, an in-place write or a
+        copy of the module); tables replaced at their source become the buffers."""
+        tables = self.held_tables()
+        if {r: id(t) for r, t in tables.items() if r in self._layouts} != self._held or not set(self._layouts) <= set(tables):
+            self.hold_tables()
+            return
         if self._sync_token() == self._synced:
             return
         new = {}
         for role, layout in self._layouts.items():
             own = self._table_buffers(role)
-            table = self.kernel.tables[role]
+            table = tables[role]
             canon = table_args(table)
             if canon[3] != layout or any(not torch.equal(a, b.to(a.device)) for a, b in zip(canon[:3], own, strict=True)):
                 table = table_from_args(*own, layout)
                 new[role] = table
             adopt(table, own, layout)
         if new:
-            self.kernel = self.kernel.with_tables(new)
+            self.replace_tables(new)
+            self._held.update({r: id(t) for r, t in new.items()})
         self._synced = self._sync_token()
 
     def tables_bound(self) -> Any:
@@ -139,15 +149,16 @@ class ApproxOp(nn.Module):
             return contextlib.nullcontext()
         if not torch.compiler.is_compiling():
             self._sync()
-        tables = self.kernel.tables
+        tables = self.held_tables()
         return bound_tables({id(tables[role]): (tables[role], (*self._table_buffers(role), layout))
                              for role, layout in self._layouts.items()})
 
-    def _apply(self, fn: Any, recurse: bool = True) -> ApproxOp:
+    def _apply(self, fn: Any, recurse: bool = True) -> TableHolder:
         self._sync()
         out = super()._apply(fn, recurse)
+        tables = self.held_tables()
         for role in self._layouts:  # a dtype cast (model.half()) keeps the tables' own dtype
-            canon = table_args(self.kernel.tables[role])[:3]
+            canon = table_args(tables[role])[:3]
             for part, c in zip(_PARTS, canon, strict=True):
                 name = f"{role}_{part}"
                 b = self._buffers[name]
@@ -158,11 +169,36 @@ class ApproxOp(nn.Module):
 
     def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
                               missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        self._sync()
         super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
                                       error_msgs)
         own = {prefix + f"{role}_{part}" for role in self._layouts for part in _PARTS}
         missing_keys[:] = [k for k in missing_keys if k not in own]  # the original model's state_dict
         self._sync()
+
+
+class ApproxOp(TableHolder):
+    """Base class of every approximated op module."""
+
+    op: str = ""
+
+    def __init__(self, kernel: Kernel) -> None:
+        super().__init__()
+        self.track = False
+        self.stats = ErrorStats()
+        self.observers: list[Callable[[ApproxOp, dict[str, torch.Tensor]], None]] = []
+        self.set_kernel(kernel)
+
+    def set_kernel(self, kernel: Kernel) -> None:
+        """Use ``kernel``; its tables become the module's table buffers."""
+        self.kernel = kernel
+        self.hold_tables()
+
+    def held_tables(self) -> dict[str, Any]:
+        return dict(self.kernel.tables)
+
+    def replace_tables(self, tables: dict[str, Any]) -> None:
+        self.kernel = self.kernel.with_tables(tables)
 
     def _observe(self, inputs: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
