@@ -34,12 +34,16 @@ from .._errors import NNLUTError
 from .._files import OutputFolder, parse_json, read_bytes, read_json
 from ..core._io import table_from_data
 from ..core._table import Table
-from ..models._registry import op_names, op_spec
+from ..models._registry import method_names, method_spec, op_names, op_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "nnlut.calibration"
 VERSION = 2
-_METHODS = ("nnlut", "linear", "exponential")
+
+
+def _table_methods() -> list[str]:
+    """The registered methods whose kernels read fitted tables (what a calibration folder holds)."""
+    return [m for m in method_names() if method_spec(m).fitted]
 
 
 def _shape(module: nn.Module | None) -> dict[str, list[int]]:
@@ -181,12 +185,11 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         op = entry.get("op")
         if not isinstance(op, str) or op not in op_names():
             raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(op_names())}")
-        if entry.get("method", "nnlut") not in _METHODS:
-            raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
+        if entry.get("method", "nnlut") not in _table_methods():
+            raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_table_methods())}")
         fn = entry.get("function")
-        if op in ("gelu", "silu") and fn not in (None, op) and not (op == "gelu" and isinstance(fn, str)
-                                                                    and fn.startswith("gelu")):
-            raise NNLUTError(f"{at}: 'function' {fn!r} does not fit op {op!r}")
+        if fn is not None and not isinstance(fn, str):
+            raise NNLUTError(f"{at}: 'function' must be a function name or null, got {fn!r}")
         shape = _check_type(entry.get("shape"), dict, at, "'shape'")
         for k, v in shape.items():
             if not (isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)):
@@ -228,6 +231,10 @@ def check_model(model: nn.Module, manifest: dict[str, Any], folder: str | os.Pat
                              "(the manifest was made for another model)")
         if site.op != entry["op"]:
             raise NNLUTError(f"{where}: module {name!r} is a {site.op} op here, the manifest says {entry['op']}")
+        fn = entry.get("function")
+        if fn is not None and fn != site.function:
+            raise NNLUTError(f"{where}: module {name!r} computes {site.function or entry['op']} here, the manifest's "
+                             f"tables are for {fn} (made for another model)")
         shape = _shape(site.module) if site.kind == "module" else {}
         if shape != entry["shape"]:
             raise NNLUTError(f"{where}: module {name!r} has parameter shapes {shape} here, the manifest says "
