@@ -8,8 +8,13 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from . import _plugins
 from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
+
+# the packages that fill the core's extension points when first needed (see nnlut._plugins)
+_plugins.provide("torch table op", "nnlut.kernels")  # torch.ops.nnlut.pwl
+_plugins.provide("table kind", "nnlut.fixed")  # fixed-point and half-precision tables
 
 _LAZY = {
     "fit": "nnlut.fixed._fitq",  # the float fit, or a number format's with format=...

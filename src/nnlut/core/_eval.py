@@ -15,9 +15,8 @@ from .._errors import NNLUTError
 from .._plugins import Plugins
 
 # the op that evaluates a float table on a tensor through the fastest backend that takes it
-# (torch.ops.nnlut.pwl, from nnlut.kernels; a backend package may register its own)
+# ("pwl": torch.ops.nnlut.pwl, which nnlut.kernels registers when imported)
 TORCH_TABLE_OP = Plugins("torch table op")
-TORCH_TABLE_OP.register("pwl", "nnlut.kernels:pwl")
 
 if TYPE_CHECKING:
     from ._scaling import Scaling

@@ -167,11 +167,10 @@ def _load_float(data: Mapping[str, Any]) -> Any:
 
 
 # table kinds by their files' "format" key; each reader validates its own layout. The fixed-point
-# and half-precision kinds live in nnlut.fixed and are imported when a file of theirs is read.
+# and half-precision kinds register theirs when nnlut.fixed is imported (on the first file of a
+# kind not known yet).
 LOADERS = Plugins("table kind")
 LOADERS.register(FORMAT, _load_float)
-LOADERS.register("nnlut.fixed-table", "nnlut.fixed._table:fixed_table_from_dict")
-LOADERS.register("nnlut.half-table", "nnlut.fixed._half:half_table_from_dict")
 
 
 def table_from_any_dict(data: Any) -> Any:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
+from ..core._io import LOADERS
 from ..core._table import Table, register_table_kind
 
 # precision -> (significand bits with the hidden one, smallest normal exponent, largest finite value)
@@ -175,3 +176,6 @@ def to_half(table: Table, precision: str = "fp16") -> HalfTable:
 def to_fp16(table: Table) -> HalfTable:
     """Round a table's parameters to FP16 (breakpoints that collide are merged)."""
     return to_half(table, "fp16")
+
+
+LOADERS.register(FORMAT, half_table_from_dict)  # nnlut.load reads half-precision table files

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
+from ..core._io import LOADERS
 from ..core._scaling import Scaling
 from ..core._table import register_table_kind
 from ._format import FixedFormat, accumulate
@@ -136,22 +137,18 @@ class FixedTable:
         return y.astype(np.float64) * scale
 
     def __call__(self, x: Any) -> Any:
-        """Evaluate on real inputs (numpy or torch; returns the input's float dtype)."""
+        """Evaluate on real inputs (numpy or torch; returns the input's float dtype). Floating
+        tensors go through the ``fixed`` kernel op (``nnlut.kernels``: the best registered
+        backend for the tensor, with the values of :meth:`reference`)."""
+        if type(x).__module__.startswith("torch") and x.is_floating_point():
+            from ..kernels import fixed
+
+            return fixed(self, x)
+        return self.reference(x)
+
+    def reference(self, x: Any) -> Any:
+        """The bit-exact evaluation on real inputs in numpy or torch arithmetic (no kernel)."""
         is_torch = type(x).__module__.startswith("torch")
-        if is_torch:
-            import torch
-
-            from ..kernels import _cpu
-
-            # the compiled kernels implement the default datapath (no intercept shift, half-up rounding)
-            plain = self.fmt.tshift == 0 and self.fmt.rounding == "half_up"
-            if plain and _cpu.usable(x, ("float32",)):
-                return _cpu.fixed(self, x)  # one fused pass, the same values as below
-            if plain and x.is_cuda and x.dtype == torch.float32:
-                from ..kernels import _triton
-
-                if _triton.usable(x):
-                    return _triton.fixed(self, x)
         if self.scaling is None:
             y = self.core(x)
         else:
@@ -234,6 +231,9 @@ def fixed_table_from_dict(data: Any) -> FixedTable:
         source = table_from_dict(source)
     return FixedTable(fmt, bp, s, t, function=function, scaling=Scaling.from_dict(scaling) if scaling else None,
                       limits=limits, meta=dict(meta), source=source)
+
+
+LOADERS.register(FORMAT, fixed_table_from_dict)  # nnlut.load reads fixed-point table files
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:
