@@ -34,16 +34,12 @@ from .._errors import NNLUTError
 from .._files import OutputFolder, parse_json, read_bytes, read_json
 from ..core._io import table_from_data
 from ..core._table import Table
-from ..models._registry import method_names, method_spec, op_names, op_spec
+from ..models._registry import TABLE_METHODS, op_names, op_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "nnlut.calibration"
 VERSION = 2
-
-
-def _table_methods() -> list[str]:
-    """The registered methods whose kernels read fitted tables (what a calibration folder holds)."""
-    return [m for m in method_names() if method_spec(m).fitted]
+_METHODS = TABLE_METHODS  # the registered methods with fitted tables (a live view)
 
 
 def _shape(module: nn.Module | None) -> dict[str, list[int]]:
@@ -185,8 +181,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         op = entry.get("op")
         if not isinstance(op, str) or op not in op_names():
             raise NNLUTError(f"{at}: unknown op {op!r}; allowed: {', '.join(op_names())}")
-        if entry.get("method", "nnlut") not in _table_methods():
-            raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_table_methods())}")
+        if entry.get("method", "nnlut") not in _METHODS:
+            raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
         fn = entry.get("function")
         if fn is not None and not isinstance(fn, str):
             raise NNLUTError(f"{at}: 'function' must be a function name or null, got {fn!r}")

@@ -1,14 +1,19 @@
-"""Cache entries of models trained here (fine-tuned classifier, decoder LM, digits ViT)."""
+"""Cache entries of models trained here (fine-tuned classifier, decoder LM, digits ViT): a
+folder under nnlut's cache (:func:`nnlut._files.cache_dir`) holding the weights and a
+``meta.json`` (training time, settings), loaded when present and trained once otherwise."""
 
 from __future__ import annotations
 
 import json
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from .._logging import logger
 
 
 def save_entry(folder: Path, state: dict[str, Any], weights_name: str, meta: dict[str, Any]) -> None:
@@ -25,3 +30,22 @@ def save_entry(folder: Path, state: dict[str, Any], weights_name: str, meta: dic
     finally:
         if tmp.exists():
             shutil.rmtree(tmp)
+
+
+def is_cached(folder: Path, weights_name: str = "model.pt") -> bool:
+    """Whether ``folder`` holds a complete cache entry."""
+    return (folder / weights_name).exists() and (folder / "meta.json").exists()
+
+
+def cached_model(folder: Path, model: torch.nn.Module, train: Callable[[], dict[str, Any]], *,
+                 weights_name: str = "model.pt", what: str = "model") -> tuple[Any, dict[str, Any]]:
+    """(``model`` in eval mode, meta): its weights loaded from the cache entry ``folder``, or
+    trained in place by ``train()`` (which returns the meta) and cached first."""
+    if is_cached(folder, weights_name):
+        model.load_state_dict(torch.load(folder / weights_name, map_location="cpu", weights_only=True))
+        logger.info("loaded %s from %s", what, folder)
+        return model.eval(), json.loads((folder / "meta.json").read_text())
+    logger.info("training the %s; cached afterwards in %s", what, folder)
+    meta = train()
+    save_entry(folder, model.state_dict(), weights_name, meta)
+    return model.eval(), meta

@@ -77,15 +77,14 @@ def read_tsv(path: str | os.PathLike[str], num_labels: int) -> tuple[list[str], 
 
 
 def _load(folder: str, auto: str) -> tuple[Any, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import transformers
     except ImportError:
         raise NNLUTError("evaluating models needs transformers: pip install 'nnlut[models]'") from None
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    model = getattr(transformers, auto).from_pretrained(folder).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)  # nothing is downloaded
+    model = getattr(transformers, auto).from_pretrained(folder, local_files_only=True).eval()
     return tok, model
 
 

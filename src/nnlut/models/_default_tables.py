@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import NNLUTError
+from .._files import cache_dir
 from .._logging import logger
 from ..core._table import Table
 
@@ -52,7 +53,7 @@ def _version() -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut") / "tables" / _version()
+    return cache_dir() / "tables" / _version()
 
 
 @lru_cache(maxsize=1)

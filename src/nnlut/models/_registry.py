@@ -165,6 +165,12 @@ def method_names() -> tuple[str, ...]:
     return tuple(_METHODS)
 
 
+def table_method_names() -> tuple[str, ...]:
+    """The registered methods whose kernels read fitted tables."""
+    _builtins()
+    return tuple(name for name, spec in _METHODS.items() if spec.fitted)
+
+
 class _Names(Sequence[str]):
     """A live, read-only view of a registry's names (a sequence of str)."""
 
@@ -195,6 +201,7 @@ class _Names(Sequence[str]):
 # the registered ops and methods, built-in and added (live: registering one adds it here)
 OPS: Sequence[str] = _Names(op_names)
 METHODS: Sequence[str] = _Names(method_names)
+TABLE_METHODS: Sequence[str] = _Names(table_method_names)
 
 _BUILTIN: set[str] = set()
 
