@@ -50,16 +50,9 @@ def _shape(module: nn.Module | None) -> dict[str, list[int]]:
 
 def _format_of(table: Any) -> str | None:
     """The number format a table evaluates in, as a spec string where it has one (``int8:3``
-    for an INT8 table at input scale 2**-3), None for a float table."""
-    from ..fixed._format import format_name
-    from ..fixed._half import HalfTable
-    from ..fixed._table import FixedTable
-
-    if isinstance(table, FixedTable):
-        return format_name(table.fmt)
-    if isinstance(table, HalfTable):
-        return table.precision
-    return None
+    for an INT8 table at input scale 2**-3), None for a float table: each kind says its own
+    (``number_format``)."""
+    return getattr(table, "number_format", None)
 
 
 def _sha256(data: bytes) -> str:

@@ -70,6 +70,11 @@ class HalfTable:
         return len(self.s)
 
     @property
+    def number_format(self) -> str:
+        """The number format it evaluates in (``fp16`` or ``bf16``)."""
+        return self.precision
+
+    @property
     def function(self) -> str | None:
         return self.source.function
 

@@ -29,7 +29,7 @@ from .._errors import NNLUTError
 from ..core._io import LOADERS
 from ..core._scaling import Scaling
 from ..core._table import register_table_kind
-from ._format import FixedFormat, accumulate
+from ._format import FixedFormat, accumulate, format_name
 
 
 def _sat(v: np.ndarray, bits: int) -> np.ndarray:
@@ -57,6 +57,12 @@ class FixedTable:
     @property
     def entries(self) -> int:
         return len(self.s)
+
+    @property
+    def number_format(self) -> str:
+        """The number format it evaluates in, as a spec where it has one (``int8:3``: INT8 at
+        input scale 2**-3)."""
+        return format_name(self.fmt)
 
     def __eq__(self, other: object) -> bool:
         # the parameters compare as arrays, the limits with NaN equal to NaN

@@ -94,13 +94,19 @@ _OPS: dict[str, OpSpec] = {}
 _METHODS: dict[str, MethodSpec] = {}
 
 
+def _check_new(spec: Any, cls: type, registry: Mapping[str, Any], what: str, overwrite: bool) -> None:
+    _builtins()
+    if not isinstance(spec, cls):
+        raise NNLUTError(f"register_{what} takes a{'n' if what == 'op' else ''} {cls.__name__}, got {type(spec).__name__}")
+    if not isinstance(spec.name, str) or not spec.name:
+        raise NNLUTError(f"a{'n' if what == 'op' else ''} {what}'s name must be a non-empty string, got {spec.name!r}")
+    if spec.name in registry and not overwrite:
+        raise NNLUTError(f"{what} {spec.name!r} is already registered; pass overwrite=True to replace it")
+
+
 def register_op(spec: OpSpec, *, overwrite: bool = False) -> OpSpec:
     """Add an op to ``approximate_`` (its roles and kernel to the kernel registry); returns ``spec``."""
-    _builtins()
-    if not isinstance(spec, OpSpec):
-        raise NNLUTError(f"register_op takes an OpSpec, got {type(spec).__name__}")
-    if spec.name in _OPS and not overwrite:
-        raise NNLUTError(f"op {spec.name!r} is already registered; pass overwrite=True to replace it")
+    _check_new(spec, OpSpec, _OPS, "op", overwrite)
     _kernels.register_roles(spec.name, spec.roles, overwrite=overwrite)
     if spec.kernel is not None:
         own = spec.kernel
@@ -112,11 +118,7 @@ def register_op(spec: OpSpec, *, overwrite: bool = False) -> OpSpec:
 
 def register_method(spec: MethodSpec, *, overwrite: bool = False) -> MethodSpec:
     """Add a method to ``approximate_`` (its kernel to the kernel registry); returns ``spec``."""
-    _builtins()
-    if not isinstance(spec, MethodSpec):
-        raise NNLUTError(f"register_method takes a MethodSpec, got {type(spec).__name__}")
-    if spec.name in _METHODS and not overwrite:
-        raise NNLUTError(f"method {spec.name!r} is already registered; pass overwrite=True to replace it")
+    _check_new(spec, MethodSpec, _METHODS, "method", overwrite)
     if spec.fitted and spec.fit is None:
         from ..fitting._fit import METHODS as FIT_METHODS
 
