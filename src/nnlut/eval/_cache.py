@@ -1,6 +1,7 @@
-"""Cache entries of models trained here (fine-tuned classifier, decoder LM, digits ViT): a
+"""Models trained here (fine-tuned classifier, decoder LM, digits ViT): their cache entries, a
 folder under nnlut's cache (:func:`nnlut._files.cache_dir`) holding the weights and a
-``meta.json`` (training time, settings), loaded when present and trained once otherwise."""
+``meta.json`` (training time, settings), loaded when present and trained once otherwise; and
+the one optimizer step their training loops take."""
 
 from __future__ import annotations
 
@@ -49,3 +50,15 @@ def cached_model(folder: Path, model: torch.nn.Module, train: Callable[[], dict[
     meta = train()
     save_entry(folder, model.state_dict(), weights_name, meta)
     return model.eval(), meta
+
+
+def optimizer_step(loss: torch.Tensor, opt: torch.optim.Optimizer, sched: Any, clip: Any = None) -> float:
+    """One training step on ``loss``: gradients, optional clipping of ``clip`` (the model's
+    parameters) to norm 1, the optimizer and the schedule; returns the loss value."""
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(clip, 1.0)
+    opt.step()
+    sched.step()
+    return loss.item()

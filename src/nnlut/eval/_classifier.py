@@ -24,7 +24,7 @@ from torch import nn
 
 from .._files import cache_dir
 from .._logging import progress
-from ._cache import cached_model
+from ._cache import cached_model, optimizer_step
 from ._cache import is_cached as cached
 from ._data import SentimentSet
 from ._dist import all_gather, my_share, world
@@ -114,12 +114,7 @@ def finetune(clf: SentenceClassifier, tok: Any, train: SentimentSet, s: Finetune
         it = encode_batches(tok, train.texts, s.batch_size, s.max_length, shuffle_seed=s.seed * 1000 + epoch)
         for idx, batch in progress(it, desc=f"fine-tune epoch {epoch + 1}/{s.epochs}", total=steps_per_epoch):
             loss = nn.functional.cross_entropy(clf(**batch), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, opt, sched, clip=clf.parameters()))
     seconds = time.perf_counter() - t0
     clf.eval()
     return {"settings": asdict(s), "train_sentences": len(train), "finetune_seconds": seconds,

@@ -22,7 +22,7 @@ import torch
 from .._errors import NNLUTError
 from .._files import cache_dir
 from .._logging import progress
-from ._cache import cached_model
+from ._cache import cached_model, optimizer_step
 from ._data import load_set, split
 from ._dist import all_gather, my_share
 
@@ -112,13 +112,7 @@ def train_lm(model: Any, tokens: np.ndarray, s: LMSettings) -> dict[str, Any]:
     for _ in progress(range(s.steps), desc="train LM", total=s.steps):
         start = torch.randint(0, len(data) - s.context - 1, (s.batch,), generator=gen)
         batch = torch.stack([data[i:i + s.context] for i in start.tolist()])
-        loss = model(input_ids=batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model(input_ids=batch, labels=batch).loss, opt, sched, clip=model.parameters()))
     model.eval()
     return {"settings": asdict(s), "train_seconds": time.perf_counter() - t0, "train_tokens": int(len(tokens)),
             "tokens_seen": s.steps * s.batch * s.context, "final_loss": float(np.mean(losses[-20:])),

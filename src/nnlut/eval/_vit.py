@@ -20,7 +20,7 @@ import torch
 from .._errors import NNLUTError
 from .._files import cache_dir
 from .._logging import progress
-from ._cache import cached_model
+from ._cache import cached_model, optimizer_step
 from ._data import stratified_sample
 from ._logits import LogitsTask
 
@@ -84,12 +84,7 @@ def train_vit(model: Any, x: np.ndarray, y: np.ndarray, s: ViTSettings) -> dict[
         order = torch.randperm(len(x), generator=gen)
         for b in range(0, len(x), s.batch):
             idx = order[b:b + s.batch]
-            loss = model(pixel_values=xs[idx], labels=ys[idx]).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model(pixel_values=xs[idx], labels=ys[idx]).loss, opt, sched))
     model.eval()
     return {"settings": asdict(s), "train_seconds": time.perf_counter() - t0, "train_images": len(x),
             "final_loss": float(np.mean(losses[-10:])), "parameters": sum(p.numel() for p in model.parameters())}
