@@ -103,7 +103,10 @@ def build_classifier_task(folder: str, data: str, *, batch_size: int = 32, max_l
         idx = order[b:b + batch_size]
         enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         batches.append((idx, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}))
-    calib = [inputs for _, inputs in batches[:: max(1, len(batches) // calibrate_batches)]][:calibrate_batches]
+    if isinstance(calibrate_batches, bool) or not isinstance(calibrate_batches, int) or calibrate_batches < 0:
+        raise NNLUTError(f"calibrate_batches must be a whole number of batches (0 or more), got {calibrate_batches!r}")
+    stride = max(1, len(batches) // max(calibrate_batches, 1))
+    calib = [inputs for _, inputs in batches[::stride]][:calibrate_batches]
     meta = {"model": str(folder), "kind": "classifier", "data": str(data), "test_sentences": len(texts),
             "classes": int(model.config.num_labels),
             "label_shares": (np.bincount(labels, minlength=model.config.num_labels) / len(labels)).tolist()}
