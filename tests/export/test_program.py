@@ -57,6 +57,9 @@ def _minilm(fmt):
     return LastHiddenState(model).eval(), (b["input_ids"], b["attention_mask"]), report
 
 
+PARTS = ("breakpoints", "slopes", "intercepts")
+
+
 def _targets(program):
     return collections.Counter(str(n.target) for n in program.graph.nodes if n.op == "call_function")
 
@@ -77,6 +80,20 @@ def _check_sites(program, report, fmt):
         assert {s.op for s in sites} == {ELEMENTWISE[fmt]}
         # a softmax uses two tables (exp, reciprocal), a norm one (rsqrt), an activation one
         assert ops[ELEMENTWISE[fmt]] >= sum(v * (2 if k == "softmax" else 1) for k, v in counts.items())
+    # every approximated module's tables are read from its buffers (named by module path)
+    from_buffers = collections.Counter()
+    for s in sites:
+        for t in s.tables.values():
+            kinds = {name.split(":")[0] for name in t["tensors"]}
+            assert len(t["tensors"]) == 3 and len(kinds) == 1 and kinds <= {"buffer", "constant"}, t["tensors"]
+            if kinds == {"buffer"}:
+                assert all(name.endswith(f"_{p}") for name, p in zip(t["tensors"], PARTS, strict=True))
+                from_buffers[s.op] += 1
+    tables_of_modules = sum(v * (2 if k == "softmax" else 1) for k, v in counts.items())
+    if fmt is None:
+        assert sum(from_buffers.values()) >= sum(counts.values())
+    else:
+        assert from_buffers[ELEMENTWISE[fmt]] >= tables_of_modules
     targets = _targets(program)
     assert "aten.searchsorted.Tensor" not in targets and "aten.frexp.Tensor" not in targets
     assert not [t for t in targets if t in ("aten.tanh.default", "aten.gelu.default", "aten.softmax.int",
@@ -84,7 +101,7 @@ def _check_sites(program, report, fmt):
 
 
 CASES = ([("bert", f) for f in FORMATS] + [("llama", f) for f in FORMATS] + [("vit", f) for f in FORMATS]
-         + [("minilm", None), ("minilm", "int16"), ("minilm", "int8")])
+         + [("minilm", None), ("minilm", "int16"), ("minilm", "int8"), ("minilm", "fp16")])
 
 
 @pytest.fixture(scope="module")

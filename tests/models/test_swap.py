@@ -25,13 +25,19 @@ def test_toy_swap_and_exact_restore(toy):
     report = approximate_(toy)
     assert report.counts() == {"softmax": 1, "gelu": 1, "layernorm": 1}
     assert isinstance(toy.act, ApproxOp) and isinstance(toy.softmax, ApproxOp) and isinstance(toy.norm, ApproxOp)
-    assert list(toy.state_dict()) == keys  # swaps share the original parameters
+    # swaps share the original parameters; each table is three buffers of its module
+    tables = [k for k in toy.state_dict() if k not in keys]
+    assert [k for k in toy.state_dict() if k in keys] == keys
+    assert sorted(tables) == sorted(f"{m}.{r}_{p}" for m, r in (("softmax", "exp"), ("softmax", "reciprocal"),
+                                                                 ("act", "act"), ("norm", "rsqrt"))
+                                    for p in ("breakpoints", "slopes", "intercepts"))
     assert all(p is params[n] for n, p in toy.named_parameters())
     y = _out(toy, x)
     assert not torch.equal(y, ref) and float((y - ref).abs().max()) < 0.02
     restore_(toy)
     assert torch.equal(_out(toy, x), ref)
     assert isinstance(toy.act, torch.nn.GELU) and not approx_modules(toy)
+    assert list(toy.state_dict()) == keys
 
 
 def test_ops_subset_and_method(toy):

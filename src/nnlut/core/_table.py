@@ -15,7 +15,6 @@ methods return new tables.
 from __future__ import annotations
 
 import math
-import weakref
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -30,10 +29,6 @@ if TYPE_CHECKING:
     from ._network import ReluNetwork
 
 TailEval = Literal["clamp", "extend"]
-
-# Table.torch_params' tensors, by id of a live table (the reference evaluation's parameters)
-_TORCH_PARAMS: dict[int, dict[Any, tuple[Any, Any, Any]]] = {}
-
 
 def _as_vector(values: Any, name: str) -> np.ndarray:
     try:
@@ -178,22 +173,12 @@ class Table:
         return evaluate(self, x)
 
     def torch_params(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any, Any]:
-        """(breakpoints, slopes, intercepts) as tensors of ``dtype`` on ``device`` (made once
-        per table, dtype and device, and dropped with the table)."""
-        slot = _TORCH_PARAMS.get(id(self))
-        if slot is None:
-            slot = _TORCH_PARAMS[id(self)] = {}
-            weakref.finalize(self, _TORCH_PARAMS.pop, id(self), None)
-        key = (dtype, str(device))
-        hit = slot.get(key)
-        if hit is None:
-            import torch
+        """(breakpoints, slopes, intercepts) as new tensors of ``dtype`` on ``device`` (a table
+        holds no tensors: the kernels keep the copies they reuse)."""
+        import torch
 
-            hit = tuple(torch.tensor(a.copy(), dtype=dtype, device=device)
-                        for a in (self.breakpoints, self.slopes, self.intercepts))
-            if not _is_fake(hit[0]):  # tensors made while tracing (torch.export) live in that trace only
-                slot[key] = hit
-        return hit
+        return tuple(torch.tensor(a, dtype=dtype, device=device)  # type: ignore[return-value]
+                     for a in (self.breakpoints, self.slopes, self.intercepts))
 
     # ------------------------------------------------------------------ conversions
     def network(self) -> ReluNetwork:
@@ -261,12 +246,6 @@ class Table:
         dom = f", domain=[{self.domain[0]:g}, {self.domain[1]:g}]" if self.domain else ""
         sc = f", scaling={self.scaling.mode}" if self.scaling else ""
         return f"Table({name}, entries={self.entries}{dom}, tails={self.tails}{sc})"
-
-
-def _is_fake(t: Any) -> bool:
-    from torch._subclasses.fake_tensor import FakeTensor
-
-    return isinstance(t, FakeTensor)
 
 
 # every kind of table (float, fixed point, half precision, ...): a kind registers its class here

@@ -42,7 +42,9 @@ class LastHiddenState(torch.nn.Module):
 class TableSite:
     """One table op of a program: ``node`` (its name in the graph), ``op`` (``pwl``,
     ``fixed``, ``softmax``, ...), and per table role (``table``, ``exp``, ``reciprocal``,
-    ``rsqrt``) its layout (a dict) and entry count."""
+    ``rsqrt``) its layout (a dict), entry count and ``tensors``: where its breakpoints, slopes
+    and intercepts come from (``buffer:<module path>.<role>_breakpoints`` for an approximated
+    module's buffers, ``constant:<name>`` for tables lifted as constants, else the node name)."""
 
     node: str
     op: str
@@ -108,6 +110,22 @@ def table_sites(program: Any) -> list[TableSite]:
     """Every nnlut op node of an exported program (or a ``torch.fx.GraphModule``) in graph
     order, with its tables' layouts."""
     graph = program.graph if hasattr(program, "graph") else program
+    signature = getattr(program, "graph_signature", None)
+    buffers = dict(signature.inputs_to_buffers) if signature is not None else {}
+    constants = dict(getattr(signature, "inputs_to_lifted_tensor_constants", {}) or {}) if signature is not None else {}
+
+    def source(value: Any) -> str:
+        # a constant made inside the trace reaches the op through copies (lift_fresh_copy, detach_)
+        while (getattr(value, "op", None) == "call_function" and value.args and hasattr(value.args[0], "op")
+               and str(value.target).split(".")[-2] in ("lift_fresh_copy", "detach_", "detach", "clone")):
+            value = value.args[0]
+        name = getattr(value, "name", str(value))
+        if name in buffers:
+            return f"buffer:{buffers[name]}"
+        if name in constants:
+            return f"constant:{constants[name]}"
+        return name
+
     sites = []
     for node in graph.nodes:
         if node.op != "call_function" or not str(node.target).startswith("nnlut."):
@@ -115,11 +133,13 @@ def table_sites(program: Any) -> list[TableSite]:
         op = str(node.target).split(".")[1]
         schema = node.target._schema
         tables: dict[str, dict[str, Any]] = {}
-        for arg, value in zip(schema.arguments, node.args, strict=False):
+        args = list(zip(schema.arguments, node.args, strict=False))
+        for i, (arg, value) in enumerate(args):
             if arg.name.endswith("_layout"):
                 role = arg.name[: -len("_layout")]
                 layout = json.loads(value)
-                tables[role] = {"layout": layout, "entries": layout.get("entries")}
+                tensors = [source(v) for _, v in args[max(0, i - 3):i]]
+                tables[role] = {"layout": layout, "entries": layout.get("entries"), "tensors": tensors}
         sites.append(TableSite(node.name, op, tables))
     return sites
 

@@ -111,11 +111,7 @@ class FixedTable:
     def _eval_int_torch(self, x: Any) -> Any:
         import torch
 
-        key = str(x.device)
-        cache = self.meta.setdefault("_torch", {})
-        if key not in cache:
-            cache[key] = tuple(torch.tensor(a, dtype=torch.int64, device=x.device) for a in (self.bp, self.s, self.t))
-        bp, s, t = cache[key]
+        bp, s, t = (torch.tensor(a, dtype=torch.int64, device=x.device) for a in (self.bp, self.s, self.t))
         xi = x.to(torch.int64)
         idx = torch.searchsorted(bp, xi.contiguous(), right=True)
         acc = accumulate(self.fmt, s[idx], xi, t[idx])

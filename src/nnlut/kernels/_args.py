@@ -30,6 +30,7 @@ range reduction).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import threading
 import weakref
@@ -66,6 +67,8 @@ _BY_TABLE: dict[int, tuple[weakref.ref, Args]] = {}  # id(table) -> its argument
 _BY_TENSOR: dict[int, tuple[weakref.ref, weakref.ref, int]] = {}
 _BY_CONTENT: OrderedDict[tuple, Any] = OrderedDict()  # rebuilt tables, most recent last
 _CONTENT_MAX = 256
+_BOUND: contextvars.ContextVar[dict[int, tuple[Any, Args]] | None] = contextvars.ContextVar("nnlut_bound_tables",
+                                                                                           default=None)
 
 
 def _kind_of(d: dict[str, Any]) -> str:
@@ -95,9 +98,40 @@ def _dumps(layout: dict[str, Any]) -> str:
     return json.dumps(layout, sort_keys=True, separators=(",", ":"))
 
 
+class bound_tables:
+    """Context manager: inside it, :func:`table_args` gives each table of ``tables`` the
+    tensors given for it (a module's buffers) instead of the table's own.
+
+    ``tables``: ``{id(table): (table, (breakpoints, slopes, intercepts, layout))}``. An
+    approximated module binds its buffers around its forward, so that a traced or exported
+    graph reads the tables from the module's buffers (named by module path, in ``state_dict``,
+    on the module's device); bindings nest (the inner one wins for the tables it names).
+    """
+
+    __slots__ = ("_tables", "_token")
+
+    def __init__(self, tables: dict[int, tuple[Any, Args]]) -> None:
+        self._tables = tables
+
+    def __enter__(self) -> bound_tables:
+        outer = _BOUND.get()
+        self._token = _BOUND.set(self._tables if outer is None else {**outer, **self._tables})
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        _BOUND.reset(self._token)
+
+
 def table_args(table: Any) -> Args:
-    """``table``'s op arguments (CPU tensors; made once and held as long as the table lives;
-    a table first seen inside ``torch.compile`` gets them as constants of the graph)."""
+    """``table``'s op arguments: the tensors bound to it (:class:`bound_tables`), else its own
+    (CPU tensors; made once and held as long as the table lives; a table first seen inside
+    ``torch.compile`` gets them as constants of the graph)."""
+    if not torch.compiler.is_dynamo_compiling():  # (compiled graphs take tables as constants)
+        bound = _BOUND.get()
+        if bound is not None:
+            b = bound.get(id(table))
+            if b is not None and b[0] is table:
+                return b[1]
     hit = _BY_TABLE.get(id(table))
     if hit is not None and hit[0]() is table:
         return hit[1]
@@ -122,30 +156,29 @@ def table_args(table: Any) -> Args:
         except TypeError:
             raise NNLUTError(f"{type(table).__name__} cannot be used by the table ops (no weak references)") from None
         _BY_TABLE[ident] = (ref, args)
-    adopt(table, args[0])
+    adopt(table, tensors, args[3])  # type: ignore[arg-type]
     return args
 
 
-def adopt(table: Any, breakpoints: torch.Tensor) -> None:
-    """Make ``breakpoints`` (a tensor holding ``table``'s breakpoints, e.g. a module's buffer)
-    resolve to ``table`` itself in :func:`table_from_args` while both live."""
-    ident = id(breakpoints)
+def adopt(table: Any, tensors: tuple[torch.Tensor, torch.Tensor, torch.Tensor], layout: str) -> None:
+    """Make ``tensors`` (breakpoints, slopes, intercepts holding ``table``'s values, e.g. a
+    module's buffers) with ``layout`` resolve to ``table`` itself in :func:`table_from_args`
+    while they live and are not changed in place."""
+    bp = tensors[0]
+    ident = id(bp)
     with _LOCK:
-        ref = weakref.ref(breakpoints, lambda r, i=ident, d=_BY_TENSOR, drop=_drop: drop(d, i, r))
-        _BY_TENSOR[ident] = (ref, weakref.ref(table), breakpoints._version)
-
-
-def _same_values(table: Any, bp: torch.Tensor, s: torch.Tensor, t: torch.Tensor, layout: str) -> bool:
-    own = table_args(table)
-    return own[3] == layout and all(a is b or torch.equal(a, b.to(a.device)) for a, b in zip(own[:3], (bp, s, t), strict=True))
+        ref = weakref.ref(bp, lambda r, i=ident, d=_BY_TENSOR, drop=_drop: drop(d, i, r))
+        _BY_TENSOR[ident] = (ref, weakref.ref(table), tuple(weakref.ref(a) for a in tensors[1:]),
+                             tuple(a._version for a in tensors), layout)
 
 
 def table_from_args(bp: torch.Tensor, s: torch.Tensor, t: torch.Tensor, layout: str) -> Any:
     """The table that op arguments describe (see module docstring)."""
     hit = _BY_TENSOR.get(id(bp))
-    if hit is not None and hit[0]() is bp and hit[2] == bp._version:
+    if (hit is not None and hit[0]() is bp and hit[2][0]() is s and hit[2][1]() is t and hit[4] == layout
+            and hit[3] == (bp._version, s._version, t._version)):
         table = hit[1]()
-        if table is not None and (table_args(table)[0] is bp or _same_values(table, bp, s, t, layout)):
+        if table is not None:
             return table
     key = (layout, *(a.detach().cpu().numpy().tobytes() for a in (bp, s, t)))
     with _LOCK:
@@ -246,4 +279,4 @@ def traced_table(bp: torch.Tensor, s: torch.Tensor, t: torch.Tensor, layout: str
     return _TRACED[_kind_of(d)](d, bp, s, t)
 
 
-__all__ = ["adopt", "layout_of", "table_args", "table_from_args", "traced_table"]
+__all__ = ["adopt", "bound_tables", "layout_of", "table_args", "table_from_args", "traced_table"]

@@ -81,10 +81,32 @@ def rmsnorm(x: torch.Tensor, weight: torch.Tensor | None, eps: float, rsqrt: Una
 
 
 # ---------------------------------------------------------------------------- as a backend
+_PARAMS = _backend.ParamCache()
+
+
+class _Cached:
+    """A float table whose torch parameter vectors come from this backend's cache."""
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: Any) -> None:
+        self._table = table
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def torch_params(self, dtype: torch.dtype, device: torch.device) -> tuple[Any, Any, Any]:
+        table = self._table
+        return _PARAMS.get(table, (dtype, str(device)), lambda: table.torch_params(dtype, device))
+
+
 def _pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
+    from torch._subclasses.fake_tensor import is_fake
+
     from ..core._eval import evaluate_reference
 
-    return evaluate_reference(table, x)
+    # tensors made inside a fake-tensor trace live in that trace only: not cached
+    return evaluate_reference(table if is_fake(x) else _Cached(table), x)
 
 
 def _fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:

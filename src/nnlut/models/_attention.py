@@ -115,8 +115,9 @@ def _fused(module: nn.Module, softmax: Any, query: torch.Tensor, key: torch.Tens
                for b in _kernel_backends.backends()):
         return None
     lo, hi = _flash.band(causal, None, key.shape[2], query.shape[2])
-    return _flash.flash_attention(query, key, value, exp, rec, mask=mask, bias=position_bias, scale=scaling,
-                                  softcap=softcap, lo=lo, hi=hi)
+    with softmax.tables_bound():
+        return _flash.flash_attention(query, key, value, exp, rec, mask=mask, bias=position_bias, scale=scaling,
+                                      softcap=softcap, lo=lo, hi=hi)
 
 
 def _zero_empty_rows(out: torch.Tensor, probs: torch.Tensor | None, mask: torch.Tensor,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import weakref
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,19 +21,30 @@ from ._registry import method_spec, op_spec
 from ._sites import Site, find_sites
 
 _STATE = "_nnlut_state"
-_FORMAT_CACHE: dict[tuple[int, str], Any] = {}
+# (id(table), format) -> (table ref, converted table ref): one converted table per source table
+# and format while some model uses it (shared default tables convert once); holds neither alive
+_FORMATS: dict[tuple[int, str], tuple[weakref.ref, weakref.ref]] = {}
 
 
 def _number_format(table: Table, fmt: str) -> Any:
-    """``table`` in number format ``fmt`` (memoised per table object)."""
+    """``table`` in number format ``fmt`` (the same object while one is in use)."""
     from ..fixed import in_format
 
     key = (id(table), fmt)
-    hit = _FORMAT_CACHE.get(key)
-    if hit is None or hit[0] is not table:
-        hit = (table, in_format(table, fmt))
-        _FORMAT_CACHE[key] = hit
-    return hit[1]
+    hit = _FORMATS.get(key)
+    if hit is not None and hit[0]() is table:
+        out = hit[1]()
+        if out is not None:
+            return out
+    out = in_format(table, fmt)
+    _FORMATS[key] = (weakref.ref(table), weakref.ref(out, lambda r, k=key: _forget(k, r)))
+    return out
+
+
+def _forget(key: tuple[int, str], ref: weakref.ref) -> None:
+    hit = _FORMATS.get(key)
+    if hit is not None and hit[1] is ref:
+        del _FORMATS[key]
 
 
 @dataclass
@@ -231,17 +244,29 @@ def _apply(site: Site, kernel: Kernel, state: _State, verify: bool) -> None:
     from ._hf import ADAPTERS, check_adapter
 
     if site.kind == "module":
-        setattr(site.parent, site.attr, op_spec(site.op).face(kernel, site))
+        setattr(site.parent, site.attr, _placed(op_spec(site.op).face(kernel, site), site))
         state.swaps.append((site.parent, site.attr, site.module))
     elif site.kind == "adapter":
         adapter_cls = ADAPTERS[type(site.module).__name__]
         if verify:
             check_adapter(site.module, adapter_cls(site.module, ApproxSoftmax(kernel)))  # type: ignore[call-arg,arg-type]
-        setattr(site.parent, site.attr, adapter_cls(site.module, ApproxSoftmax(kernel)))  # type: ignore[call-arg,arg-type]
+        setattr(site.parent, site.attr,
+                adapter_cls(site.module, _placed(ApproxSoftmax(kernel), site)))  # type: ignore[call-arg,arg-type]
         state.swaps.append((site.parent, site.attr, site.module))
     else:  # attention registry
-        site.module.add_module("softmax", ApproxSoftmax(kernel))  # type: ignore[arg-type]
+        site.module.add_module("softmax", _placed(ApproxSoftmax(kernel), site))  # type: ignore[arg-type]
         state.children.append(site.module)
+
+
+def _placed(face: nn.Module, site: Site) -> nn.Module:
+    """``face`` with its table buffers on the device of the module it replaces (or of that
+    module's parent: an activation has no tensors of its own)."""
+    for m in (site.module, site.parent):
+        for t in itertools.chain(m.parameters(), m.buffers()):
+            if t.device.type not in ("cpu", "meta"):
+                return face.to(t.device)
+            return face
+    return face
 
 
 def _switch_attention(model: nn.Module, state: _State) -> None:

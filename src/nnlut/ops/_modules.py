@@ -2,7 +2,17 @@
 
 Each module holds a :class:`~nnlut.ops._kernels.Kernel` and calls it. Modules that replace
 an existing module keep it (``original``, outside the module tree) so that it can be put back
-bit-exactly, and share its parameters, so ``state_dict`` keys and ``.to()`` are unchanged.
+bit-exactly, and share its parameters, so the original's ``state_dict`` entries stay as they were.
+
+Each table a module reads is also three buffers of the module, ``<role>_breakpoints``,
+``<role>_slopes`` and ``<role>_intercepts`` (float64 values of a float or half-precision
+table, int64 codes of a fixed-point table): they are in ``state_dict``, move with
+``.to(device)`` (a dtype cast leaves them as they are: a table's values are not the model's
+dtype), and are what the table ops read inside the module's forward, so a ``torch.export``
+program or an ONNX graph takes the tables from the module's named buffers. The buffers are the
+source of truth: values loaded with ``load_state_dict`` or written in place become the
+kernel's tables before the next use; a ``state_dict`` without them (the original model's)
+loads as well, leaving the tables as they are.
 
 Two optional hooks serve evaluation and calibration: ``track`` accumulates the op's error
 against the exact op on the same inputs, and ``observers`` see, on every call, the inputs each
@@ -12,6 +22,7 @@ of the op's tables receives (``{role: tensor}`` or ``{role: (tensor, importance)
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +30,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from .._errors import NNLUTError
 from ..core._table import Table
+from ..kernels._args import adopt, bound_tables, table_args, table_from_args
 from ._kernels import ActivationKernel, Kernel, LayerNormKernel, RMSNormKernel, SoftmaxKernel, make_kernel
 from ._lut import lut_attention_softmax
 
@@ -55,6 +68,9 @@ class ErrorStats:
         return {"elements": self.count, "max_abs": self.max_abs, "mean_abs": mean_abs, "sqnr_db": sqnr}
 
 
+_PARTS = ("breakpoints", "slopes", "intercepts")
+
+
 class ApproxOp(nn.Module):
     """Base class of every approximated op module."""
 
@@ -62,13 +78,91 @@ class ApproxOp(nn.Module):
 
     def __init__(self, kernel: Kernel) -> None:
         super().__init__()
-        self.kernel = kernel
         self.track = False
         self.stats = ErrorStats()
         self.observers: list[Callable[[ApproxOp, dict[str, torch.Tensor]], None]] = []
+        self._layouts: dict[str, str] = {}  # role -> the layout of its table (as in its buffers)
+        self._synced: tuple = ()
+        self.set_kernel(kernel)
 
     def set_kernel(self, kernel: Kernel) -> None:
+        """Use ``kernel``; its tables become the module's table buffers (on the device the
+        module's table buffers were on)."""
+        device = next((b.device for n, b in self._buffers.items() if b is not None and n.endswith("_breakpoints")), None)
+        for role in self._layouts:
+            for part in _PARTS:
+                self._buffers.pop(f"{role}_{part}", None)
         self.kernel = kernel
+        self._layouts = {}
+        for role, table in kernel.tables.items():
+            try:
+                *tensors, layout = table_args(table)
+            except NNLUTError:  # a table kind the table ops do not take: no buffers, the kernel calls it
+                continue
+            own = tuple(t.clone() if device is None else t.to(device, copy=True) for t in tensors)
+            for part, t in zip(_PARTS, own, strict=True):
+                self.register_buffer(f"{role}_{part}", t)
+            self._layouts[role] = layout
+            adopt(table, own, layout)
+        self._synced = self._sync_token()
+
+    # ------------------------------------------------------------------ table buffers
+    def _table_buffers(self, role: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        b = self._buffers
+        return b[f"{role}_breakpoints"], b[f"{role}_slopes"], b[f"{role}_intercepts"]  # type: ignore[return-value]
+
+    def _sync_token(self) -> tuple:
+        return tuple((id(t), t._version) for role in self._layouts for t in self._table_buffers(role))
+
+    def _sync(self) -> None:
+        """Make the kernel's tables what the buffers hold (after a move, a load, an in-place
+        write or a copy of the module)."""
+        if self._sync_token() == self._synced:
+            return
+        new = {}
+        for role, layout in self._layouts.items():
+            own = self._table_buffers(role)
+            table = self.kernel.tables[role]
+            canon = table_args(table)
+            if canon[3] != layout or any(not torch.equal(a, b.to(a.device)) for a, b in zip(canon[:3], own, strict=True)):
+                table = table_from_args(*own, layout)
+                new[role] = table
+            adopt(table, own, layout)
+        if new:
+            self.kernel = self.kernel.with_tables(new)
+        self._synced = self._sync_token()
+
+    def tables_bound(self) -> Any:
+        """Context manager: the table ops read this module's buffers (see the module
+        docstring); under ``torch.compile`` the tables are constants of the graph instead."""
+        if not self._layouts or torch.compiler.is_dynamo_compiling():
+            return contextlib.nullcontext()
+        if not torch.compiler.is_compiling():
+            self._sync()
+        tables = self.kernel.tables
+        return bound_tables({id(tables[role]): (tables[role], (*self._table_buffers(role), layout))
+                             for role, layout in self._layouts.items()})
+
+    def _apply(self, fn: Any, recurse: bool = True) -> ApproxOp:
+        self._sync()
+        out = super()._apply(fn, recurse)
+        for role in self._layouts:  # a dtype cast (model.half()) keeps the tables' own dtype
+            canon = table_args(self.kernel.tables[role])[:3]
+            for part, c in zip(_PARTS, canon, strict=True):
+                name = f"{role}_{part}"
+                b = self._buffers[name]
+                if b is not None and b.dtype != c.dtype:
+                    self._buffers[name] = c.to(b.device, copy=True)
+        self._sync()
+        return out
+
+    def _load_from_state_dict(self, state_dict: Any, prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+        own = {prefix + f"{role}_{part}" for role in self._layouts for part in _PARTS}
+        missing_keys[:] = [k for k in missing_keys if k not in own]  # the original model's state_dict
+        self._sync()
 
     def _observe(self, inputs: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
@@ -90,7 +184,8 @@ class ApproxActivation(ApproxOp):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observers:
             self._observe({"act": x})
-        y = self.kernel(x)
+        with self.tables_bound():
+            y = self.kernel(x)
         if self.track:
             if self.original is not None:
                 ref = self.original(x)
@@ -117,7 +212,8 @@ class ApproxSoftmax(ApproxOp):
         d = self.dim if dim is None else dim
         if self.observers:
             self._observe(self._table_inputs(x, d))
-        y = self.kernel(x, d)
+        with self.tables_bound():
+            y = self.kernel(x, d)
         if self.track:
             self.stats.update(y, torch.softmax(x.float(), dim=d).to(y.dtype))
         return y
@@ -140,7 +236,8 @@ class ApproxSoftmax(ApproxOp):
             return None
         if torch.is_grad_enabled() and (raw.requires_grad or (mask is not None and mask.requires_grad)):
             return None
-        return lut_attention_softmax(raw, scale, mask, exp, rec, inplace=inplace)
+        with self.tables_bound():
+            return lut_attention_softmax(raw, scale, mask, exp, rec, inplace=inplace)
 
     def _table_inputs(self, x: torch.Tensor, dim: int) -> dict[str, torch.Tensor]:
         """Inputs of the exp and reciprocal tables on a random subset of rows (bounded work)."""
@@ -175,7 +272,8 @@ class ApproxLayerNorm(ApproxOp):
         self.__dict__["original"] = original
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.kernel(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        with self.tables_bound():
+            y = self.kernel(x, self.normalized_shape, self.weight, self.bias, self.eps)
         if self.observers:
             dims = tuple(range(-len(self.normalized_shape), 0))
             self._observe({"rsqrt": x.float().var(dim=dims, unbiased=False) + self.eps})
@@ -199,7 +297,8 @@ class ApproxRMSNorm(ApproxOp):
         self.__dict__["original"] = original
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.kernel(x, self.weight, self.eps, self.weight_offset)
+        with self.tables_bound():
+            y = self.kernel(x, self.weight, self.eps, self.weight_offset)
         if self.observers:
             xf = x.float()
             self._observe({"rsqrt": (xf * xf).mean(dim=-1) + self.eps})
