@@ -140,6 +140,17 @@ class _TorchOps:
 _TORCH: _TorchOps | None = None
 
 
+def array_ops(torch: bool) -> Any:
+    """The elementwise steps of the reference evaluation on torch tensors or numpy arrays (what
+    :func:`reduce_input` and :func:`restore_output` take as ``ops``)."""
+    global _TORCH
+    if not torch:
+        return _NUMPY
+    if _TORCH is None:
+        _TORCH = _TorchOps()
+    return _TORCH
+
+
 def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:
     global _TORCH
     import torch

@@ -76,7 +76,8 @@ def read_tsv(path: str | os.PathLike[str], num_labels: int) -> tuple[list[str], 
     return texts, np.array(labels, dtype=np.int64)
 
 
-def _load(folder: str, auto: str) -> tuple[Any, Any]:
+def load_folder(folder: str, auto: str) -> tuple[Any, Any]:
+    """(tokenizer, ``transformers.<auto>`` model in eval mode) from a local model folder (local files only)."""
     try:
         import transformers
     except ImportError:
@@ -95,7 +96,7 @@ def _classify(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 def build_classifier_task(folder: str, data: str, *, batch_size: int = 32, max_length: int = 128,
                           calibrate_batches: int = 8) -> LogitsTask:
     """A local sequence classifier judged on a TSV file."""
-    tok, model = _load(folder, "AutoModelForSequenceClassification")
+    tok, model = load_folder(folder, "AutoModelForSequenceClassification")
     texts, labels = read_tsv(data, int(model.config.num_labels))
     order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths together: less padding
     batches = []
@@ -117,7 +118,7 @@ def build_causal_task(folder: str, data: str, *, context: int | None = None, lim
                       calibrate: int = 8) -> LMTask:
     """A local causal LM judged by perplexity on a text file cut into sequences of
     ``context`` tokens (default: 512 or the model's maximum, whichever is smaller)."""
-    tok, model = _load(folder, "AutoModelForCausalLM")
+    tok, model = load_folder(folder, "AutoModelForCausalLM")
     text = _read(data)
     if not text.strip():
         raise NNLUTError(f"{data}: the file is empty")

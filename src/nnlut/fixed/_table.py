@@ -154,9 +154,9 @@ class FixedTable:
         if self.scaling is None:
             y = self.core(x)
         else:
-            from ..core._eval import _NUMPY, _TorchOps
+            from ..core._eval import array_ops
 
-            ops = _TorchOps() if is_torch else _NUMPY
+            ops = array_ops(is_torch)
             xf = x.double() if is_torch else np.asarray(x, dtype=np.float64)
             y = _scaled(self, xf, ops)
         if is_torch:

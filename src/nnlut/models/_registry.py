@@ -28,7 +28,7 @@ from typing import Any
 from torch import nn
 
 from .._errors import NNLUTError
-from ..ops import _kernels
+from ..ops._kernels import ANY_OP, TABLES, make_kernel, register_kernel, register_roles, unregister_kernels
 
 # find(name, module, verify) -> None (not this op) or the site's details:
 #   {"function": str, "eps": float, "weight_offset": float} (all optional)
@@ -87,7 +87,7 @@ class MethodSpec:
 
     def make(self, op: str, tables: Mapping[str, Any] | None, function: str | None) -> Any:
         """The kernel of ``op`` with this method (looked up in the kernel registry)."""
-        return _kernels.make_kernel(op, self.name, tables, function=function)
+        return make_kernel(op, self.name, tables, function=function)
 
 
 _OPS: dict[str, OpSpec] = {}
@@ -107,10 +107,10 @@ def _check_new(spec: Any, cls: type, registry: Mapping[str, Any], what: str, ove
 def register_op(spec: OpSpec, *, overwrite: bool = False) -> OpSpec:
     """Add an op to ``approximate_`` (its roles and kernel to the kernel registry); returns ``spec``."""
     _check_new(spec, OpSpec, _OPS, "op", overwrite)
-    _kernels.register_roles(spec.name, spec.roles, overwrite=overwrite)
+    register_roles(spec.name, spec.roles, overwrite=overwrite)
     if spec.kernel is not None:
         own = spec.kernel
-        _kernels.register_kernel(spec.name, _kernels.TABLES, lambda op, method, tables, fn: own(method, tables, fn),
+        register_kernel(spec.name, TABLES, lambda op, method, tables, fn: own(method, tables, fn),
                                  overwrite=True)
     _OPS[spec.name] = spec
     return spec
@@ -127,7 +127,7 @@ def register_method(spec: MethodSpec, *, overwrite: bool = False) -> MethodSpec:
                              f"{spec.name!r} (it has {', '.join(FIT_METHODS)}); give MethodSpec(fit=...)")
     if spec.kernel is not None:
         own = spec.kernel
-        _kernels.register_kernel(_kernels.ANY_OP, spec.name, lambda op, method, tables, fn: own(op, tables, fn),
+        register_kernel(ANY_OP, spec.name, lambda op, method, tables, fn: own(op, tables, fn),
                                  overwrite=True)
     _METHODS[spec.name] = spec
     return spec
@@ -140,7 +140,7 @@ def unregister(name: str) -> None:
         raise NNLUTError(f"{name!r} is built in and cannot be unregistered")
     if _OPS.pop(name, None) is None and _METHODS.pop(name, None) is None:
         raise NNLUTError(f"no op or method {name!r} is registered")
-    _kernels.unregister_kernels(name)
+    unregister_kernels(name)
 
 
 def op_spec(name: str) -> OpSpec:
