@@ -94,7 +94,11 @@ def test_missing_kernels_are_clear_errors(toy):
         nnlut.approximate_(model, ApproxConfig(ops=["tanh"], method="exact"))
     with pytest.raises(NNLUTError, match="I-BERT has no integer kernel for tanh"):
         nnlut.approximate_(model, ApproxConfig(ops=["tanh"], method="ibert"))
-    unregister("tanh")  # the same modules, found by an op that gives no kernel
+    # the same op replaced by a spec without a kernel: the old spec's kernel goes with it
+    register_op(OpSpec("tanh", {"act": "tanh"}, _find_tanh, lambda k, s: ApproxTanh(k)), overwrite=True)
+    with pytest.raises(NNLUTError, match="op 'tanh' has no kernel that reads tables.*nnlut.ops.TABLES"):
+        nnlut.approximate_(model, ApproxConfig(ops=["tanh"]))
+    unregister("tanh")  # the same modules, found by another op that gives no kernel
     register_op(OpSpec("tanh_plain", {"act": "tanh"}, _find_tanh, lambda k, s: ApproxTanh(k)))
     with pytest.raises(NNLUTError, match="op 'tanh_plain' has no kernel that reads tables"):
         nnlut.approximate_(model, ApproxConfig(ops=["tanh_plain"]))

@@ -28,7 +28,15 @@ from typing import Any
 from torch import nn
 
 from .._errors import NNLUTError
-from ..ops._kernels import ANY_OP, TABLES, make_kernel, register_kernel, register_roles, unregister_kernels
+from ..ops._kernels import (
+    ANY_OP,
+    TABLES,
+    make_kernel,
+    register_kernel,
+    register_roles,
+    unregister_kernel,
+    unregister_kernels,
+)
 
 # find(name, module, verify) -> None (not this op) or the site's details:
 #   {"function": str, "eps": float, "weight_offset": float} (all optional)
@@ -110,8 +118,9 @@ def register_op(spec: OpSpec, *, overwrite: bool = False) -> OpSpec:
     register_roles(spec.name, spec.roles, overwrite=overwrite)
     if spec.kernel is not None:
         own = spec.kernel
-        register_kernel(spec.name, TABLES, lambda op, method, tables, fn: own(method, tables, fn),
-                                 overwrite=True)
+        register_kernel(spec.name, TABLES, lambda op, method, tables, fn: own(method, tables, fn), overwrite=True)
+    elif spec.name in _OPS and _OPS[spec.name].kernel is not None:  # the replaced spec's kernel goes with it
+        unregister_kernel(spec.name, TABLES)
     _OPS[spec.name] = spec
     return spec
 
@@ -127,8 +136,9 @@ def register_method(spec: MethodSpec, *, overwrite: bool = False) -> MethodSpec:
                              f"{spec.name!r} (it has {', '.join(FIT_METHODS)}); give MethodSpec(fit=...)")
     if spec.kernel is not None:
         own = spec.kernel
-        register_kernel(ANY_OP, spec.name, lambda op, method, tables, fn: own(op, tables, fn),
-                                 overwrite=True)
+        register_kernel(ANY_OP, spec.name, lambda op, method, tables, fn: own(op, tables, fn), overwrite=True)
+    elif spec.name in _METHODS and _METHODS[spec.name].kernel is not None:
+        unregister_kernel(ANY_OP, spec.name)
     _METHODS[spec.name] = spec
     return spec
 

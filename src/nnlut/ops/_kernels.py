@@ -144,6 +144,11 @@ def register_kernel(op: str, method: str, factory: KernelFactory, *, overwrite: 
     return factory
 
 
+def unregister_kernel(op: str, method: str) -> None:
+    """Remove the kernel of ``op`` with ``method`` (nothing if there is none)."""
+    _KERNELS.pop((op, method), None)
+
+
 def unregister_kernels(name: str) -> None:
     """Remove every kernel registered for op or method ``name``, and the op's roles."""
     for key in [k for k in _KERNELS if name in k]:
