@@ -28,7 +28,7 @@ from .._errors import NNLUTError
 from .._files import atomic_write_bytes, atomic_write_text, read_json  # noqa: F401  (writers import them from here)
 from .._plugins import Plugins
 from ._scaling import Scaling
-from ._table import Table
+from ._table import Table, register_table_kind
 
 FORMAT = "nnlut.table"
 VERSION = 1
@@ -163,11 +163,19 @@ def _load_float(data: Mapping[str, Any]) -> Any:
     return table_from_dict(data)
 
 
-# table kinds by their files' "format" key; each reader validates its own layout. The fixed-point
-# and half-precision kinds register theirs when nnlut.fixed is imported (on the first file of a
-# kind not known yet).
+# table kinds' readers by their files' "format" key; each validates its own layout. The
+# fixed-point and half-precision kinds register theirs (register_kind) when nnlut.fixed is
+# imported (on the first file of a kind not known yet).
 LOADERS = Plugins("table kind")
 LOADERS.register(FORMAT, _load_float)
+
+
+def register_kind(cls: type, file_format: str, loader: Any) -> type:
+    """Declare ``cls`` a table kind (:func:`nnlut.core._table.is_table` knows it) whose files
+    carry ``"format": file_format`` and are read by ``loader(data) -> table``."""
+    register_table_kind(cls)
+    LOADERS.register(file_format, loader)
+    return cls
 
 
 def table_from_any_dict(data: Any) -> Any:

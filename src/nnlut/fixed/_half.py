@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._io import LOADERS
-from ..core._table import Table, register_table_kind
+from ..core._io import register_kind
+from ..core._table import Table
 
 # precision -> (significand bits with the hidden one, smallest normal exponent, largest finite value)
 _FORMATS = {"fp16": (11, -14, 65504.0), "bf16": (8, -126, float(np.ldexp(2.0 - 2.0**-7, 127)))}
@@ -39,7 +39,6 @@ def round_to(x: Any, precision: str) -> np.ndarray:
     return np.where(np.isfinite(x), q, x)
 
 
-@register_table_kind
 @dataclass(frozen=True, eq=False)
 class HalfTable:
     """A table with ``precision`` (``"fp16"`` or ``"bf16"``) parameters and arithmetic.
@@ -183,4 +182,4 @@ def to_fp16(table: Table) -> HalfTable:
     return to_half(table, "fp16")
 
 
-LOADERS.register(FORMAT, half_table_from_dict)  # nnlut.load reads half-precision table files
+register_kind(HalfTable, FORMAT, half_table_from_dict)  # a table kind: is_table knows it, nnlut.load reads its files

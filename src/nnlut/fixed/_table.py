@@ -26,9 +26,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._io import LOADERS
+from ..core._io import register_kind
 from ..core._scaling import Scaling
-from ..core._table import register_table_kind
 from ._format import FixedFormat, accumulate, format_name
 
 
@@ -36,7 +35,6 @@ def _sat(v: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(v, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
-@register_table_kind
 @dataclass(frozen=True)
 class FixedTable:
     """An integer table (see module docstring). Callable on numpy arrays and torch tensors of
@@ -235,7 +233,7 @@ def fixed_table_from_dict(data: Any) -> FixedTable:
                       limits=limits, meta=dict(meta), source=source)
 
 
-LOADERS.register(FORMAT, fixed_table_from_dict)  # nnlut.load reads fixed-point table files
+register_kind(FixedTable, FORMAT, fixed_table_from_dict)  # a table kind: is_table knows it, nnlut.load reads its files
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:
