@@ -18,16 +18,14 @@ error measure a fresh fit would use now (a change of a function's default object
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from .._errors import NNLUTError
-from .._files import cache_dir
+from .._files import atomic_write_text, cache_dir
 from .._logging import logger
 from ..core._table import Table
 
@@ -149,16 +147,12 @@ def _read(path: Path, key: str, function: str, entries: int) -> Table | None:
 
 
 def _write(path: Path, table: Table) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    d = table.to_dict()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        d = table.to_dict()
-        tmp.write_text(json.dumps({"key": path.stem, "sha256": _digest(d), "table": d}, allow_nan=False))
-        os.replace(tmp, path)
-    except OSError as e:  # a read-only home or a full disk only costs a refit next time
+        atomic_write_text(path, json.dumps({"key": path.stem, "sha256": _digest(d), "table": d}, allow_nan=False))
+    except (OSError, NNLUTError) as e:  # a read-only home or a full disk only costs a refit next time
         logger.debug("could not cache %s: %s", path, e)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
 
 
 def default_keys() -> list[tuple[str, str, int, str, int]]:
