@@ -5,32 +5,31 @@ the one optimizer step their training loops take."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from .._files import OutputFolder
 from .._logging import logger
 
 
 def save_entry(folder: Path, state: dict[str, Any], weights_name: str, meta: dict[str, Any]) -> None:
-    """Write ``state`` (as ``weights_name``) and ``meta.json`` into ``folder`` under a temporary
-    name, then rename: a cache entry is never half-written."""
+    """Write ``state`` (as ``weights_name``) and ``meta.json`` into ``folder`` as one result
+    (:class:`nnlut._files.OutputFolder`): a cache entry is never half-written. An incomplete
+    entry left there before is replaced."""
+    if folder.exists() and not is_cached(folder, weights_name):
+        shutil.rmtree(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".tmp-"))
-    try:
-        torch.save(state, tmp / weights_name)
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=1))
-        if folder.exists():
-            shutil.rmtree(folder)
-        tmp.rename(folder)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp)
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    with OutputFolder(folder, kind="model cache") as out:
+        out.write_bytes(weights_name, buf.getvalue())
+        out.write_text("meta.json", json.dumps(meta, indent=1))
 
 
 def is_cached(folder: Path, weights_name: str = "model.pt") -> bool:
