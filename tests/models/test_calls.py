@@ -256,23 +256,6 @@ def test_nnlut_namespace_is_untouched():
     assert not hasattr(nnlut, "CallTables")
 
 
-def test_torch_compile_runs_the_module_ops_and_leaves_calls_exact(calls_model):
-    # the documented fallback: compiled graphs hold the replaced modules; the calls run exact
-    model = copy.deepcopy(calls_model)
-    x = torch.randn(2, 3, 8)
-    with torch.no_grad():
-        exact = model(x)
-    approximate_(model)
-    torch._dynamo.reset()
-    with torch.no_grad():
-        got = torch.compile(model, backend="eager")(x)
-    assert all(torch.allclose(got[k], exact[k], rtol=1e-5, atol=1e-6) for k in exact)
-    with torch.no_grad():
-        eager = model(x)  # and eager still serves them from tables afterwards
-    assert not torch.equal(eager["tanh"], exact["tanh"])
-    assert torch.overrides._get_current_function_mode_stack() == []
-
-
 # ------------------------------------------------------------------------ the report counts what ran
 def test_mamba_report_lists_what_ran_not_what_was_swapped():
     model = _tiny("mamba")

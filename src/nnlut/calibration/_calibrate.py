@@ -39,6 +39,14 @@ class CalibrationReport:
                 for t in self.tables for n in t["notes"]]
 
 
+def _call_mode(model: nn.Module) -> Any:
+    """The mode serving ``model``'s non-linear calls from tables, or None."""
+    from ..models._calls import of_model
+
+    mode = of_model(model)
+    return mode if mode is not None and mode.tables else None
+
+
 def _lut_modules(model: nn.Module) -> dict[str, ApproxOp]:
     mods = approx_modules(model)
     if not mods:
@@ -71,8 +79,15 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
 
     if input_scale_criterion is not None and input_scale_criterion not in CRITERIA:
         raise NNLUTError(f"input_scale_criterion {input_scale_criterion!r} is unknown; allowed: {', '.join(CRITERIA)}")
-    mods = _lut_modules(model)
+    mode = _call_mode(model)
+    mods = _lut_modules(model) if mode is None else {n: m for n, m in approx_modules(model).items() if m.kernel.tables}
     res: dict[tuple[str, str], Reservoir] = {}
+
+    def observe_call(site: str, function: str, x: torch.Tensor, importance: torch.Tensor | None = None) -> None:
+        key = (site, function)
+        if key not in res:
+            res[key] = Reservoir(capacity, seed=seed + len(res))
+        res[key].add(x, importance)
 
     def make_observer(name: str):  # noqa: ANN202
         def observe(module: ApproxOp, inputs: dict[str, torch.Tensor]) -> None:
@@ -94,6 +109,8 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
     try:
         for name, m in mods.items():
             m.observers.append(observers[name])
+        if mode is not None:
+            mode.observer = observe_call
         model.eval()
         with torch.no_grad():
             for k, batch in enumerate(progress(batches, desc="calibration data")):
@@ -110,6 +127,8 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
         for name, m in mods.items():
             if observers[name] in m.observers:
                 m.observers.remove(observers[name])
+        if mode is not None:
+            mode.observer = None
         model.train(was_training)
     report.batches = merge_across_ranks(res, report.batches)  # under torchrun: every rank refits from all ranks' samples
     report.seconds_observe = time.perf_counter() - t0
@@ -117,11 +136,13 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
         raise NNLUTError("no calibration data: the batches iterable was empty")
 
     t1 = time.perf_counter()
-    groups: dict[int, tuple[Table, list[tuple[str, str]]]] = {}
+    groups: dict[Any, tuple[Table, list[tuple[str, str]]]] = {}
     for name, m in mods.items():
         for role, table in m.kernel.tables.items():
             groups.setdefault(id(table), (table, []))[1].append((name, role))
-    new_tables: dict[int, Table] = {}
+    if mode is not None:
+        _call_groups(mode, res, groups)
+    new_tables: dict[Any, Table] = {}
     for tid, (table, users) in progress(list(groups.items()), desc="refitting tables"):
         samples, importance = Reservoir.pooled([res[u] for u in users if u in res])
         if len(samples) < MIN_SAMPLES:
@@ -138,9 +159,35 @@ def calibrate(model: nn.Module, batches: Iterable[Any], *, capacity: int = 65536
         report.tables.append(_table_record(table, users, info))
     for m in mods.values():
         m.set_kernel(m.kernel.with_tables({role: new_tables[id(t)] for role, t in m.kernel.tables.items()}))
+    if mode is not None:
+        _set_call_tables(mode, new_tables)
     report.seconds_refit = time.perf_counter() - t1
     logger.info("calibrated %d tables on %d batches in %.2f s", len(groups), report.batches, report.seconds)
     return report
+
+
+def _call_groups(mode: Any, res: dict[tuple[str, str], Reservoir],
+                 groups: dict[Any, tuple[Table, list[tuple[str, str]]]]) -> None:
+    """Add the call sites' tables to ``groups``: a table shared between sites and modules
+    (``share_tables=True``, a table object the site does not own) is refit once on everything
+    that reads it; otherwise each observed site gets its own table, refit on its inputs."""
+    shared = mode.config is None or mode.config.share_tables
+    for (site, function) in sorted(k for k in res if "#" in k[0]):
+        table = mode.tables_at(site)[function]
+        own = function in mode.site_tables.get(site, {})
+        key = id(table) if shared or own else (site, function)
+        groups.setdefault(key, (table, []))[1].append((site, function))
+
+
+def _set_call_tables(mode: Any, new_tables: dict[Any, Table]) -> None:
+    """Put the refit tables where the call sites read them."""
+    for key, table in new_tables.items():
+        if isinstance(key, tuple):  # a site's own table from now on
+            site, function = key
+            mode.site_tables.setdefault(site, {})[function] = table
+    mode.tables = {f: new_tables.get(id(t), t) for f, t in mode.tables.items()}
+    mode.site_tables = {site: {f: new_tables.get(id(t), t) for f, t in own.items()}
+                        for site, own in mode.site_tables.items()}
 
 
 def _table_record(table: Table, users: list[tuple[str, str]], info: RefitInfo) -> dict[str, Any]:

@@ -6,6 +6,8 @@ Layout (version 2)::
     folder/
       manifest.json      {"format": "nnlut.calibration", "version": 2,
                           "modules": {name: {"op", "method", "function", "shape", "tables": {role: file}}},
+                          "calls": {"method", "kinds", "tables": {function: file},
+                                    "sites": {site: {function: file}}, "exact": [site or pattern]},
                           "files": {file: {"sha256", "function", "entries", "number_format"}}}
       tables/000_gelu.json ...
       .nnlut-output.json (the list of files nnlut wrote; see nnlut._files)
@@ -17,6 +19,10 @@ Loading checks, before any module is touched: the manifest's types, that every t
 stays inside the folder, every file's SHA-256 and number format, that each role gets a table
 of the right function (a softmax's ``exp`` role an ``exp`` table), and that the model has
 exactly the manifest's modules with the same op kinds and shapes.
+
+``calls`` (present when the model's non-linear calls run on tables): the call kinds served,
+the tables every call site reads by function, the sites' own tables (calibration refits one
+per site unless tables are shared) and the call sites an override left exact.
 """
 
 from __future__ import annotations
@@ -70,27 +76,35 @@ def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
     ``folder`` must be new, empty, or a folder nnlut wrote: nnlut replaces only its own files
     there and refuses a non-empty folder of someone else's files.
     """
-    from ._calibrate import _lut_modules
+    from ._calibrate import _call_mode, _lut_modules
 
-    mods = _lut_modules(model)
+    mode = _call_mode(model)
+    mods = _lut_modules(model) if mode is None else _lut_candidates(model)
     with OutputFolder(folder, kind="calibration") as out:
-        files: dict[int, str] = {}
+        files: dict[tuple[str, int], str] = {}
         records: dict[str, dict[str, Any]] = {}
         modules: dict[str, Any] = {}
+
+        def file_of(table: Table, user: str = "modules") -> str:
+            # modules and calls never share a file: a module entry removed leaves its files unused
+            key = (user, id(table))
+            if key not in files:
+                rel = f"tables/{len(files):03d}_{table.function}.json"
+                data = (json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n").encode()
+                out.write_bytes(rel, data)
+                files[key] = rel
+                records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries,
+                                "number_format": _format_of(table)}
+            return files[key]
         for name, m in mods.items():
             entry: dict[str, Any] = {"op": m.op, "method": m.kernel.method, "function": getattr(m.kernel, "function", None),
                                      "shape": _shape(m.__dict__.get("original")), "tables": {}}
             for role, table in m.kernel.tables.items():
-                if id(table) not in files:
-                    rel = f"tables/{len(files):03d}_{table.function}.json"
-                    data = (json.dumps(table.to_dict(), indent=1, allow_nan=False) + "\n").encode()
-                    out.write_bytes(rel, data)
-                    files[id(table)] = rel
-                    records[rel] = {"sha256": _sha256(data), "function": table.function, "entries": table.entries,
-                                    "number_format": _format_of(table)}
-                entry["tables"][role] = files[id(table)]
+                entry["tables"][role] = file_of(table)
             modules[name] = entry
         manifest = {"format": FORMAT, "version": VERSION, "modules": modules, "files": records}
+        if mode is not None:
+            manifest["calls"] = _calls_entry(mode, file_of)
         out.write_text(MANIFEST, json.dumps(manifest, indent=1) + "\n")
         for rel, text in (extra or {}).items():
             if rel == MANIFEST or rel in records:
@@ -98,6 +112,67 @@ def save_calibration(model: nn.Module, folder: str | os.PathLike[str], *,
             _inside(out.path, rel, "save_calibration")
             out.write_text(rel, text)
     return out.folder
+
+
+def _lut_candidates(model: nn.Module) -> dict[str, Any]:
+    from ..ops._modules import approx_modules
+
+    return {n: m for n, m in approx_modules(model).items() if m.kernel.tables}
+
+
+def _calls_entry(mode: Any, file_of: Any) -> dict[str, Any]:
+    overrides = mode.config.overrides if mode.config is not None else {}
+    exact = [k for k, v in overrides.items() if v is None and "#" in k]
+    exact += sorted(s for s, hit in mode.left_exact.items() if hit and s not in exact)
+    return {"method": mode.method, "kinds": sorted(mode.kinds),
+            "tables": {f: file_of(t, "calls") for f, t in sorted(mode.tables.items())},
+            "sites": {site: {f: file_of(t, "calls") for f, t in sorted(own.items())}
+                      for site, own in sorted(mode.site_tables.items())},
+            "exact": exact}
+
+
+def _check_calls(calls: Any, tables: dict[str, Table], where: str) -> set[str]:
+    """Validate a manifest's ``calls`` entry; returns the table files it uses."""
+    from ..ops._calls import CALLS
+
+    at = f"{where}: 'calls'"
+    _check_type(calls, dict, where, "'calls'")
+    if calls.get("method") not in _METHODS:
+        raise NNLUTError(f"{at}: unknown method {calls.get('method')!r}; allowed: {', '.join(_METHODS)}")
+    kinds = _check_type(calls.get("kinds"), list, at, "'kinds'")
+    bad = [k for k in kinds if not isinstance(k, str) or k not in CALLS]
+    if bad:
+        raise NNLUTError(f"{at}: unknown call kind(s) {', '.join(map(repr, bad))}; allowed: {', '.join(CALLS)}")
+    exact = _check_type(calls.get("exact", []), list, at, "'exact'")
+    if not all(isinstance(k, str) for k in exact):
+        raise NNLUTError(f"{at}: 'exact' must be a list of call site names or patterns")
+    sites = _check_type(calls.get("sites", {}), dict, at, "'sites'")
+    if not all(isinstance(k, str) and "#" in k for k in sites):
+        raise NNLUTError(f"{at}: 'sites' must map call site names (<module path>#<call>) to tables")
+    used = set()
+    for name, by_fn in [("tables", calls.get("tables")), *((f"sites[{k!r}]", v) for k, v in sites.items())]:
+        _check_type(by_fn, dict, at, repr(name))
+        for fn, rel in by_fn.items():
+            if not isinstance(rel, str) or rel not in tables:
+                raise NNLUTError(f"{at}: {name}[{fn!r}] refers to {rel!r}, which is not a table file listed in 'files'")
+            if tables[rel].function != fn:
+                raise NNLUTError(f"{at}: {name}[{fn!r}] needs a {fn} table, but {rel!r} holds {tables[rel].function}")
+            used.add(rel)
+    needs = {f for k in kinds for f in CALLS[k].functions}
+    missing = sorted(needs - set(calls["tables"]))
+    if missing:
+        raise NNLUTError(f"{at}: the call kinds need tables for {', '.join(missing)}, which 'tables' does not give")
+    return used
+
+
+def _restore_calls(model: nn.Module, calls: dict[str, Any], tables: dict[str, Table]) -> None:
+    from ..models._calls import of_model
+
+    mode = of_model(model)
+    mode.kinds = frozenset(calls["kinds"])
+    mode.method = calls["method"]
+    mode.tables = {f: tables[rel] for f, rel in calls["tables"].items()}
+    mode.site_tables = {site: {f: tables[rel] for f, rel in own.items()} for site, own in calls.get("sites", {}).items()}
 
 
 def _inside(folder: Path, rel: Any, where: str) -> Path:
@@ -144,7 +219,7 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         raise NNLUTError(f"{where}: unknown version {manifest.get('version')!r}; this nnlut reads {VERSION}")
     modules = _check_type(manifest.get("modules"), dict, where, "'modules'")
     records = _check_type(manifest.get("files"), dict, where, "'files'")
-    if not modules:
+    if not modules and "calls" not in manifest:
         raise NNLUTError(f"{where}: 'modules' must be a non-empty object")
     tables: dict[str, Table] = {}
     for rel, rec in records.items():
@@ -197,6 +272,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
             raise NNLUTError(f"{at}: op {op!r} needs tables for {', '.join(needs)}, the manifest gives "
                              f"{', '.join(map(repr, roles)) or 'none'}")
     used = {rel for entry in modules.values() for rel in entry["tables"].values()}
+    if "calls" in manifest:
+        used |= _check_calls(manifest["calls"], tables, where)
     unused = sorted(set(tables) - used)
     if unused:  # a module's entry was removed or renamed: its tables are left without an owner
         raise NNLUTError(f"{where}: table files {', '.join(map(repr, unused))} are listed in 'files' but no "
@@ -251,5 +328,12 @@ def load_calibration(model: nn.Module, folder: str | os.PathLike[str]) -> Any:
         fixed = {roles[role]: tables[rel] for role, rel in entry["tables"].items()}
         overrides[name] = ApproxConfig(method=entry.get("method", "nnlut"), tables=fixed,
                                        entries=next(iter(fixed.values())).entries)
-    overrides[".*"] = None
-    return approximate_(model, ApproxConfig(ops=tuple(sorted(ops)), overrides=overrides))
+    calls = manifest.get("calls")
+    if calls is None:
+        overrides[".*"] = None
+        return approximate_(model, ApproxConfig(ops=tuple(sorted(ops)), overrides=overrides, calls=False))
+    overrides.update(dict.fromkeys(calls.get("exact", [])))
+    overrides["[^#]*"] = None  # modules not in the manifest stay exact; call sites read the manifest's tables
+    report = approximate_(model, ApproxConfig(overrides=overrides))
+    _restore_calls(model, calls, tables)
+    return report

@@ -147,6 +147,22 @@ def _local(args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
     return res, _lm_lines(res, f"{args.model} on {args.data}: {m['test_sequences']} sequences of {m['context']} tokens")
 
 
+def _coverage_lines(res: dict[str, Any]) -> list[str]:
+    """One line: each configuration's share of non-linear work on tables in one traced batch,
+    and the largest exact ops left."""
+    parts = []
+    for name, r in res["configs"].items():
+        c = r.get("coverage")
+        if c is None:
+            continue
+        exact = ", ".join(f"{op} {n}" for op, n in list(c["exact_by_op"].items())[:3])
+        parts.append(f"{name} {c['coverage']:.2%}" + (f" (exact: {exact})" if exact else ""))
+    if not parts:
+        return []
+    items = next(r["coverage"]["items"] for r in res["configs"].values() if "coverage" in r)
+    return [f"non-linear work on tables (one batch of {items}, counted at the dispatcher): " + "; ".join(parts)]
+
+
 RUNNERS: dict[str, Callable[[argparse.Namespace], tuple[dict[str, Any], list[str]]]] = {
     "lm": _lm, "vit-digits": _vit,
 }
@@ -162,6 +178,7 @@ def run(args: argparse.Namespace) -> int:
     init_from_env()
     runner = RUNNERS.get(args.model) or (_local if args.data is not None else _sentiment)
     res, lines = runner(args)
+    lines += _coverage_lines(res)
     if not is_main():
         return 0
     print("\n".join(lines))

@@ -31,6 +31,32 @@ from ._stats import delta_ci, indistinguishable, mcnemar, pearson_ci
 
 EXTRA_SETS = ("amazon", "nyt", "tweets")
 TRACK_BATCHES = 2
+COVERAGE_ITEMS = 8  # items of the one batch whose forward the coverage trace counts
+
+
+def head_items(inputs: Any, n: int = COVERAGE_ITEMS) -> Any:
+    """The first ``n`` items of a batch (a tensor, or a dict of tensors as a tokenizer gives)."""
+    if isinstance(inputs, dict):
+        return {k: v[:n] if isinstance(v, torch.Tensor) else v for k, v in inputs.items()}
+    return inputs[:n]
+
+
+def _keywords(model: torch.nn.Module, inputs: dict[str, Any]) -> Any:
+    return model(**inputs)
+
+
+def dispatch_coverage(model: torch.nn.Module, forward: Any, inputs: Any) -> dict[str, Any]:
+    """The evaluation JSON's ``coverage``: one forward, ``forward(model, inputs)``, counted at
+    the dispatcher (:func:`nnlut.models.trace_coverage`): the share of the data-dependent
+    non-linear evaluations that ran on tables, elements on tables / exact / static, and per op
+    what ran on tables and what was left exact."""
+    from ..models._trace import trace_run
+
+    t0 = time.perf_counter()
+    out = trace_run(model, lambda: forward(model, inputs), inputs).summary()
+    out["items"] = int(next(t for t in torch.utils._pytree.tree_leaves(inputs) if isinstance(t, torch.Tensor)).shape[0])
+    out["seconds"] = time.perf_counter() - t0
+    return out
 
 
 @dataclass
@@ -196,6 +222,8 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
                             break
                         clf(**batch)
                 rec["per_op"] = _per_op(tr.report())
+                _, first = next(iter(encode_batches(tok, task.test.texts[:COVERAGE_ITEMS], COVERAGE_ITEMS, 128)))
+                rec["coverage"] = dispatch_coverage(clf, _keywords, first)
             out = run_model(clf, tok, task.test, batch_size=batch_size, desc=name)
             labels = task.test.labels[out["index"]]
             pred = out["logits"].argmax(1)

@@ -20,7 +20,7 @@ from .._errors import NNLUTError
 from .._logging import logger
 from ..models import ApproxConfig, approximated
 from ._dist import all_gather, my_share
-from ._evaluate import EvalConfig
+from ._evaluate import EvalConfig, dispatch_coverage, head_items
 from ._lm import sequence_nll
 from ._stats import ratio_ci
 
@@ -101,6 +101,10 @@ def _calibrate(task: LMTask, sequences: int, batch_size: int) -> dict[str, Any]:
     return out
 
 
+def _token_forward(model: Any, ids: torch.Tensor) -> Any:
+    return model(input_ids=ids)
+
+
 def evaluate_lm(task: LMTask, configs: Sequence[EvalConfig], *, batch_size: int = 8, seed: int = 0) -> dict[str, Any]:
     """Run every configuration (the first must be the exact model) on ``task.test``."""
     if not configs or configs[0].approx is not None:
@@ -117,6 +121,8 @@ def evaluate_lm(task: LMTask, configs: Sequence[EvalConfig], *, batch_size: int 
             if ec.approx is not None and ec.calibrate:
                 rec["calibration"] = _calibrate(task, ec.calibrate, batch_size)
             nll = sequence_nll(model, task.test, batch_size, desc=ec.name)
+            if ec.approx is not None:
+                rec["coverage"] = dispatch_coverage(model, _token_forward, head_items(task.test))
         ref_nll = nll if ref_nll is None else ref_nll
         tokens = np.full(nll.shape[0], nll.shape[1], dtype=np.float64)
         rec["perplexity"] = _perplexity(nll)

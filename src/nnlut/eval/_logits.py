@@ -19,7 +19,7 @@ from torch import nn
 from .._errors import NNLUTError
 from .._logging import logger, progress
 from ._dist import all_gather, my_share
-from ._evaluate import EvalConfig, compare_to_reference
+from ._evaluate import EvalConfig, compare_to_reference, dispatch_coverage, head_items
 
 
 @dataclass
@@ -70,6 +70,8 @@ def evaluate_logits(task: LogitsTask, configs: Sequence[EvalConfig], *, seed: in
                 rep = calibrate(task.model, my_share(task.calib[: ec.calibrate]))
                 rec["calibration"] = rep.as_dict() | {"batches_offered": min(ec.calibrate, len(task.calib))}
             pred = run_logits(task, ec.name).argmax(1)
+            if ec.approx is not None:
+                rec["coverage"] = dispatch_coverage(task.model, task.forward, head_items(task.batches[0][1]))
         ref_pred = pred if ref_pred is None else ref_pred
         rec["accuracy"] = float(np.mean(pred == task.labels))
         rec.update(compare_to_reference(ref_pred == task.labels, pred == task.labels, seed=seed))

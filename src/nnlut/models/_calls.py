@@ -19,13 +19,25 @@ its target (and the target's base) data-dependent.
 
 ``stats`` counts, per site, calls and elements on tables and exact (with why).
 
+Tables: every call site reads the mode's ``tables`` (function name -> table), unless
+``site_tables`` gives it its own (``site_tables["model.layers.0.mlp.gate#softmax"]["exp"]``):
+what calibration refits per site and a calibration folder restores. While ``observer`` is set
+(``observer(site, function, x[, importance])``), every table a call reads reports the tensor
+it is given (calibration's observation; the values are the same, evaluated through the
+reference path; a softmax's exp inputs carry the weight 1 / row sum**2, as a softmax module's).
+
 ``torch.export`` (non-strict, its default) traces the model's Python as eager runs it, so the
 mode serves the calls there too: the exported program has every call on its table op and
-equals the eager model. Under ``torch.compile`` (and strict export, both through dynamo) the
-hooks stand aside: the compiled graph has the replaced modules (one custom op each) and runs
-the model's own calls exact. Dynamo does not trace this mode faithfully (its lookups by
-function object), so serving calls there would compile a different model than eager runs;
-:func:`nnlut.models.trace_coverage` on the eager model says which calls that leaves exact.
+equals the eager model. Under ``torch.compile`` dynamo traces the hooks and the mode (a torch
+function mode entered inside the compiled region) and the compiled graph holds the same table
+ops as eager, with no graph break: the mode takes a traceable path there (``_traced``) with the
+same decisions, static values marked by a tensor attribute instead of the weak dictionary,
+call forms and in-place functions looked up by id, override resolution a constant of the
+trace, and no counting (reports come from eager traces).
+Strict export (``torch.export.export(..., strict=True)``) is the exception: its dynamo looks
+tensor methods called under a torch function mode up on the mode, so there the hooks stand
+aside and the program holds the replaced modules with the model's own calls exact; the default
+non-strict export serves them.
 """
 
 from __future__ import annotations
@@ -41,6 +53,7 @@ from torch.overrides import TorchFunctionMode
 from torch.utils.weak import WeakIdKeyDictionary
 
 from ..ops._calls import CALLS, register_extra_functions
+from ..ops._lut import _as_fn
 
 ROOT = "<model>"
 # call kind -> the module op whose ``config.ops`` entry also governs it (None: every op wanted)
@@ -191,6 +204,7 @@ _FORMS: dict[Any, Callable[[tuple, dict], Any]] = {
     torch.reciprocal: _unary_form("reciprocal"), T.reciprocal: _unary_form("reciprocal"),
     T.reciprocal_: _unary_form("reciprocal", True),
     F.silu: _silu, F.gelu: _gelu, F.softplus: _softplus, F.layer_norm: _layer_norm, F.rms_norm: _rms_norm,
+    torch.rms_norm: _rms_norm,
     F.scaled_dot_product_attention: _sdpa, F.logsigmoid: _unary_form("logsigmoid"), F.glu: _glu,
     F.normalize: _normalize,
     torch.logsumexp: _logsumexp, T.logsumexp: _logsumexp, torch.special.logsumexp: _logsumexp,
@@ -206,11 +220,26 @@ _FORMS_BY_NAME = {f.__qualname__: form for f, form in _FORMS.items()
                   if getattr(f, "__module__", None) == "torch.nn.functional"}
 
 
+_FORMS_BY_ID = {id(f): form for f, form in _FORMS.items()}  # what dynamo looks up faithfully
+
+
 def _form_of(func: Any) -> Callable[[tuple, dict], Any] | None:
     form = _FORMS.get(func)
     if form is None and getattr(func, "__module__", None) == "torch.nn.functional":
         form = _FORMS_BY_NAME.get(func.__qualname__)
     return form
+
+
+_STATIC = "_nnlut_static"  # under torch.compile: a tensor that depends only on weights and constants
+# functions that write into their first argument (the name rule of _writes, as a set dynamo can test)
+_INPLACE = frozenset(id(getattr(T, n)) for n in dir(T) if (n.endswith("_") and not n.startswith("__"))
+                     or n.startswith("__i") or n == "__setitem__")
+
+
+@torch._dynamo.assume_constant_result
+def _resolves_exact(config: Any, name: str) -> bool:
+    """Whether an override of None leaves call site ``name`` exact (a constant of the trace)."""
+    return config.resolve(name) is None
 
 
 def _tensors(args: tuple, kwargs: dict) -> Iterator[T]:
@@ -255,6 +284,7 @@ class CallTables(TorchFunctionMode):
         self.kinds = frozenset(kinds)
         self.method = method
         self.config = config  # its overrides of None leave call sites exact
+        self.site_tables: dict[str, dict[str, Any]] = {}  # call site -> function -> its own table
         self._runtime()
 
     def _runtime(self) -> None:
@@ -264,20 +294,32 @@ class CallTables(TorchFunctionMode):
         self.static: WeakIdKeyDictionary = WeakIdKeyDictionary()
         self.stats: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.left_exact: dict[str, bool] = {}  # call site -> an override of None matches it
+        self.observer: Callable[..., None] | None = None
 
     def __getstate__(self) -> dict[str, Any]:
-        return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config}
+        return {"tables": self.tables, "kinds": self.kinds, "method": self.method, "config": self.config,
+                "site_tables": self.site_tables}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         TorchFunctionMode.__init__(self)
+        self.site_tables = {}
         self.__dict__.update(state)
         self._runtime()
+
+    def tables_at(self, name: str) -> dict[str, Any]:
+        """The tables call site ``name`` (``<module path>#<call>``) reads, by function."""
+        own = self.site_tables.get(name)
+        return {**self.tables, **own} if own else self.tables
 
     # ------------------------------------------------------------------ scope
     def enter(self, model: nn.Module) -> None:
         if self.depth == 0:
+            compiling = torch.compiler.is_dynamo_compiling()
             for t in (*model.parameters(), *model.buffers()):
-                self.static[t] = True
+                if compiling:
+                    setattr(t, _STATIC, True)
+                else:
+                    self.static[t] = True
             self.frames = []
             self.exact_depth = 0
             self.__enter__()
@@ -304,6 +346,8 @@ class CallTables(TorchFunctionMode):
     # ------------------------------------------------------------------ the mode
     def __torch_function__(self, func: Any, types: Any, args: tuple = (), kwargs: dict | None = None) -> Any:
         kwargs = kwargs or {}
+        if torch.compiler.is_dynamo_compiling():
+            return self._traced(func, args, kwargs)
         form = _form_of(func)
         if form is not None and self.frames:
             got = self._call(func, form, args, kwargs)
@@ -328,6 +372,47 @@ class CallTables(TorchFunctionMode):
             if t._base is not None:
                 static.pop(t._base, None)
 
+    # ------------------------------------------------------------------ under torch.compile
+    # What dynamo traces: the same decisions as eager, written with what it follows (static
+    # marks as a tensor attribute instead of a weak dictionary, in-place functions from a set,
+    # no counting); the compiled graph then holds the table ops where eager calls them.
+    def _traced(self, func: Any, args: tuple, kwargs: dict) -> Any:
+        form = _FORMS_BY_ID.get(id(func))
+        if form is not None and self.frames and not self.exact_depth and args and isinstance(args[0], T):
+            norm = form(args, kwargs)
+            if norm is not None:
+                y = self._traced_call(norm, args)
+                if y is not None:
+                    return y
+        out = func(*args, **kwargs)
+        tensors = [t for t in _tensors(args, kwargs)]
+        if all(getattr(t, _STATIC, False) for t in tensors):
+            for o in (out if isinstance(out, (tuple, list)) else (out,)):
+                if isinstance(o, T):
+                    setattr(o, _STATIC, True)
+        elif id(func) in _INPLACE or kwargs.get("out") is not None:
+            for t in ([args[0]] if id(func) in _INPLACE else []) + [o for o in _tensors((), {"out": kwargs.get("out")})]:
+                if getattr(t, _STATIC, False):
+                    setattr(t, _STATIC, False)
+                    if t._base is not None:
+                        setattr(t._base, _STATIC, False)
+        return out
+
+    def _traced_call(self, norm: tuple, args: tuple) -> Any:
+        kind, x, extra, options, target = norm
+        if not x.is_floating_point() or x.is_complex() or kind not in self.kinds or not self.tables:
+            return None
+        if getattr(x if kind == "div" else args[0], _STATIC, False):
+            return None
+        name = self.frames[-1][0] + "#" + kind
+        if self.config is not None and self.config.overrides and _resolves_exact(self.config, name):
+            return None
+        y = CALLS[kind].evaluate(self.tables_at(name), x, *extra, **options)
+        if target is not None:
+            target.copy_(y)
+            return target
+        return y
+
     def _call(self, func: Any, form: Callable[[tuple, dict], Any], args: tuple, kwargs: dict) -> Any:
         if not args or not isinstance(args[0], T):
             return NotImplemented
@@ -350,13 +435,17 @@ class CallTables(TorchFunctionMode):
         if kind not in self.kinds:
             self._record(kind, "exact", n, f"{kind} calls are not approximated with this config")
             return NotImplemented
-        if self.config is not None and self.config.overrides and self._overridden(f"{self.site()}#{kind}"):
+        name = f"{self.site()}#{kind}"
+        if self.config is not None and self.config.overrides and self._overridden(name):
             self._record(kind, "exact", n, "an override of None leaves it exact")
             return NotImplemented
         if not self.tables:  # the exact method: the call itself, through the same plumbing
             self._record(kind, "exact", n, f"method {self.method}")
             return NotImplemented
-        y = CALLS[kind].evaluate(self.tables, x, *extra, **options)
+        tables = self.tables_at(name)
+        if self.observer is not None:
+            tables = _observed(tables, CALLS[kind].functions, name, self.observer, kind in _ROW_SUMS)
+        y = CALLS[kind].evaluate(tables, x, *extra, **options)
         self._record(kind, "table", n)
         if target is not None:
             target.copy_(y)
@@ -374,6 +463,58 @@ class CallTables(TorchFunctionMode):
         return [dict(r) for r in self.stats.values()]
 
 
+# softmax kinds: the exp table's inputs weighted as a softmax module weights them (an error in
+# exp(z) moves the probability by error / row sum: weight 1 / sum**2)
+_ROW_SUMS = frozenset({"softmax", "sdpa"})
+
+
+class _Observed:
+    """A table that reports each input to ``observer(site, function, x[, importance])`` before
+    evaluating; ``held``: an exp table whose inputs wait for the row sums (``release``)."""
+
+    def __init__(self, table: Any, site: str, function: str, observer: Callable[..., None], held: bool = False) -> None:
+        self.fn, self.site, self.function, self.observer = _as_fn(table), site, function, observer
+        self.held: list[T] | None = [] if held else None
+
+    def __call__(self, x: T) -> T:
+        if self.held is not None:
+            self.held.append(x)
+        else:
+            self.observer(self.site, self.function, x)
+        return self.fn(x)
+
+    def release(self, sums: T) -> None:
+        for z in self.held or ():
+            self.observer(self.site, self.function, z, (1.0 / (sums * sums)).expand_as(z))
+        self.held = []
+
+
+class _ReciprocalOfSums(_Observed):
+    def __init__(self, table: Any, site: str, observer: Callable[..., None], exp: _Observed) -> None:
+        super().__init__(table, site, "reciprocal", observer)
+        self.exp = exp
+
+    def __call__(self, s: T) -> T:
+        self.exp.release(s)
+        return super().__call__(s)
+
+
+def _observed(tables: dict[str, Any], functions: tuple[str, ...], site: str, observer: Callable[..., None],
+              row_sums: bool) -> dict[str, Any]:
+    if row_sums:
+        exp = _Observed(tables["exp"], site, "exp", observer, held=True)
+        return {"exp": exp, "reciprocal": _ReciprocalOfSums(tables["reciprocal"], site, observer, exp)}
+    return {f: _Observed(tables[f], site, f, observer) for f in functions}
+
+
+def of_model(model: nn.Module) -> CallTables | None:
+    """The :class:`CallTables` serving ``model``'s calls (None: its calls are not served)."""
+    for hook in model._forward_pre_hooks.values():
+        if isinstance(hook, _Enter) and hook.root:
+            return hook.mode
+    return None
+
+
 def active() -> CallTables | None:
     """The :class:`CallTables` serving calls at this point of a forward (None outside one, or
     inside a module whose calls run exact)."""
@@ -384,12 +525,19 @@ def active() -> CallTables | None:
 
 
 # ------------------------------------------------------------------------ hooks
+def _strict_export() -> bool:
+    """Strict ``torch.export`` (dynamo in export mode): there dynamo looks a tensor method called
+    under a torch function mode up on the mode (``'CallTables' object has no attribute 'tanh'``),
+    so the hooks stand aside and the program runs the model's own calls exact."""
+    return torch.compiler.is_dynamo_compiling() and torch.compiler.is_exporting()
+
+
 class _Enter:
     def __init__(self, mode: CallTables, name: str, exact: bool, root: bool) -> None:
         self.mode, self.name, self.exact, self.root = mode, name, exact, root
 
     def __call__(self, module: nn.Module, args: Any) -> None:
-        if torch.compiler.is_dynamo_compiling():  # compiled graphs: module ops only (see module docstring)
+        if _strict_export():
             return
         mode = self.mode
         if self.root:
@@ -405,7 +553,7 @@ class _Leave:
         self.mode, self.root = mode, root
 
     def __call__(self, module: nn.Module, args: Any, output: Any) -> None:
-        if torch.compiler.is_dynamo_compiling():
+        if _strict_export():
             return
         mode = self.mode
         if not mode.frames:
@@ -427,7 +575,10 @@ def install(model: nn.Module, mode: CallTables, exact_modules: set[int]) -> None
 
 
 def uninstall(model: nn.Module) -> None:
-    """Remove every hook :func:`install` put on ``model`` (also after a copy or unpickling)."""
+    """Remove every hook :func:`install` put on ``model`` (also after a copy or unpickling), and
+    the static marks a compiled forward left on its weights."""
+    for t in (*model.parameters(), *model.buffers()):
+        t.__dict__.pop(_STATIC, None)
     for module in model.modules():
         for hooks in (module._forward_pre_hooks, module._forward_hooks):
             for key in [k for k, h in hooks.items() if isinstance(h, (_Enter, _Leave))]:

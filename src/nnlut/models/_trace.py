@@ -22,6 +22,7 @@ non-linear evaluations that ran on tables.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -147,6 +148,21 @@ class Coverage:
         base = site[: -len(".softmax")]  # attention softmax run fused inside the attention function
         return any(r["kind"] == "table" and r["site"] == base and r["op"] in _ATTENTION_OPS for r in self.records)
 
+    def by_op(self, kind: str) -> dict[str, int]:
+        """Elements of ``kind`` per op, largest first."""
+        out: dict[str, int] = {}
+        for r in self.of(kind):
+            out[r["op"]] = out.get(r["op"], 0) + r["elements"]
+        return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+    def summary(self) -> dict[str, Any]:
+        """The figures without the per-site records: coverage, elements by kind, and per op
+        what ran on tables and what ran exact on data (an evaluation's JSON carries this)."""
+        return {"coverage": self.coverage, "table_elements": self.total("table"),
+                "exact_elements": self.total("exact"), "static_elements": self.total("static"),
+                "table_by_op": self.by_op("table"), "exact_by_op": self.by_op("exact"),
+                "exact_sites": sorted({r["site"] for r in self.of("exact")})}
+
     def as_dict(self) -> dict[str, Any]:
         return {"coverage": self.coverage, "table_elements": self.total("table"),
                 "exact_elements": self.total("exact"), "static_elements": self.total("static"),
@@ -235,15 +251,21 @@ class _Pop:
 def trace_coverage(model: nn.Module, *args: Any, **kwargs: Any) -> Coverage:
     """Run ``model(*args, **kwargs)`` once (no gradients) and count its non-linear work by
     module and op (see module docstring). The forward's tensor arguments are its data."""
+    return trace_run(model, lambda: model(*args, **kwargs), (args, kwargs))
+
+
+def trace_run(model: nn.Module, run: Callable[[], Any], data: Any) -> Coverage:
+    """:func:`trace_coverage` of ``run()``, a call that runs ``model``'s forward (``lambda:
+    model(pixel_values=x).logits``); the tensors in ``data`` are its data."""
     tracer = _Tracer()
-    tracer.mark((args, kwargs))
+    tracer.mark(data)
     handles = []
     try:
         for name, module in model.named_modules():
             handles.append(module.register_forward_pre_hook(_Push(tracer, name or ROOT), prepend=True))
             handles.append(module.register_forward_hook(_Pop(tracer), always_call=True))
         with torch.no_grad(), tracer:
-            model(*args, **kwargs)
+            run()
     finally:
         for h in handles:
             h.remove()

@@ -151,10 +151,23 @@ def reciprocal_call(tables: Mapping[str, Any], x: torch.Tensor) -> torch.Tensor:
     return _table(tables, "reciprocal")(_compute(x)).to(x.dtype)
 
 
+def _division_dtype(a: Any, b: torch.Tensor) -> torch.dtype:
+    """``torch.result_type(a, b)`` for a floating divisor ``b``, in what dynamo traces: a number
+    takes ``b``'s dtype, as does a zero-dimensional tensor of a category no higher beside a
+    dimensioned ``b`` (and the other way round); otherwise the promoted dtype."""
+    if not isinstance(a, torch.Tensor):
+        return b.dtype
+    if (a.dim() == 0) != (b.dim() == 0):
+        zero, full = (a, b) if a.dim() == 0 else (b, a)
+        if full.is_floating_point() or not zero.is_floating_point():
+            return full.dtype
+    return torch.promote_types(a.dtype, b.dtype)
+
+
 def divide_call(tables: Mapping[str, Any], b: torch.Tensor, a: Any) -> torch.Tensor:
     """``a / b`` as ``a * reciprocal(b)`` (divisor first; ``a`` a tensor or a number), in the
     dtype torch's division gives."""
-    dtype = torch.result_type(a, b)
+    dtype = _division_dtype(a, b) if torch.compiler.is_dynamo_compiling() else torch.result_type(a, b)
     r = _table(tables, "reciprocal")(_compute(b))
     return (a * r).to(dtype)
 
