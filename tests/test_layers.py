@@ -1,13 +1,16 @@
 """The package is layered: a subpackage imports only from lower layers, never sideways or up.
 
-Every import counts, module-level and inside functions; imports only for type hints (under
-``if TYPE_CHECKING:``) are exempt. The root's private modules (``nnlut._errors`` and friends) are
-the bottom layer; the root ``nnlut/__init__.py`` is a lazy facade over everything.
+Every import counts, module-level and inside functions, and so does a string that names a
+module of the package (``"nnlut.kernels"``, ``"nnlut.fixed._table:reader"``: an import by
+name); imports only for type hints (under ``if TYPE_CHECKING:``) are exempt. The root's private
+modules (``nnlut._errors`` and friends) are the bottom layer; the root ``nnlut/__init__.py`` is
+a lazy facade over everything.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -48,6 +51,14 @@ def _module_name(path: Path, src: Path) -> tuple[str, bool]:
     return ".".join(parts), is_pkg
 
 
+_BY_NAME = re.compile(r"nnlut(?:\.[A-Za-z_]\w*)+(?::\w+)?")
+
+
+def _is_module(module: str, src: Path) -> bool:
+    path = src.parent.joinpath(*module.split("."))
+    return path.with_suffix(".py").is_file() or (path / "__init__.py").is_file()
+
+
 def _type_checking_nodes(tree: ast.AST) -> set[int]:
     skip: set[int] = set()
     for node in ast.walk(tree):
@@ -79,6 +90,10 @@ def _imports(path: Path, src: Path) -> list[tuple[int, str]]:
                 found.append((node.lineno, full))
         elif isinstance(node, ast.Import):
             found += [(node.lineno, a.name) for a in node.names if a.name.startswith("nnlut.")]
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and _BY_NAME.fullmatch(node.value):
+            module = node.value.partition(":")[0]
+            if _is_module(module, src):  # a module named in a string: imported by name somewhere
+                found.append((node.lineno, module))
     return found
 
 
@@ -121,11 +136,16 @@ def test_no_import_goes_sideways_or_up():
 @pytest.mark.parametrize("snippet", [
     "from ..models._swap import fitted_table\n",
     "def f():\n    from ..cli._common import format_table\n",
+    'LOADER = "nnlut.models._swap:fitted_table"\n',
+    'import importlib\nm = importlib.import_module("nnlut.models")\n',
 ])
 def test_the_checker_sees_function_level_and_relative_imports(tmp_path, snippet):
     pkg = tmp_path / "nnlut" / "core"
     pkg.mkdir(parents=True)
     (tmp_path / "nnlut" / "__init__.py").write_text("")
     (pkg / "__init__.py").write_text("")
+    (tmp_path / "nnlut" / "models").mkdir()
+    (tmp_path / "nnlut" / "models" / "__init__.py").write_text("")
+    (tmp_path / "nnlut" / "models" / "_swap.py").write_text("")
     (pkg / "_x.py").write_text(snippet)
     assert _violations(tmp_path / "nnlut"), "an upward import from core was not reported"

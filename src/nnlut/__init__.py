@@ -8,8 +8,13 @@ from typing import Any
 
 __version__ = "0.1.0"
 
+from . import _plugins
 from ._errors import NNLUTError
 from .core import FunctionSpec, ReluNetwork, Scaling, Table, Tail, get_function, list_functions, load, register_function
+
+# the packages that fill the core's extension points when first needed (see nnlut._plugins)
+_plugins.provide("torch table op", "nnlut.kernels")  # torch.ops.nnlut.pwl
+_plugins.provide("table kind", "nnlut.fixed")  # fixed-point and half-precision tables
 
 _LAZY = {
     "fit": "nnlut.fixed._fitq",  # the float fit, or a number format's with format=...
@@ -17,6 +22,7 @@ _LAZY = {
     "full_domain_errors": "nnlut.fitting",
     "ApproxConfig": "nnlut.models",
     "approximate_": "nnlut.models",
+    "approximated": "nnlut.models",
     "restore_": "nnlut.models",
     "track_errors": "nnlut.ops",
     "calibrate": "nnlut.calibration",
@@ -43,6 +49,7 @@ __all__ = [
     "Tail",
     "__version__",
     "approximate_",
+    "approximated",
     "fit",
     "full_domain_errors",
     "get_function",

@@ -45,6 +45,13 @@ FAULT_EXIT = 86  # exit status of a fault-injected process
 _steps = 0
 
 
+def cache_dir() -> Path:
+    """nnlut's cache folder, the one root of every cache: ``$NNLUT_CACHE``, else
+    ``~/.cache/nnlut`` (compiled kernels, fitted tables, models trained or unpacked for
+    evaluation, data sets)."""
+    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut")
+
+
 def fault_point() -> None:
     """Count one write/rename step; exit at once (no cleanup) at step ``$NNLUT_FAULT_AT``."""
     global _steps

@@ -69,7 +69,7 @@ def toy_registry():
     def find(name, module, verify):
         return {"function": "tanh"} if isinstance(module, nn.Tanh) else None
 
-    register_op(OpSpec("tanh", {"act": "tanh"}, find, lambda k, s: ApproxTanh(k), observes=("act",),
+    register_op(OpSpec("tanh", {"act": "tanh"}, find, lambda k, s: ApproxTanh(k),
                        kernel=lambda method, tables, fn: TableKernel(method, tables)))
     register_method(MethodSpec("half", lambda op, tables, fn: HalfKernel(op, fn)))
     yield

@@ -40,12 +40,12 @@ from .._errors import NNLUTError
 from .._files import OutputFolder, parse_json, read_bytes, read_json
 from ..core._io import table_from_data
 from ..core._table import Table
-from ..models._registry import op_names, op_spec
+from ..models._registry import TABLE_METHODS, op_names, op_spec
 
 MANIFEST = "manifest.json"
 FORMAT = "nnlut.calibration"
 VERSION = 2
-_METHODS = ("nnlut", "linear", "exponential")
+_METHODS = TABLE_METHODS  # the registered methods with fitted tables (a live view)
 
 
 def _shape(module: nn.Module | None) -> dict[str, list[int]]:
@@ -56,16 +56,9 @@ def _shape(module: nn.Module | None) -> dict[str, list[int]]:
 
 def _format_of(table: Any) -> str | None:
     """The number format a table evaluates in, as a spec string where it has one (``int8:3``
-    for an INT8 table at input scale 2**-3), None for a float table."""
-    from ..fixed._format import format_name
-    from ..fixed._half import HalfTable
-    from ..fixed._table import FixedTable
-
-    if isinstance(table, FixedTable):
-        return format_name(table.fmt)
-    if isinstance(table, HalfTable):
-        return table.precision
-    return None
+    for an INT8 table at input scale 2**-3), None for a float table: each kind says its own
+    (``number_format``)."""
+    return getattr(table, "number_format", None)
 
 
 def _sha256(data: bytes) -> str:
@@ -259,9 +252,8 @@ def read_manifest(folder: str | os.PathLike[str]) -> tuple[dict[str, Any], dict[
         if entry.get("method", "nnlut") not in _METHODS:
             raise NNLUTError(f"{at}: unknown method {entry.get('method')!r}; allowed: {', '.join(_METHODS)}")
         fn = entry.get("function")
-        if op in ("gelu", "silu") and fn not in (None, op) and not (op == "gelu" and isinstance(fn, str)
-                                                                    and fn.startswith("gelu")):
-            raise NNLUTError(f"{at}: 'function' {fn!r} does not fit op {op!r}")
+        if fn is not None and not isinstance(fn, str):
+            raise NNLUTError(f"{at}: 'function' must be a function name or null, got {fn!r}")
         shape = _check_type(entry.get("shape"), dict, at, "'shape'")
         for k, v in shape.items():
             if not (isinstance(v, list) and all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in v)):
@@ -305,6 +297,10 @@ def check_model(model: nn.Module, manifest: dict[str, Any], folder: str | os.Pat
                              "(the manifest was made for another model)")
         if site.op != entry["op"]:
             raise NNLUTError(f"{where}: module {name!r} is a {site.op} op here, the manifest says {entry['op']}")
+        fn = entry.get("function")
+        if fn is not None and fn != site.function:
+            raise NNLUTError(f"{where}: module {name!r} computes {site.function or entry['op']} here, the manifest's "
+                             f"tables are for {fn} (made for another model)")
         shape = _shape(site.module) if site.kind == "module" else {}
         if shape != entry["shape"]:
             raise NNLUTError(f"{where}: module {name!r} has parameter shapes {shape} here, the manifest says "

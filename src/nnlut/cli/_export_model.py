@@ -45,7 +45,7 @@ def _load(name: str) -> tuple[Any, Any]:
     if name in MODELS:
         return load_encoder(name)
     if os.path.isdir(name):
-        from ..eval._local import _load as load_folder
+        from ..eval._local import load_folder
 
         return load_folder(name, "AutoModel")
     from .._errors import NNLUTError

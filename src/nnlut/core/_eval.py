@@ -15,9 +15,8 @@ from .._errors import NNLUTError
 from .._plugins import Plugins
 
 # the op that evaluates a float table on a tensor through the fastest backend that takes it
-# (torch.ops.nnlut.pwl, from nnlut.kernels; a backend package may register its own)
+# ("pwl": torch.ops.nnlut.pwl, which nnlut.kernels registers when imported)
 TORCH_TABLE_OP = Plugins("torch table op")
-TORCH_TABLE_OP.register("pwl", "nnlut.kernels:pwl")
 
 if TYPE_CHECKING:
     from ._scaling import Scaling
@@ -139,6 +138,17 @@ class _TorchOps:
 
 
 _TORCH: _TorchOps | None = None
+
+
+def array_ops(torch: bool) -> Any:
+    """The elementwise steps of the reference evaluation on torch tensors or numpy arrays (what
+    :func:`reduce_input` and :func:`restore_output` take as ``ops``)."""
+    global _TORCH
+    if not torch:
+        return _NUMPY
+    if _TORCH is None:
+        _TORCH = _TorchOps()
+    return _TORCH
 
 
 def _evaluate_torch(table: Table, x: Any, fused: bool = True) -> Any:

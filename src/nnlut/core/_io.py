@@ -28,7 +28,7 @@ from .._errors import NNLUTError
 from .._files import atomic_write_bytes, atomic_write_text, read_json  # noqa: F401  (writers import them from here)
 from .._plugins import Plugins
 from ._scaling import Scaling
-from ._table import Table
+from ._table import Table, register_table_kind
 
 FORMAT = "nnlut.table"
 VERSION = 1
@@ -55,12 +55,17 @@ def encode_limits(limits: tuple[float, float]) -> list[float | str]:
     return [_enc(float(v)) for v in limits]
 
 
-def decode_limits(limits: Any) -> tuple[float, float] | None:
-    if limits is None:
+def _pair(value: Any, key: str, form: str) -> tuple[float, float] | None:
+    """A JSON pair of numbers (``form`` says what it holds), or None when absent."""
+    if value is None:
         return None
-    if not (isinstance(limits, list) and len(limits) == 2):
-        raise NNLUTError(f"'limits' must be [at -inf, at +inf], got {limits!r}")
-    return (_dec(limits[0], "'limits'[0]"), _dec(limits[1], "'limits'[1]"))
+    if not (isinstance(value, list) and len(value) == 2):
+        raise NNLUTError(f"'{key}' must be {form}, got {value!r}")
+    return (_dec(value[0], f"'{key}'[0]"), _dec(value[1], f"'{key}'[1]"))
+
+
+def decode_limits(limits: Any) -> tuple[float, float] | None:
+    return _pair(limits, "limits", "[at -inf, at +inf]")
 
 
 def check_version(data: Any, kind: str, versions: tuple[int, ...]) -> None:
@@ -111,19 +116,11 @@ def table_from_dict(data: Mapping[str, Any]) -> Table:
     entries = data.get("entries")
     if entries is not None and entries != len(data["slopes"]):
         raise NNLUTError(f"'entries' says {entries} but there are {len(data['slopes'])} slopes")
-    domain = data.get("domain")
-    if domain is not None:
-        if not (isinstance(domain, list) and len(domain) == 2):
-            raise NNLUTError(f"'domain' must be [lo, hi], got {domain!r}")
-        domain = (_dec(domain[0], "'domain'[0]"), _dec(domain[1], "'domain'[1]"))
+    domain = _pair(data.get("domain"), "domain", "[lo, hi]")
     tails = data.get("tails", ["extend", "extend"])
     if not (isinstance(tails, list) and len(tails) == 2):
         raise NNLUTError(f"'tails' must be a list of two, got {tails!r}")
-    limits = data.get("limits")
-    if limits is not None:
-        if not (isinstance(limits, list) and len(limits) == 2):
-            raise NNLUTError(f"'limits' must be [at -inf, at +inf], got {limits!r}")
-        limits = (_dec(limits[0], "'limits'[0]"), _dec(limits[1], "'limits'[1]"))
+    limits = decode_limits(data.get("limits"))
     scaling = data.get("scaling")
     function = data.get("function")
     if function is not None and not isinstance(function, str):
@@ -166,12 +163,19 @@ def _load_float(data: Mapping[str, Any]) -> Any:
     return table_from_dict(data)
 
 
-# table kinds by their files' "format" key; each reader validates its own layout. The fixed-point
-# and half-precision kinds live in nnlut.fixed and are imported when a file of theirs is read.
+# table kinds' readers by their files' "format" key; each validates its own layout. The
+# fixed-point and half-precision kinds register theirs (register_kind) when nnlut.fixed is
+# imported (on the first file of a kind not known yet).
 LOADERS = Plugins("table kind")
 LOADERS.register(FORMAT, _load_float)
-LOADERS.register("nnlut.fixed-table", "nnlut.fixed._table:fixed_table_from_dict")
-LOADERS.register("nnlut.half-table", "nnlut.fixed._half:half_table_from_dict")
+
+
+def register_kind(cls: type, file_format: str, loader: Any) -> type:
+    """Declare ``cls`` a table kind (:func:`nnlut.core._table.is_table` knows it) whose files
+    carry ``"format": file_format`` and are read by ``loader(data) -> table``."""
+    register_table_kind(cls)
+    LOADERS.register(file_format, loader)
+    return cls
 
 
 def table_from_any_dict(data: Any) -> Any:

@@ -22,9 +22,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .._logging import logger, progress
-from ..kernels._cpu import cache_dir
-from ._cache import save_entry
+from .._files import cache_dir
+from .._logging import progress
+from ._cache import cached_model, optimizer_step
+from ._cache import is_cached as cached
 from ._data import SentimentSet
 from ._dist import all_gather, my_share, world
 from ._models import load_encoder
@@ -81,24 +82,17 @@ def encode_batches(tokenizer: Any, texts: Sequence[str], batch_size: int, max_le
 
 def is_cached(settings: FinetuneSettings, train: SentimentSet) -> bool:
     """Whether a fine-tuned classifier for these settings is already in the cache."""
-    folder = cache_dir() / "finetuned" / settings.key(train.ids)
-    return (folder / "classifier.pt").exists() and (folder / "meta.json").exists()
+    return cached(cache_dir() / "finetuned" / settings.key(train.ids), "classifier.pt")
 
 
 def load_classifier(settings: FinetuneSettings, train: SentimentSet) -> tuple[Any, SentenceClassifier, dict[str, Any]]:
     """(tokenizer, fine-tuned classifier, meta), fine-tuning and caching on first use."""
     tok, encoder = load_encoder(settings.model)
     clf = SentenceClassifier(encoder)
-    folder = cache_dir() / "finetuned" / settings.key(train.ids)
-    weights, meta_path = folder / "classifier.pt", folder / "meta.json"
-    if weights.exists() and meta_path.exists():
-        clf.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        meta = json.loads(meta_path.read_text())
-        logger.info("loaded fine-tuned classifier from %s", folder)
-        return tok, clf.eval(), meta
-    meta = finetune(clf, tok, train, settings)
-    save_entry(folder, clf.state_dict(), "classifier.pt", meta)
-    return tok, clf.eval(), meta
+    clf, meta = cached_model(cache_dir() / "finetuned" / settings.key(train.ids), clf,
+                             lambda: finetune(clf, tok, train, settings), weights_name="classifier.pt",
+                             what="fine-tuned classifier")
+    return tok, clf, meta
 
 
 def finetune(clf: SentenceClassifier, tok: Any, train: SentimentSet, s: FinetuneSettings) -> dict[str, Any]:
@@ -120,12 +114,7 @@ def finetune(clf: SentenceClassifier, tok: Any, train: SentimentSet, s: Finetune
         it = encode_batches(tok, train.texts, s.batch_size, s.max_length, shuffle_seed=s.seed * 1000 + epoch)
         for idx, batch in progress(it, desc=f"fine-tune epoch {epoch + 1}/{s.epochs}", total=steps_per_epoch):
             loss = nn.functional.cross_entropy(clf(**batch), labels[idx])
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(clf.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(loss, opt, sched, clip=clf.parameters()))
     seconds = time.perf_counter() - t0
     clf.eval()
     return {"settings": asdict(s), "train_sentences": len(train), "finetune_seconds": seconds,

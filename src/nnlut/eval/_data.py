@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .._errors import NNLUTError
-from ..kernels._cpu import cache_dir
+from .._files import cache_dir
 
 SDIST = "vaderSentiment==3.3.2"
 FILES = {

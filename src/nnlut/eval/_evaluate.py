@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,7 +22,7 @@ import torch
 
 from .._errors import NNLUTError
 from .._logging import logger
-from ..models import ApproxConfig, approximate_, restore_
+from ..models import ApproxConfig, ApproxReport, approximated
 from ..ops._modules import track_errors
 from ._classifier import FinetuneSettings, SentenceClassifier, encode_batches, load_classifier, run_model
 from ._data import SentimentSet, load_set, split
@@ -66,6 +67,11 @@ class EvalConfig:
     name: str
     approx: ApproxConfig | None
     calibrate: int | None = None
+
+    def applied(self, model: torch.nn.Module) -> AbstractContextManager[ApproxReport | None]:
+        """``with ec.applied(model) as report:`` the model as this configuration says for the
+        block (:func:`nnlut.approximated`; ``report`` None for the exact model), restored after."""
+        return approximated(model, self.approx) if self.approx is not None else nullcontext(None)
 
 
 def default_configs(entries: int = 16, calibrate: int | None = 528) -> list[EvalConfig]:
@@ -204,10 +210,9 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
         name, cfg = ec.name, ec.approx
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"config": cfg.to_dict() if cfg is not None else None}
-        if cfg is not None:
-            rep = approximate_(clf, cfg)
-            rec["replaced"] = rep.counts()
-        try:
+        with ec.applied(clf) as rep:
+            if rep is not None:
+                rec["replaced"] = rep.counts()
             if cfg is not None and ec.calibrate:
                 rec["calibration"] = _calibrate(task, ec.calibrate, batch_size)
             if cfg is not None:
@@ -240,9 +245,6 @@ def evaluate_configs(task: Task, configs: Sequence[EvalConfig], *, extra_for: Se
                         "accuracy": float((o["logits"].argmax(1) == data.labels[o["index"]]).mean()),
                         "pearson": pearson, "pearson_ci": list(pearson_ci(pearson, len(score))),
                     }
-        finally:
-            if cfg is not None:
-                restore_(clf)
         rec["seconds"] = time.perf_counter() - t0
         results["configs"][name] = rec
         logger.info("%s: accuracy %.4f agreement %.4f cosine %.6f", name, rec["accuracy"], rec["agreement"], rec["cosine_mean"])

@@ -12,7 +12,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -21,9 +20,9 @@ import numpy as np
 import torch
 
 from .._errors import NNLUTError
-from .._logging import logger, progress
-from ..kernels._cpu import cache_dir
-from ._cache import save_entry
+from .._files import cache_dir
+from .._logging import progress
+from ._cache import cached_model, optimizer_step
 from ._data import load_set, split
 from ._dist import all_gather, my_share
 
@@ -113,13 +112,7 @@ def train_lm(model: Any, tokens: np.ndarray, s: LMSettings) -> dict[str, Any]:
     for _ in progress(range(s.steps), desc="train LM", total=s.steps):
         start = torch.randint(0, len(data) - s.context - 1, (s.batch,), generator=gen)
         batch = torch.stack([data[i:i + s.context] for i in start.tolist()])
-        loss = model(input_ids=batch, labels=batch).loss
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
+        losses.append(optimizer_step(model(input_ids=batch, labels=batch).loss, opt, sched, clip=model.parameters()))
     model.eval()
     return {"settings": asdict(s), "train_seconds": time.perf_counter() - t0, "train_tokens": int(len(tokens)),
             "tokens_seen": s.steps * s.batch * s.context, "final_loss": float(np.mean(losses[-20:])),
@@ -129,20 +122,12 @@ def train_lm(model: Any, tokens: np.ndarray, s: LMSettings) -> dict[str, Any]:
 def load_lm(s: LMSettings, tokens: np.ndarray | None = None) -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, meta): from the cache, or trained on ``tokens`` (default: the
     training corpus) and cached first."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    folder = cache_dir() / "lm" / s.key()
-    weights, meta_path = folder / "model.pt", folder / "meta.json"
     model = build_model(s)
-    if weights.exists() and meta_path.exists():
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        logger.info("loaded LM from %s", folder)
-        return model.eval(), json.loads(meta_path.read_text())
-    if tokens is None:
-        tokens = corpora(s.seed)[0]
-    logger.info("training the LM (%d steps); cached afterwards in %s", s.steps, folder)
-    meta = train_lm(model, tokens, s)
-    save_entry(folder, model.state_dict(), "model.pt", meta)
-    return model, meta
+
+    def train() -> dict[str, Any]:
+        return train_lm(model, corpora(s.seed)[0] if tokens is None else tokens, s)
+
+    return cached_model(cache_dir() / "lm" / s.key(), model, train, what=f"LM ({s.steps} steps)")
 
 
 @torch.no_grad()

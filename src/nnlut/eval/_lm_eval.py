@@ -18,7 +18,7 @@ import torch
 
 from .._errors import NNLUTError
 from .._logging import logger
-from ..models import ApproxConfig, approximate_, restore_
+from ..models import ApproxConfig, approximated
 from ._dist import all_gather, my_share
 from ._evaluate import EvalConfig, dispatch_coverage, head_items
 from ._lm import sequence_nll
@@ -115,17 +115,14 @@ def evaluate_lm(task: LMTask, configs: Sequence[EvalConfig], *, batch_size: int 
     for ec in configs:
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"config": ec.approx.to_dict() if ec.approx is not None else None}
-        if ec.approx is not None:
-            rec["replaced"] = approximate_(model, ec.approx).counts()
-        try:
+        with ec.applied(model) as report:
+            if report is not None:
+                rec["replaced"] = report.counts()
             if ec.approx is not None and ec.calibrate:
                 rec["calibration"] = _calibrate(task, ec.calibrate, batch_size)
             nll = sequence_nll(model, task.test, batch_size, desc=ec.name)
             if ec.approx is not None:
                 rec["coverage"] = dispatch_coverage(model, _token_forward, head_items(task.test))
-        finally:
-            if ec.approx is not None:
-                restore_(model)
         ref_nll = nll if ref_nll is None else ref_nll
         tokens = np.full(nll.shape[0], nll.shape[1], dtype=np.float64)
         rec["perplexity"] = _perplexity(nll)
@@ -146,16 +143,13 @@ def softmax_inputs(model: Any, seqs: torch.Tensor, batch_size: int = 8) -> dict[
     (observed through nnlut's exact softmax; the model is restored afterwards)."""
     from ..ops._modules import ApproxOp
 
-    approximate_(model, ApproxConfig(method="exact", ops=("softmax",)))
     watch = _SoftmaxRange()
-    try:
+    with approximated(model, ApproxConfig(method="exact", ops=("softmax",))):
         mods = [m for m in model.modules() if isinstance(m, ApproxOp)]
         for m in mods:
             m.observers.append(watch)
         for b in my_share(range(0, seqs.shape[0], batch_size)):
             model(input_ids=seqs[b:b + batch_size])
-    finally:
-        restore_(model)
     parts = all_gather((watch.min, watch.samples))
     watch.min, watch.samples = min(p[0] for p in parts), [x for p in parts for x in p[1]]
     return {"min": watch.min, "q001": watch.quantile(0.001), "q01": watch.quantile(0.01)}

@@ -76,16 +76,16 @@ def read_tsv(path: str | os.PathLike[str], num_labels: int) -> tuple[list[str], 
     return texts, np.array(labels, dtype=np.int64)
 
 
-def _load(folder: str, auto: str) -> tuple[Any, Any]:
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+def load_folder(folder: str, auto: str) -> tuple[Any, Any]:
+    """(tokenizer, ``transformers.<auto>`` model in eval mode) from a local model folder (local files only)."""
     try:
         import transformers
     except ImportError:
         raise NNLUTError("evaluating models needs transformers: pip install 'nnlut[models]'") from None
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
-    tok = transformers.AutoTokenizer.from_pretrained(folder)
-    model = getattr(transformers, auto).from_pretrained(folder).eval()
+    tok = transformers.AutoTokenizer.from_pretrained(folder, local_files_only=True)  # nothing is downloaded
+    model = getattr(transformers, auto).from_pretrained(folder, local_files_only=True).eval()
     return tok, model
 
 
@@ -96,7 +96,7 @@ def _classify(model: Any, inputs: dict[str, torch.Tensor]) -> torch.Tensor:
 def build_classifier_task(folder: str, data: str, *, batch_size: int = 32, max_length: int = 128,
                           calibrate_batches: int = 8) -> LogitsTask:
     """A local sequence classifier judged on a TSV file."""
-    tok, model = _load(folder, "AutoModelForSequenceClassification")
+    tok, model = load_folder(folder, "AutoModelForSequenceClassification")
     texts, labels = read_tsv(data, int(model.config.num_labels))
     order = np.argsort([len(t) for t in texts], kind="stable")  # similar lengths together: less padding
     batches = []
@@ -104,7 +104,10 @@ def build_classifier_task(folder: str, data: str, *, batch_size: int = 32, max_l
         idx = order[b:b + batch_size]
         enc = tok([texts[i] for i in idx], padding=True, truncation=True, max_length=max_length, return_tensors="pt")
         batches.append((idx, {"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"]}))
-    calib = [inputs for _, inputs in batches[:: max(1, len(batches) // calibrate_batches)]][:calibrate_batches]
+    if isinstance(calibrate_batches, bool) or not isinstance(calibrate_batches, int) or calibrate_batches < 0:
+        raise NNLUTError(f"calibrate_batches must be a whole number of batches (0 or more), got {calibrate_batches!r}")
+    stride = max(1, len(batches) // max(calibrate_batches, 1))
+    calib = [inputs for _, inputs in batches[::stride]][:calibrate_batches]
     meta = {"model": str(folder), "kind": "classifier", "data": str(data), "test_sentences": len(texts),
             "classes": int(model.config.num_labels),
             "label_shares": (np.bincount(labels, minlength=model.config.num_labels) / len(labels)).tolist()}
@@ -115,7 +118,7 @@ def build_causal_task(folder: str, data: str, *, context: int | None = None, lim
                       calibrate: int = 8) -> LMTask:
     """A local causal LM judged by perplexity on a text file cut into sequences of
     ``context`` tokens (default: 512 or the model's maximum, whichever is smaller)."""
-    tok, model = _load(folder, "AutoModelForCausalLM")
+    tok, model = load_folder(folder, "AutoModelForCausalLM")
     text = _read(data)
     if not text.strip():
         raise NNLUTError(f"{data}: the file is empty")

@@ -18,7 +18,6 @@ from torch import nn
 
 from .._errors import NNLUTError
 from .._logging import logger, progress
-from ..models import approximate_, restore_
 from ._dist import all_gather, my_share
 from ._evaluate import EvalConfig, compare_to_reference, dispatch_coverage, head_items
 
@@ -62,9 +61,9 @@ def evaluate_logits(task: LogitsTask, configs: Sequence[EvalConfig], *, seed: in
     for ec in configs:
         t0 = time.perf_counter()
         rec: dict[str, Any] = {"config": ec.approx.to_dict() if ec.approx is not None else None}
-        if ec.approx is not None:
-            rec["replaced"] = approximate_(task.model, ec.approx).counts()
-        try:
+        with ec.applied(task.model) as report:
+            if report is not None:
+                rec["replaced"] = report.counts()
             if ec.approx is not None and ec.calibrate:
                 if not task.calib:
                     raise NNLUTError(f"configuration {ec.name} needs calibration data, and the task has none")
@@ -73,9 +72,6 @@ def evaluate_logits(task: LogitsTask, configs: Sequence[EvalConfig], *, seed: in
             pred = run_logits(task, ec.name).argmax(1)
             if ec.approx is not None:
                 rec["coverage"] = dispatch_coverage(task.model, task.forward, head_items(task.batches[0][1]))
-        finally:
-            if ec.approx is not None:
-                restore_(task.model)
         ref_pred = pred if ref_pred is None else ref_pred
         rec["accuracy"] = float(np.mean(pred == task.labels))
         rec.update(compare_to_reference(ref_pred == task.labels, pred == task.labels, seed=seed))

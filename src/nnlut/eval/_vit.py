@@ -18,9 +18,9 @@ import numpy as np
 import torch
 
 from .._errors import NNLUTError
-from .._logging import logger, progress
-from ..kernels._cpu import cache_dir
-from ._cache import save_entry
+from .._files import cache_dir
+from .._logging import progress
+from ._cache import cached_model, optimizer_step
 from ._data import stratified_sample
 from ._logits import LogitsTask
 
@@ -84,12 +84,7 @@ def train_vit(model: Any, x: np.ndarray, y: np.ndarray, s: ViTSettings) -> dict[
         order = torch.randperm(len(x), generator=gen)
         for b in range(0, len(x), s.batch):
             idx = order[b:b + s.batch]
-            loss = model(pixel_values=xs[idx], labels=ys[idx]).loss
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model(pixel_values=xs[idx], labels=ys[idx]).loss, opt, sched))
     model.eval()
     return {"settings": asdict(s), "train_seconds": time.perf_counter() - t0, "train_images": len(x),
             "final_loss": float(np.mean(losses[-10:])), "parameters": sum(p.numel() for p in model.parameters())}
@@ -97,16 +92,8 @@ def train_vit(model: Any, x: np.ndarray, y: np.ndarray, s: ViTSettings) -> dict[
 
 def load_vit(s: ViTSettings, x: np.ndarray, y: np.ndarray) -> tuple[Any, dict[str, Any]]:
     """(model in eval mode, meta): from the cache, or trained on (x, y) and cached first."""
-    folder = cache_dir() / "vit" / s.key()
-    weights, meta_path = folder / "model.pt", folder / "meta.json"
     model = build_vit(s)
-    if weights.exists() and meta_path.exists():
-        model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
-        logger.info("loaded ViT from %s", folder)
-        return model.eval(), json.loads(meta_path.read_text())
-    meta = train_vit(model, x, y, s)
-    save_entry(folder, model.state_dict(), "model.pt", meta)
-    return model, meta
+    return cached_model(cache_dir() / "vit" / s.key(), model, lambda: train_vit(model, x, y, s), what="ViT")
 
 
 def _logits(model: Any, pixels: torch.Tensor) -> torch.Tensor:

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
-from ..core._table import Table, register_table_kind
+from ..core._io import register_kind
+from ..core._table import Table
 
 # precision -> (significand bits with the hidden one, smallest normal exponent, largest finite value)
 _FORMATS = {"fp16": (11, -14, 65504.0), "bf16": (8, -126, float(np.ldexp(2.0 - 2.0**-7, 127)))}
@@ -38,7 +39,6 @@ def round_to(x: Any, precision: str) -> np.ndarray:
     return np.where(np.isfinite(x), q, x)
 
 
-@register_table_kind
 @dataclass(frozen=True, eq=False)
 class HalfTable:
     """A table with ``precision`` (``"fp16"`` or ``"bf16"``) parameters and arithmetic.
@@ -67,6 +67,11 @@ class HalfTable:
     @property
     def entries(self) -> int:
         return len(self.s)
+
+    @property
+    def number_format(self) -> str:
+        """The number format it evaluates in (``fp16`` or ``bf16``)."""
+        return self.precision
 
     @property
     def function(self) -> str | None:
@@ -175,3 +180,6 @@ def to_half(table: Table, precision: str = "fp16") -> HalfTable:
 def to_fp16(table: Table) -> HalfTable:
     """Round a table's parameters to FP16 (breakpoints that collide are merged)."""
     return to_half(table, "fp16")
+
+
+register_kind(HalfTable, FORMAT, half_table_from_dict)  # a table kind: is_table knows it, nnlut.load reads its files

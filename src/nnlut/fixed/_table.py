@@ -26,16 +26,15 @@ from typing import Any
 import numpy as np
 
 from .._errors import NNLUTError
+from ..core._io import register_kind
 from ..core._scaling import Scaling
-from ..core._table import register_table_kind
-from ._format import FixedFormat, accumulate
+from ._format import FixedFormat, accumulate, format_name
 
 
 def _sat(v: np.ndarray, bits: int) -> np.ndarray:
     return np.clip(v, -(2 ** (bits - 1)), 2 ** (bits - 1) - 1)
 
 
-@register_table_kind
 @dataclass(frozen=True)
 class FixedTable:
     """An integer table (see module docstring). Callable on numpy arrays and torch tensors of
@@ -56,6 +55,12 @@ class FixedTable:
     @property
     def entries(self) -> int:
         return len(self.s)
+
+    @property
+    def number_format(self) -> str:
+        """The number format it evaluates in, as a spec where it has one (``int8:3``: INT8 at
+        input scale 2**-3)."""
+        return format_name(self.fmt)
 
     def __eq__(self, other: object) -> bool:
         # the parameters compare as arrays, the limits with NaN equal to NaN
@@ -132,28 +137,24 @@ class FixedTable:
         return y.astype(np.float64) * scale
 
     def __call__(self, x: Any) -> Any:
-        """Evaluate on real inputs (numpy or torch; returns the input's float dtype)."""
+        """Evaluate on real inputs (numpy or torch; returns the input's float dtype). Floating
+        tensors go through the ``fixed`` kernel op (``nnlut.kernels``: the best registered
+        backend for the tensor, with the values of :meth:`reference`)."""
+        if type(x).__module__.startswith("torch") and x.is_floating_point():
+            from ..kernels import fixed
+
+            return fixed(self, x)
+        return self.reference(x)
+
+    def reference(self, x: Any) -> Any:
+        """The bit-exact evaluation on real inputs in numpy or torch arithmetic (no kernel)."""
         is_torch = type(x).__module__.startswith("torch")
-        if is_torch:
-            import torch
-
-            from ..kernels import _cpu
-
-            # the compiled kernels implement the default datapath (no intercept shift, half-up rounding)
-            plain = self.fmt.tshift == 0 and self.fmt.rounding == "half_up"
-            if plain and _cpu.usable(x, ("float32",)):
-                return _cpu.fixed(self, x)  # one fused pass, the same values as below
-            if plain and x.is_cuda and x.dtype == torch.float32:
-                from ..kernels import _triton
-
-                if _triton.usable(x):
-                    return _triton.fixed(self, x)
         if self.scaling is None:
             y = self.core(x)
         else:
-            from ..core._eval import _NUMPY, _TorchOps
+            from ..core._eval import array_ops
 
-            ops = _TorchOps() if is_torch else _NUMPY
+            ops = array_ops(is_torch)
             xf = x.double() if is_torch else np.asarray(x, dtype=np.float64)
             y = _scaled(self, xf, ops)
         if is_torch:
@@ -230,6 +231,9 @@ def fixed_table_from_dict(data: Any) -> FixedTable:
         source = table_from_dict(source)
     return FixedTable(fmt, bp, s, t, function=function, scaling=Scaling.from_dict(scaling) if scaling else None,
                       limits=limits, meta=dict(meta), source=source)
+
+
+register_kind(FixedTable, FORMAT, fixed_table_from_dict)  # a table kind: is_table knows it, nnlut.load reads its files
 
 
 def _scaled(ft: FixedTable, x: Any, ops: Any) -> Any:

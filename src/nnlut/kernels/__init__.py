@@ -10,3 +10,7 @@ from ._ops import attention_softmax, fixed, half, is_fixed_table, is_half_table,
 __all__ = ["Backend", "attention_softmax", "available", "backends", "cache_dir", "fixed", "flash_attention",
            "half", "is_fixed_table", "is_half_table", "layernorm", "pwl", "register_backend", "rmsnorm", "softmax",
            "unavailable_reason", "unregister_backend"]
+
+from ..core._eval import TORCH_TABLE_OP as _TORCH_TABLE_OP  # noqa: E402
+
+_TORCH_TABLE_OP.register("pwl", pwl)  # the core's evaluation of float tables on tensors runs through this op

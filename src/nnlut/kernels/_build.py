@@ -19,6 +19,7 @@ import tempfile
 import threading
 from pathlib import Path
 
+from .._files import cache_dir
 from .._logging import logger
 from ._pack import FIX, PWL32
 
@@ -28,11 +29,6 @@ ABI = 3
 _LOCK = threading.Lock()
 _LIB: ctypes.CDLL | None = None
 _FAILED: str | None = None
-
-
-def cache_dir() -> Path:
-    """nnlut's cache folder: ``$NNLUT_CACHE``, else ``~/.cache/nnlut``."""
-    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut")
 
 
 def _cpu_flags() -> str:

@@ -110,7 +110,7 @@ def _pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
 
 
 def _fixed(ft: Any, x: torch.Tensor) -> torch.Tensor:
-    return ft(x)  # a fixed-point table's own evaluation is its reference
+    return ft.reference(x)  # a fixed-point table's own evaluation (its __call__ comes through this op)
 
 
 def _attention_softmax(exp: Any, reciprocal: Any, scores: torch.Tensor, scale: float, mask: torch.Tensor | None,

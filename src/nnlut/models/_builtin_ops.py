@@ -1,16 +1,15 @@
 """The built-in op and method specs (see ``_registry``): how each op's modules are found and
-replaced, and how each method builds its kernels."""
+replaced; their kernels and table roles are registered in ``nnlut.ops._kernels``."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
 
-from ..ops._kernels import make_kernel
+from ..ops._kernels import ROLES
 from ..ops._modules import ApproxActivation, ApproxLayerNorm, ApproxRMSNorm, ApproxSoftmax
-from ._registry import MethodSpec, OpSpec, op_spec
+from ._registry import MethodSpec, OpSpec
 from ._sites import (
     _activation_function,
     _layernorm_like,
@@ -72,35 +71,14 @@ def _softmax_face(kernel: Any, site: Any) -> nn.Module:
 
 
 OPS = (
-    OpSpec("gelu", {"act": "gelu"}, _activation(("gelu", "gelu_tanh")),
-           lambda k, s: ApproxActivation(k, s.module), observes=("act",)),
-    OpSpec("silu", {"act": "silu"}, _activation(("silu",)), lambda k, s: ApproxActivation(k, s.module),
-           observes=("act",)),
-    OpSpec("softmax", {"exp": "exp", "reciprocal": "reciprocal"}, _find_softmax, _softmax_face,
-           observes=("exp", "reciprocal")),
-    OpSpec("layernorm", {"rsqrt": "rsqrt"}, _find_layernorm, _layernorm_face,
-           observes=("rsqrt",)),
-    OpSpec("rmsnorm", {"rsqrt": "rsqrt"}, _find_rmsnorm,
-           lambda k, s: ApproxRMSNorm(k, s.module, s.eps, s.weight_offset, weighted=s.weighted), observes=("rsqrt",)),
+    OpSpec("gelu", ROLES["gelu"], _activation(("gelu", "gelu_tanh")), lambda k, s: ApproxActivation(k, s.module)),
+    OpSpec("silu", ROLES["silu"], _activation(("silu",)), lambda k, s: ApproxActivation(k, s.module)),
+    OpSpec("softmax", ROLES["softmax"], _find_softmax, _softmax_face),
+    OpSpec("layernorm", ROLES["layernorm"], _find_layernorm, _layernorm_face),
+    OpSpec("rmsnorm", ROLES["rmsnorm"], _find_rmsnorm,
+           lambda k, s: ApproxRMSNorm(k, s.module, s.eps, s.weight_offset, weighted=s.weighted)),
 )
 
-
-def _table_method(name: str) -> MethodSpec:
-    def kernel(op: str, tables: Mapping[str, Any] | None, function: str | None) -> Any:
-        own = op_spec(op).kernel
-        if own is not None and tables is not None:
-            return own(name, tables, function)
-        return make_kernel(op, name, tables, function=function)
-
-    return MethodSpec(name, kernel, fitted=True, number_formats=True)
-
-
-def _plain_method(name: str) -> MethodSpec:
-    def kernel(op: str, tables: Mapping[str, Any] | None, function: str | None) -> Any:
-        return make_kernel(op, name, function=function)
-
-    return MethodSpec(name, kernel)
-
-
-METHODS = (_table_method("nnlut"), _table_method("linear"), _table_method("exponential"), _plain_method("ibert"),
-           _plain_method("exact"))
+# their kernels are the ops' own (nnlut.ops._kernels): I-BERT's for gelu, softmax and layernorm
+METHODS = (MethodSpec("nnlut", fitted=True, number_formats=True), MethodSpec("linear", fitted=True, number_formats=True),
+           MethodSpec("exponential", fitted=True, number_formats=True), MethodSpec("ibert"), MethodSpec("exact"))

@@ -14,9 +14,6 @@ from ..core._table import Table, is_table, table_kinds
 from ..core._validate import check_seed, check_values
 from ._registry import method_names, method_spec, op_names
 
-# the built-in ops and methods; more can be registered (``register_op``, ``register_method``)
-OPS = ("gelu", "softmax", "layernorm", "silu", "rmsnorm")
-METHODS = ("nnlut", "linear", "exponential", "ibert", "exact")
 SCALINGS = ("full", "paper")
 
 

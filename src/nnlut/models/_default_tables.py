@@ -9,20 +9,23 @@
    version>/<key>.json``, keyed by function, method, entries, scaling and seed;
 4. a fresh fit, which is then written to that cache (atomically).
 
+A registered method with a fit of its own (``MethodSpec.fit``) is fitted by it, once per
+process (memoised, neither shipped nor cached on disk).
+
 A shipped or cached entry is used only when it was made by this nnlut version and with the
 error measure a fresh fit would use now (a change of a function's default objective refits).
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
-import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .._errors import NNLUTError
+from .._files import atomic_write_text, cache_dir
 from .._logging import logger
 from ..core._table import Table
 
@@ -33,7 +36,7 @@ SCALED = ("reciprocal", "rsqrt")
 # the further functions that non-linear calls inside a model read (nnlut.ops._calls)
 CALL_FUNCTIONS = ("sigmoid", "tanh", "softplus", "erf", "log")
 
-_MEMO: dict[tuple, Table] = {}
+_MEMO: dict[Any, Table] = {}
 
 
 def table_key(function: str, method: str, entries: int, scaling: str, seed: int) -> str:
@@ -48,7 +51,7 @@ def _version() -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("NNLUT_CACHE") or Path.home() / ".cache" / "nnlut") / "tables" / _version()
+    return cache_dir() / "tables" / _version()
 
 
 @lru_cache(maxsize=1)
@@ -84,6 +87,12 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
     """The table for ``function`` fitted with ``method``; see the module docstring for where
     it comes from. Immutable and shared: callers that need their own copy call ``replace()``."""
     key = table_key(function, method, entries, scaling, seed)
+    own = _own_fit(method)
+    if own is not None:  # a registered method's own fit: memoised in the process only
+        hit = _MEMO.get((key, own))
+        if hit is None:
+            hit = _MEMO[(key, own)] = _checked(own(function, entries, scaling, seed), function, entries, method)
+        return hit
     hit = _MEMO.get(key)
     if hit is not None:
         return hit
@@ -97,6 +106,21 @@ def fitted_table(function: str, method: str, entries: int, scaling: str, seed: i
             table = fit_fresh(function, method, entries, scaling, seed)
             _write(path, table)
     _MEMO[key] = table
+    return table
+
+
+def _own_fit(method: str) -> Any:
+    from ._registry import method_spec
+
+    return method_spec(method).fit
+
+
+def _checked(table: Any, function: str, entries: int, method: str) -> Table:
+    from ..core._table import is_table
+
+    if not is_table(table) or table.function != function or table.entries != entries:
+        got = (f"a {table.entries}-entry {table.function} table" if is_table(table) else type(table).__name__)
+        raise NNLUTError(f"method {method!r}'s fit must return a {entries}-entry {function} table, got {got}")
     return table
 
 
@@ -123,16 +147,12 @@ def _read(path: Path, key: str, function: str, entries: int) -> Table | None:
 
 
 def _write(path: Path, table: Table) -> None:
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    d = table.to_dict()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        d = table.to_dict()
-        tmp.write_text(json.dumps({"key": path.stem, "sha256": _digest(d), "table": d}, allow_nan=False))
-        os.replace(tmp, path)
-    except OSError as e:  # a read-only home or a full disk only costs a refit next time
+        atomic_write_text(path, json.dumps({"key": path.stem, "sha256": _digest(d), "table": d}, allow_nan=False))
+    except (OSError, NNLUTError) as e:  # a read-only home or a full disk only costs a refit next time
         logger.debug("could not cache %s: %s", path, e)
-        with contextlib.suppress(OSError):
-            tmp.unlink(missing_ok=True)
 
 
 def default_keys() -> list[tuple[str, str, int, str, int]]:

@@ -125,7 +125,7 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
     function = site.function
     method = method_spec(cfg.method)
     if not method.fitted:
-        return method.kernel(site.op, None, function)
+        return method.make(site.op, None, function)
     roles = op_spec(site.op).tables_for(function)
     key = (site.op, function, id(cfg))
     if cfg.share_tables and key in shared:
@@ -139,7 +139,7 @@ def _kernel_for(site: Site, cfg: ApproxConfig, shared: dict[tuple, Kernel]) -> K
             tables[role] = t if cfg.share_tables else t.replace()
     if cfg.number_format is not None:
         tables = {role: _number_format(t, cfg.number_format) for role, t in tables.items()}
-    kernel = method.kernel(site.op, tables, function)
+    kernel = method.make(site.op, tables, function)
     if cfg.share_tables:
         shared[key] = kernel
     return kernel

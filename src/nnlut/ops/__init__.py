@@ -1,6 +1,6 @@
 """Transformer ops built from tables (functional forms, kernels and thin modules)."""
 
-from ._kernels import ROLES, Kernel, make_kernel
+from ._kernels import ANY_OP, ROLES, TABLES, Kernel, make_kernel, register_kernel, register_roles
 from ._lut import lut_activation, lut_attention_softmax, lut_layernorm, lut_rmsnorm, lut_softmax
 from ._modules import (
            ApproxActivation,
@@ -12,6 +12,6 @@ from ._modules import (
            track_errors,
 )
 
-__all__ = ["ROLES", "ApproxActivation", "ApproxLayerNorm", "ApproxOp", "ApproxRMSNorm", "ApproxSoftmax", "Kernel",
-           "approx_modules", "lut_activation", "lut_attention_softmax", "lut_layernorm", "lut_rmsnorm", "lut_softmax",
-           "make_kernel", "track_errors"]
+__all__ = ["ANY_OP", "ROLES", "TABLES", "ApproxActivation", "ApproxLayerNorm", "ApproxOp", "ApproxRMSNorm",
+           "ApproxSoftmax", "Kernel", "approx_modules", "lut_activation", "lut_attention_softmax", "lut_layernorm",
+           "lut_rmsnorm", "lut_softmax", "make_kernel", "register_kernel", "register_roles", "track_errors"]
