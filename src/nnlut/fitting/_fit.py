@@ -207,6 +207,9 @@ def fit(
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise NNLUTError(f"restarts must be a positive integer, got {restarts!r}")
     prob = _Problem(spec, domain, range_reduction, error)
+    searched = method == "nnlut" and domain is None and _owns_clamped_domain(prob)
+    if searched:
+        prob.table_domain = _clamped_domain(prob, entries)
     lo, hi = prob.table_domain
     layout = Layout(entries, prob.tails)
     weight = prob.weight
@@ -238,7 +241,75 @@ def fit(
     table = _table_from_nodes(prob, nodes, v, meta)
     table.meta["errors"] = measure(table, spec, prob.eval_domain)
     table.meta["errors"]["full_domain"] = full_domain_errors(table, spec)
+    if searched and prob.table_domain != spec.table_domain:
+        # the search ranks domains by a cheap placement; trained, the default domain may still win
+        default = fit(spec, entries, domain=prob.eval_domain, method=method, error=error, seed=seed, restarts=restarts)
+        key = "max_rel" if prob.error == "rel" else "max_abs"
+        if default.meta["errors"]["full_domain"]["fp16"][key] < table.meta["errors"]["full_domain"]["fp16"][key]:
+            return default
     return table
+
+
+def _owns_clamped_domain(prob: _Problem) -> bool:
+    """Whether the fit chooses where the table ends: a saturating function (both tails clamped,
+    finite limits at both infinities) on its default domain, without input scaling."""
+    lim = prob.spec.limits
+    return (prob.scaling is None and all(t.kind == "clamp" for t in prob.tails) and lim is not None
+            and all(math.isfinite(v) for v in lim))
+
+
+def _clamped_domain(prob: _Problem, entries: int) -> tuple[float, float]:
+    """The table domain that balances the inner error against the clamped tails' error.
+
+    Beyond a clamped edge the table holds its edge value while f runs on to its limit, so the
+    max error over all inputs is the larger of the inner minimax error and the tails' gaps:
+    a domain too narrow loses in the tails, one too wide spreads the entries thin. The domain
+    is the default one scaled about its centre by a factor in [1/16, 4], found by
+    golden-section search on log(factor) with the curvature placement and minimax values
+    (cheap); NN-LUT training then runs on it."""
+    f, weight = prob.spec.__call__, prob.weight
+    layout = Layout(entries, prob.tails)
+    lo0, hi0 = prob.table_domain
+    centre, half = 0.5 * (lo0 + hi0), 0.5 * (hi0 - lo0)
+    reach = half * 64 * np.geomspace(1e-3, 1.0, 256)  # inputs beyond either edge, out to 64 half-widths
+    far_l, far_r = centre - reach, centre + reach
+
+    def err(logk: float) -> float:
+        k = math.exp(logk)
+        lo, hi = centre - half * k, centre + half * k
+        try:
+            prob.spec.check_defined_on(lo, hi)
+        except NNLUTError:
+            return math.inf
+        nodes = curvature_nodes(f, lo, hi, entries, weight)
+        v, inner = refit_minimax(f, nodes, layout, weight, per_segment=32)
+        tails = 0.0
+        for value, far in ((v[0], far_l[far_l < lo]), (v[-1], far_r[far_r > hi])):
+            if len(far):
+                gap = np.abs(value - f(far))
+                if weight is not None:
+                    gap = gap * weight(far)
+                tails = max(tails, float(np.max(gap)))
+        return max(inner, tails)
+
+    a, b = math.log(1 / 16), math.log(4.0)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = err(c), err(d)
+    for _ in range(16):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = err(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = err(d)
+    best = c if fc <= fd else d
+    if min(fc, fd) >= err(0.0):  # the default domain is as good
+        return lo0, hi0
+    k = math.exp(best)
+    return centre - half * k, centre + half * k
 
 
 def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, weight: Callable | None,
