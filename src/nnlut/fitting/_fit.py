@@ -208,8 +208,6 @@ def fit(
         raise NNLUTError(f"restarts must be a positive integer, got {restarts!r}")
     prob = _Problem(spec, domain, range_reduction, error)
     searched = method == "nnlut" and domain is None and _owns_clamped_domain(prob)
-    if searched:
-        prob.table_domain = _clamped_domain(prob, entries)
     lo, hi = prob.table_domain
     layout = Layout(entries, prob.tails)
     weight = prob.weight
@@ -228,6 +226,9 @@ def fit(
             center = bend_point(f, lo, hi, weight)
             nodes, v, r = _best_exponential(f, lo, hi, entries, center, layout, weight, ratio)
             meta.update(center=center, ratio=r)
+        elif searched:
+            nodes, v, info = _fit_saturating(prob, entries, layout, seed, restarts)
+            meta.update(seed=seed, restarts=restarts, **info)
         else:
             nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
             meta.update(seed=seed, restarts=restarts, **info)
@@ -238,16 +239,28 @@ def fit(
     if not (np.all(np.isfinite(nodes)) and np.all(np.isfinite(v)) and np.all(np.diff(nodes) > 0)):
         raise NNLUTError(f"{failed}: the breakpoints or values are not finite and distinct (the domain is too extreme "
                          "for a float64 fit)")
+    if searched:
+        prob.table_domain = (float(nodes[0]), float(nodes[-1]))
+        meta["table_domain"] = list(prob.table_domain)
     table = _table_from_nodes(prob, nodes, v, meta)
     table.meta["errors"] = measure(table, spec, prob.eval_domain)
     table.meta["errors"]["full_domain"] = full_domain_errors(table, spec)
-    if searched and prob.table_domain != spec.table_domain:
-        # the search ranks domains by a cheap placement; trained, the default domain may still win
-        default = fit(spec, entries, domain=prob.eval_domain, method=method, error=error, seed=seed, restarts=restarts)
-        key = "max_rel" if prob.error == "rel" else "max_abs"
-        if default.meta["errors"]["full_domain"]["fp16"][key] < table.meta["errors"]["full_domain"]["fp16"][key]:
-            return default
     return table
+
+
+def _fit_saturating(prob: _Problem, entries: int, layout: Layout, seed: int,
+                    restarts: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """NN-LUT training on the searched domain and on the default one, each polished with its
+    edges free; the table with the lower error over every input (tails included) is kept."""
+    f, weight = prob.spec.__call__, prob.weight
+    best: tuple[float, np.ndarray, np.ndarray, dict[str, Any]] | None = None
+    for lo, hi in dict.fromkeys([_clamped_domain(prob, entries), prob.table_domain]):
+        nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
+        nodes, v, total = _polished(prob, layout, nodes, v)
+        if best is None or total < best[0]:
+            best = (total, nodes, v, info)
+    assert best is not None
+    return best[1], best[2], best[3]
 
 
 def _owns_clamped_domain(prob: _Problem) -> bool:
@@ -310,6 +323,40 @@ def _clamped_domain(prob: _Problem, entries: int) -> tuple[float, float]:
         return lo0, hi0
     k = math.exp(best)
     return centre - half * k, centre + half * k
+
+
+def _clamped_total(prob: _Problem, nodes: np.ndarray, v: np.ndarray, inner: float) -> float:
+    """``inner`` (the error on the table domain) or the clamped tails' gap, the larger."""
+    f, weight = prob.spec.__call__, prob.weight
+    span = nodes[-1] - nodes[0]
+    reach = span * np.geomspace(1e-4, 64.0, 512)
+    worst = inner
+    for value, far in ((v[0], nodes[0] - reach), (v[-1], nodes[-1] + reach)):
+        gap = np.abs(value - f(far))
+        if weight is not None:
+            gap = gap * weight(far)
+        worst = max(worst, float(np.max(gap)))
+    return worst
+
+
+def _polished(prob: _Problem, layout: Layout, nodes: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trained table polished with its edges free (:mod:`._polish`), kept where its error
+    over every input, tails included, is lower."""
+    from ._polish import polish_clamped
+
+    f, weight = prob.spec.__call__, prob.weight
+    _, inner = refit_minimax(f, nodes, layout, weight)
+    before = _clamped_total(prob, nodes, v, inner)
+    new = polish_clamped(f, weight, nodes, v)
+    if not (np.all(np.isfinite(new)) and np.all(np.diff(new) > 0)):
+        return nodes, v, before
+    try:
+        prob.spec.check_defined_on(float(new[0]), float(new[-1]))
+    except NNLUTError:
+        return nodes, v, before
+    v2, inner2 = refit_minimax(f, new, layout, weight)
+    after = _clamped_total(prob, new, v2, inner2)
+    return (new, v2, after) if after < before else (nodes, v, before)
 
 
 def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, weight: Callable | None,
