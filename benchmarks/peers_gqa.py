@@ -6,8 +6,8 @@ tournament selection, crossover, Gaussian mutation and GQA-LUT's *rounding mutat
 breakpoint snapped to the input grid ``2**-P``, the quantisation-aware step that keeps the
 table right once the input is INT8 at that scale); the best few are kept each generation. An
 individual's slopes and intercepts are each segment's least-squares line over the samples of
-the fitting range in it, rounded to GQA-LUT's 8-bit parameters with 6 fractional bits; its
-fitness is the mean squared error over those samples of the rounded table. The ranges, the
+the fitting range in it (an empty segment takes its neighbour's), rounded to GQA-LUT's 8-bit
+parameters with 6 fractional bits; its fitness is the mean squared error over those samples of the rounded table. The ranges, the
 500 generations and the 6 fractional bits are GQA-LUT's published settings; sigmoid and tanh
 (not among them) use nnlut's default domain.
 
@@ -58,6 +58,11 @@ def _params(bp: np.ndarray, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, n
     with np.errstate(all="ignore"):
         s = np.where(den > 1e-12 * np.maximum(cnt * sxx, 1e-300), (cnt * sxy - sx * sy) / den, 0.0)
         t = np.where(cnt > 0, (sy - s * sx) / np.maximum(cnt, 1), 0.0)
+    # an empty segment (no sample falls in it) takes the line of the nearest segment with samples
+    full = np.flatnonzero(cnt > 0)
+    if 0 < len(full) < n:
+        near = full[np.clip(np.searchsorted(full, np.arange(n)), 0, len(full) - 1)]
+        s, t = s[near], t[near]
     q = 2.0**GQA_FRAC
     s = np.clip(np.round(s * q), -128, 127) / q
     t = np.clip(np.round(t * q), -128, 127) / q
