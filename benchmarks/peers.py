@@ -85,7 +85,7 @@ METHODS = ("nnlut", "nnlut-rr", "pwlf-fit", "pwlf-fitfast", "nnlut-paper", "nli"
 OURS = ("nnlut", "nnlut-rr")
 FORMATS = ("float", "int16", "int8", "fp16")
 QUICK = {"entries": [4, 16], "methods": ["nnlut", "nnlut-rr", "pwlf-fitfast", "nli", "gqa-lut", "gqa-lut-published"],
-         "gqa_generations": 100, "points": 2**14 + 1, "pwlf_seconds": 5.0, "nli_candidates": 192}
+         "gqa_generations": 60, "points": 2**14 + 1, "pwlf_seconds": 3.0, "nli_candidates": 192}
 SCALED = ("reciprocal", "rsqrt")
 METRICS = (("in_max_abs", "in-domain max abs"), ("in_mean_abs", "in-domain mean abs"),
            ("in_max_rel", "in-domain max rel"), ("in_mean_rel", "in-domain mean rel"),

@@ -250,11 +250,13 @@ def fit(
 
 def _fit_saturating(prob: _Problem, entries: int, layout: Layout, seed: int,
                     restarts: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
-    """NN-LUT training on the searched domain and on the default one, each polished with its
-    edges free; the table with the lower error over every input (tails included) is kept."""
+    """NN-LUT training on the searched domain (and, up to 8 entries, where training is cheap
+    and the start matters most, on the default one too), each polished with its edges free;
+    the table with the lower error over every input (tails included) is kept."""
     f, weight = prob.spec.__call__, prob.weight
     best: tuple[float, np.ndarray, np.ndarray, dict[str, Any]] | None = None
-    for lo, hi in dict.fromkeys([_clamped_domain(prob, entries), prob.table_domain]):
+    domains = [_clamped_domain(prob, entries)] + ([prob.table_domain] if entries <= 8 else [])
+    for lo, hi in dict.fromkeys(domains):
         nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
         nodes, v, total = _polished(prob, layout, nodes, v)
         if best is None or total < best[0]:
