@@ -207,6 +207,7 @@ def fit(
     if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
         raise NNLUTError(f"restarts must be a positive integer, got {restarts!r}")
     prob = _Problem(spec, domain, range_reduction, error)
+    searched = method == "nnlut" and domain is None and _owns_clamped_domain(prob)
     lo, hi = prob.table_domain
     layout = Layout(entries, prob.tails)
     weight = prob.weight
@@ -225,6 +226,9 @@ def fit(
             center = bend_point(f, lo, hi, weight)
             nodes, v, r = _best_exponential(f, lo, hi, entries, center, layout, weight, ratio)
             meta.update(center=center, ratio=r)
+        elif searched:
+            nodes, v, info = _fit_saturating(prob, entries, layout, seed, restarts)
+            meta.update(seed=seed, restarts=restarts, **info)
         else:
             nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
             meta.update(seed=seed, restarts=restarts, **info)
@@ -235,10 +239,126 @@ def fit(
     if not (np.all(np.isfinite(nodes)) and np.all(np.isfinite(v)) and np.all(np.diff(nodes) > 0)):
         raise NNLUTError(f"{failed}: the breakpoints or values are not finite and distinct (the domain is too extreme "
                          "for a float64 fit)")
+    if searched:
+        prob.table_domain = (float(nodes[0]), float(nodes[-1]))
+        meta["table_domain"] = list(prob.table_domain)
     table = _table_from_nodes(prob, nodes, v, meta)
     table.meta["errors"] = measure(table, spec, prob.eval_domain)
     table.meta["errors"]["full_domain"] = full_domain_errors(table, spec)
     return table
+
+
+def _fit_saturating(prob: _Problem, entries: int, layout: Layout, seed: int,
+                    restarts: int) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+    """NN-LUT training on the searched domain (and, up to 8 entries, where training is cheap
+    and the start matters most, on the default one too), each polished with its edges free;
+    the table with the lower error over every input (tails included) is kept."""
+    f, weight = prob.spec.__call__, prob.weight
+    best: tuple[float, np.ndarray, np.ndarray, dict[str, Any]] | None = None
+    domains = [_clamped_domain(prob, entries)] + ([prob.table_domain] if entries <= 8 else [])
+    for lo, hi in dict.fromkeys(domains):
+        nodes, v, info = _fit_nnlut(f, lo, hi, entries, layout, weight, seed, restarts)
+        nodes, v, total = _polished(prob, layout, nodes, v)
+        if best is None or total < best[0]:
+            best = (total, nodes, v, info)
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def _owns_clamped_domain(prob: _Problem) -> bool:
+    """Whether the fit chooses where the table ends: a saturating function (both tails clamped,
+    finite limits at both infinities) on its default domain, without input scaling."""
+    lim = prob.spec.limits
+    return (prob.scaling is None and all(t.kind == "clamp" for t in prob.tails) and lim is not None
+            and all(math.isfinite(v) for v in lim))
+
+
+def _clamped_domain(prob: _Problem, entries: int) -> tuple[float, float]:
+    """The table domain that balances the inner error against the clamped tails' error.
+
+    Beyond a clamped edge the table holds its edge value while f runs on to its limit, so the
+    max error over all inputs is the larger of the inner minimax error and the tails' gaps:
+    a domain too narrow loses in the tails, one too wide spreads the entries thin. The domain
+    is the default one scaled about its centre by a factor in [1/16, 4], found by
+    golden-section search on log(factor) with the curvature placement and minimax values
+    (cheap); NN-LUT training then runs on it."""
+    f, weight = prob.spec.__call__, prob.weight
+    layout = Layout(entries, prob.tails)
+    lo0, hi0 = prob.table_domain
+    centre, half = 0.5 * (lo0 + hi0), 0.5 * (hi0 - lo0)
+    reach = half * 64 * np.geomspace(1e-3, 1.0, 256)  # inputs beyond either edge, out to 64 half-widths
+    far_l, far_r = centre - reach, centre + reach
+
+    def err(logk: float) -> float:
+        k = math.exp(logk)
+        lo, hi = centre - half * k, centre + half * k
+        try:
+            prob.spec.check_defined_on(lo, hi)
+        except NNLUTError:
+            return math.inf
+        nodes = curvature_nodes(f, lo, hi, entries, weight)
+        v, inner = refit_minimax(f, nodes, layout, weight, per_segment=32)
+        tails = 0.0
+        for value, far in ((v[0], far_l[far_l < lo]), (v[-1], far_r[far_r > hi])):
+            if len(far):
+                gap = np.abs(value - f(far))
+                if weight is not None:
+                    gap = gap * weight(far)
+                tails = max(tails, float(np.max(gap)))
+        return max(inner, tails)
+
+    a, b = math.log(1 / 16), math.log(4.0)
+    g = (math.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = err(c), err(d)
+    for _ in range(16):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = err(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = err(d)
+    best = c if fc <= fd else d
+    if min(fc, fd) >= err(0.0):  # the default domain is as good
+        return lo0, hi0
+    k = math.exp(best)
+    return centre - half * k, centre + half * k
+
+
+def _clamped_total(prob: _Problem, nodes: np.ndarray, v: np.ndarray, inner: float) -> float:
+    """``inner`` (the error on the table domain) or the clamped tails' gap, the larger."""
+    f, weight = prob.spec.__call__, prob.weight
+    span = nodes[-1] - nodes[0]
+    reach = span * np.geomspace(1e-4, 64.0, 512)
+    worst = inner
+    for value, far in ((v[0], nodes[0] - reach), (v[-1], nodes[-1] + reach)):
+        gap = np.abs(value - f(far))
+        if weight is not None:
+            gap = gap * weight(far)
+        worst = max(worst, float(np.max(gap)))
+    return worst
+
+
+def _polished(prob: _Problem, layout: Layout, nodes: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """The trained table polished with its edges free (:mod:`._polish`), kept where its error
+    over every input, tails included, is lower."""
+    from ._polish import polish_clamped
+
+    f, weight = prob.spec.__call__, prob.weight
+    _, inner = refit_minimax(f, nodes, layout, weight)
+    before = _clamped_total(prob, nodes, v, inner)
+    new = polish_clamped(f, weight, nodes, v)
+    if not (np.all(np.isfinite(new)) and np.all(np.diff(new) > 0)):
+        return nodes, v, before
+    try:
+        prob.spec.check_defined_on(float(new[0]), float(new[-1]))
+    except NNLUTError:
+        return nodes, v, before
+    v2, inner2 = refit_minimax(f, new, layout, weight)
+    after = _clamped_total(prob, new, v2, inner2)
+    return (new, v2, after) if after < before else (nodes, v, before)
 
 
 def _fit_nnlut(f: Callable, lo: float, hi: float, entries: int, layout: Layout, weight: Callable | None,

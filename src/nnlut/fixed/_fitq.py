@@ -18,7 +18,7 @@ from ..core._table import Table
 from ._format import FixedFormat, FixedSpec, FloatFormat, format_name, gqa_format, parse_format
 from ._half import to_half
 from ._qat import Problem, fit_codes
-from ._quantize import _core_problem, _frac_for, choose_format, fixed_errors
+from ._quantize import _core_problem, _frac_for, choose_format, code_range_core, fixed_errors, saturates_at_codes
 from ._table import FixedTable
 
 
@@ -52,6 +52,8 @@ def fit_quantized(table: Table, fmt: FixedFormat | None = None, *,
         raise NNLUTError(f"fit_quantized takes a float nnlut.Table, got {type(table).__name__}")
     core = _core_problem(table, input_range)
     fmt = fmt or choose_format(table, input_range)
+    if saturates_at_codes(table):
+        core = code_range_core(core, fmt)
     codes = _codes(fmt, core.lo, core.hi)
     with np.errstate(all="ignore"):
         fx = core.f(codes * 2.0**-fmt.in_frac)

@@ -68,6 +68,23 @@ def _core_problem(table: Table, input_range: tuple[float, float] | None) -> _Cor
     return _Core(spec.__call__, float(lo), float(hi), rel)
 
 
+def saturates_at_codes(table: Table) -> bool:
+    """Whether ``table`` is clamped at its domain where its function saturates (finite limits
+    on both sides: sigmoid, tanh, erf): in fixed point the input quantiser saturates at the
+    code range instead, so the end segments serve every input code out to it and are fitted
+    there (not only on the table's domain)."""
+    if table.scaling is not None or table.tails != ("clamp", "clamp") or table.function is None:
+        return False
+    limits = get_function(table.function).limits
+    return limits is not None and all(math.isfinite(v) for v in limits)
+
+
+def code_range_core(core: _Core, fmt: FixedFormat) -> _Core:
+    """``core`` over every input code of ``fmt``."""
+    c_lo, c_hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
+    return _Core(core.f, c_lo / 2.0**fmt.in_frac, c_hi / 2.0**fmt.in_frac, core.rel)
+
+
 def choose_format(table: Table, input_range: tuple[float, float] | None = None, *, in_bits: int = 16,
                   slope_bits: int = 16, out_bits: int = 16, icpt_bits: int | None = None,
                   icpt_guard: int | None = 2) -> FixedFormat:
@@ -121,8 +138,12 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
     core = _core_problem(table, input_range)
     fmt = fmt or choose_format(table, input_range)
     fin = fmt.in_frac
-    codes = np.arange(max(math.ceil(core.lo * 2**fin), -(2 ** (fmt.in_bits - 1))),
-                      min(math.floor(core.hi * 2**fin), 2 ** (fmt.in_bits - 1) - 1) + 1, dtype=np.int64)
+    code_lo, code_hi = -(2 ** (fmt.in_bits - 1)), 2 ** (fmt.in_bits - 1) - 1
+    clamped = saturates_at_codes(table)
+    if clamped:
+        core = code_range_core(core, fmt)
+    codes = np.arange(max(math.ceil(core.lo * 2**fin), code_lo), min(math.floor(core.hi * 2**fin), code_hi) + 1,
+                      dtype=np.int64)
     xr = codes / 2.0**fin
     with np.errstate(all="ignore"):
         fx = core.f(xr)
@@ -138,7 +159,7 @@ def quantize_table(table: Table, fmt: FixedFormat | None = None, *, input_range:
     # 2. exact values for the rounded breakpoints
     if refit and len(bp) == len(table.breakpoints):
         spec = get_function(table.function)  # type: ignore[arg-type]
-        dlo, dhi = table.domain  # type: ignore[misc]
+        dlo, dhi = (core.lo, core.hi) if clamped else table.domain  # type: ignore[misc]
         nodes = np.concatenate([[dlo], bp / 2.0**fin, [dhi]])
         if np.all(np.diff(nodes) > 0):
             layout = Layout(table.entries, fit_tails(table, spec))
