@@ -73,12 +73,13 @@ def median_ms(fn, repeats: int, device: str = "cpu") -> float:
 
 
 def _tables(name: str, entries: int):
-    """(scaling, table) for every scaling the function has: none, and paper and full range
-    reduction where it is range-reduced (1/x, 1/sqrt x)."""
+    """(scaling, table) for every scaling the function's default tables have: none, or paper
+    and full range reduction where it is range-reduced (1/x, 1/sqrt x: their default table
+    without a scaling is the paper one)."""
     from nnlut.core._functions import get_function
     from nnlut.models import fitted_table
 
-    scalings = ["none", "paper", "full"] if get_function(name).scaling is not None else ["none"]
+    scalings = ["paper", "full"] if get_function(name).scaling is not None else ["none"]
     return [(sc, fitted_table(name, "nnlut", entries, sc)) for sc in scalings]
 
 
