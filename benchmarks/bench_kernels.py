@@ -83,6 +83,16 @@ def _tables(name: str, entries: int):
     return [(sc, fitted_table(name, "nnlut", entries, sc)) for sc in scalings]
 
 
+_INPUTS: dict = {}
+
+
+def _input(name: str, gen, size: int) -> torch.Tensor:
+    """The function's benchmark input of ``size`` values (made once, reused by every table)."""
+    if (name, size) not in _INPUTS:
+        _INPUTS[(name, size)] = gen(size)
+    return _INPUTS[(name, size)]
+
+
 def bench_ops(sizes, entries, dtypes, repeats, device="cpu", reference=True):
     rows, records = [], []
     for name, (native, gen) in FUNCS.items():
@@ -90,7 +100,7 @@ def bench_ops(sizes, entries, dtypes, repeats, device="cpu", reference=True):
             for scaling, table in _tables(name, n_entries):
                 for dtype in dtypes:
                     for size in sizes:
-                        x = gen(size).to(device=device, dtype=dtype)
+                        x = _input(name, gen, size).to(device=device, dtype=dtype)
                         fns = {"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
                                "fused": lambda table=table, x=x: table(x)}
                         if reference and size <= 1 << 20:
@@ -122,7 +132,7 @@ def bench_fixed(sizes, repeats):
                     print(f"  {name} {scaling} {fmt_name}: {e}")
                     continue
                 for size in sizes:
-                    x = gen(size)
+                    x = _input(name, gen, size)
                     t = interleaved_ms({"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
                                         "fused": lambda ft=ft, x=x: ft(x)}, repeats)
                     records.append({"function": name, "entries": 16, "scaling": scaling, "format": fmt_name, "size": size,
@@ -147,7 +157,7 @@ def bench_half(sizes, repeats, precisions=("fp16", "bf16")):
                     print(f"  {name} {scaling} {precision}: {e}")
                     continue
                 for size in sizes:
-                    x = gen(size)
+                    x = _input(name, gen, size)
                     t = interleaved_ms({"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
                                         "fused": lambda ht=ht, x=x: ht(x)}, repeats)
                     records.append({"function": name, "entries": 16, "scaling": scaling, "format": precision,
@@ -188,8 +198,9 @@ def bench_overhead(repeats: int, calls: int = 2000, sizes=(64, 4096)):
     """Per-call time (us, eager) at small sizes through the paths a model takes: a 16-entry
     GELU table by ``nnlut.ops.lut_activation``, by a swapped ``nn.GELU`` module and by calling
     the table; its INT16 form; the fused softmax, LayerNorm and RMSNorm (``nnlut.ops``) on rows
-    of 64; against torch's own ops and a copy. Best of ``repeats`` rounds of ``calls`` calls
-    (the rounds alternate the functions)."""
+    of 64; against torch's own ops and a copy. ``swapped_model`` calls the swapped model (which
+    also serves the non-linear functions its code calls), ``module`` the swapped module alone.
+    Best of ``repeats`` rounds of ``calls`` calls (the rounds alternate the functions)."""
     from nnlut.fixed import choose_format, quantize_table
     from nnlut.models import fitted_table
     from nnlut.ops import lut_activation, lut_layernorm, lut_rmsnorm, lut_softmax
@@ -205,7 +216,8 @@ def bench_overhead(repeats: int, calls: int = 2000, sizes=(64, 4096)):
         x = torch.randn(size)
         xr = x.view(-1, 64)
         w, b = torch.randn(64), torch.randn(64)
-        fns = {"lut_activation": lambda x=x: lut_activation(x, table), "module": lambda x=x: module(x),
+        fns = {"lut_activation": lambda x=x: lut_activation(x, table), "swapped_model": lambda x=x: module(x),
+               "module": lambda x=x: module[0](x),
                "table_call": lambda x=x: table(x), "fixed_int16": lambda x=x: lut_activation(x, ft),
                "native_gelu": lambda x=x: F.gelu(x), "native_exp": lambda x=x: torch.exp(x),
                "copy": lambda x=x: x.clone(),
@@ -301,8 +313,8 @@ def main() -> None:
         print("\nfixed-point tables (16 entries), float32 in and out")
         print(format_table(["function", "scaling", "format", "elements", "native ms", "fused ms", "copy ms", "fused/native",
                             "fused/copy"], frows))
-        # half tables run their numpy datapath (no fused kernel): --quick times FP16 on 1M values
-        hrows, result["half"] = (bench_half([1 << 20], args.repeats, ("fp16",)) if args.quick
+        # half tables run their numpy datapath (no fused kernel): --quick times FP16 on 256K values
+        hrows, result["half"] = (bench_half([1 << 18], args.repeats, ("fp16",)) if args.quick
                                  else bench_half(args.sizes, args.repeats))
         print("\nhalf-precision tables (16 entries), float32 in and out")
         print(format_table(["function", "scaling", "precision", "elements", "native ms", "fused ms", "copy ms",
@@ -310,7 +322,7 @@ def main() -> None:
         rrows, result["rows"] = bench_rows(args.sizes, args.repeats)
         print("\nrow ops (rows of 1024 float32 values, 16-entry tables)")
         print(format_table(["op", "elements", "torch ms", "fused ms", "fused/torch"], rrows))
-        result["overhead"] = bench_overhead(args.repeats, calls=300 if args.quick else 2000)
+        result["overhead"] = bench_overhead(args.repeats, calls=200 if args.quick else 2000)
         keys = [k[:-3] for k in result["overhead"][0] if k.endswith("_us")]
         print("\nper-call time, us, eager (best of the rounds; rows of 64 for the row ops)")
         print(format_table(["path", *(f"{o['size']} values" for o in result["overhead"])],
