@@ -2,14 +2,17 @@
 plain copy, in one run; the fused row ops against torch's; the per-call time at small sizes; and
 the forward time of a LUT-swapped MiniLM against the original.
 
-For every built-in function, every scaling it has (none; paper and full range reduction for 1/x
-and 1/sqrt x), each entry count (``--entries``, default 16), dtype (float32, bfloat16) and size
-(4K .. 16M elements), the native op, the reference evaluation (searchsorted + gather, up to 1M),
-the fused evaluation and ``x.clone()`` are timed in ``--repeats`` alternated rounds (medians);
-on CPU the same for 16-entry INT16 and INT8 fixed-point tables, the fused softmax, LayerNorm
-and RMSNorm against torch's (rows of 1024), and the per-call time of a table, GELU, exp and a
-copy on 16 to 4096 values. Ratios fused/native and fused/copy are printed; everything is
-written as JSON.
+For every built-in function, every scaling its default tables have (none; paper and full range
+reduction for 1/x and 1/sqrt x), each entry count (``--entries``, default 16), dtype (float32,
+bfloat16) and size (4K .. 16M elements), the native op, the reference evaluation (searchsorted +
+gather, up to 1M), the fused evaluation and ``x.clone()`` are timed in ``--repeats`` alternated
+rounds (medians); on CPU the same for 16-entry INT16 and INT8 fixed-point tables and FP16/BF16
+half tables, the fused softmax, LayerNorm and RMSNorm against torch's (rows of 1024), and the
+eager per-call time on 64 and 4096 values through the public paths (``nnlut.ops.lut_activation``,
+a swapped ``nn.GELU`` alone and inside its model, the row ops on rows of 64) against torch's ops
+and a copy. Ratios fused/native and fused/copy are printed; everything is written as JSON.
+``--quick``: 16M values only, no reference or model, half tables in FP16 on 256K values (under
+2 minutes).
 
 Fresh outputs dominate the time of large element-wise ops (page faults on first touch). The
 fused kernels ask for transparent huge pages on outputs of 32 MiB and more; torch's own ops get
