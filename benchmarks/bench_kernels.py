@@ -2,14 +2,17 @@
 plain copy, in one run; the fused row ops against torch's; the per-call time at small sizes; and
 the forward time of a LUT-swapped MiniLM against the original.
 
-For every built-in function, every scaling it has (none; paper and full range reduction for 1/x
-and 1/sqrt x), each entry count (``--entries``, default 16), dtype (float32, bfloat16) and size
-(4K .. 16M elements), the native op, the reference evaluation (searchsorted + gather, up to 1M),
-the fused evaluation and ``x.clone()`` are timed in ``--repeats`` alternated rounds (medians);
-on CPU the same for 16-entry INT16 and INT8 fixed-point tables, the fused softmax, LayerNorm
-and RMSNorm against torch's (rows of 1024), and the per-call time of a table, GELU, exp and a
-copy on 16 to 4096 values. Ratios fused/native and fused/copy are printed; everything is
-written as JSON.
+For every built-in function, every scaling its default tables have (none; paper and full range
+reduction for 1/x and 1/sqrt x), each entry count (``--entries``, default 16), dtype (float32,
+bfloat16) and size (4K .. 16M elements), the native op, the reference evaluation (searchsorted +
+gather, up to 1M), the fused evaluation and ``x.clone()`` are timed in ``--repeats`` alternated
+rounds (medians); on CPU the same for 16-entry INT16 and INT8 fixed-point tables and FP16/BF16
+half tables, the fused softmax, LayerNorm and RMSNorm against torch's (rows of 1024), and the
+eager per-call time on 64 and 4096 values through the public paths (``nnlut.ops.lut_activation``,
+a swapped ``nn.GELU`` alone and inside its model, the row ops on rows of 64) against torch's ops
+and a copy. Ratios fused/native and fused/copy are printed; everything is written as JSON.
+``--quick``: 16M values only, no reference or model, half tables in FP16 on 256K values (under
+2 minutes).
 
 Fresh outputs dominate the time of large element-wise ops (page faults on first touch). The
 fused kernels ask for transparent huge pages on outputs of 32 MiB and more; torch's own ops get
@@ -73,26 +76,37 @@ def median_ms(fn, repeats: int, device: str = "cpu") -> float:
 
 
 def _tables(name: str, entries: int):
-    """(scaling, table) for every scaling the function has: none, and paper and full range
-    reduction where it is range-reduced (1/x, 1/sqrt x)."""
+    """(scaling, table) for every scaling the function's default tables have: none, or paper
+    and full range reduction where it is range-reduced (1/x, 1/sqrt x: their default table
+    without a scaling is the paper one)."""
     from nnlut.core._functions import get_function
     from nnlut.models import fitted_table
 
-    scalings = ["none", "paper", "full"] if get_function(name).scaling is not None else ["none"]
+    scalings = ["paper", "full"] if get_function(name).scaling is not None else ["none"]
     return [(sc, fitted_table(name, "nnlut", entries, sc)) for sc in scalings]
 
 
-def bench_ops(sizes, entries, dtypes, repeats, device="cpu"):
+_INPUTS: dict = {}
+
+
+def _input(name: str, gen, size: int) -> torch.Tensor:
+    """The function's benchmark input of ``size`` values (made once, reused by every table)."""
+    if (name, size) not in _INPUTS:
+        _INPUTS[(name, size)] = gen(size)
+    return _INPUTS[(name, size)]
+
+
+def bench_ops(sizes, entries, dtypes, repeats, device="cpu", reference=True):
     rows, records = [], []
     for name, (native, gen) in FUNCS.items():
         for n_entries in entries:
             for scaling, table in _tables(name, n_entries):
                 for dtype in dtypes:
                     for size in sizes:
-                        x = gen(size).to(device=device, dtype=dtype)
+                        x = _input(name, gen, size).to(device=device, dtype=dtype)
                         fns = {"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
                                "fused": lambda table=table, x=x: table(x)}
-                        if size <= 1 << 20:
+                        if reference and size <= 1 << 20:
                             fns["reference"] = lambda table=table, x=x: evaluate_reference(table, x)
                         t = interleaved_ms(fns, repeats, device)
                         rec = {"function": name, "entries": n_entries, "scaling": scaling,
@@ -121,12 +135,37 @@ def bench_fixed(sizes, repeats):
                     print(f"  {name} {scaling} {fmt_name}: {e}")
                     continue
                 for size in sizes:
-                    x = gen(size)
+                    x = _input(name, gen, size)
                     t = interleaved_ms({"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
                                         "fused": lambda ft=ft, x=x: ft(x)}, repeats)
                     records.append({"function": name, "entries": 16, "scaling": scaling, "format": fmt_name, "size": size,
                                     "native_ms": t["native"], "copy_ms": t["copy"], "fused_ms": t["fused"]})
                     rows.append([name, scaling, fmt_name, size, t["native"], t["fused"], t["copy"],
+                                 t["fused"] / t["native"], t["fused"] / t["copy"]])
+    return rows, records
+
+
+def bench_half(sizes, repeats, precisions=("fp16", "bf16")):
+    """Half-precision tables (FP16 and BF16 datapaths, 16 entries) on float32 CPU tensors,
+    every scaling, against the native op and a copy."""
+    from nnlut.fixed import to_half
+
+    rows, records = [], []
+    for name, (native, gen) in FUNCS.items():
+        for scaling, table in _tables(name, 16):
+            for precision in precisions:
+                try:
+                    ht = to_half(table, precision)
+                except Exception as e:  # a precision the table does not fit: say so
+                    print(f"  {name} {scaling} {precision}: {e}")
+                    continue
+                for size in sizes:
+                    x = _input(name, gen, size)
+                    t = interleaved_ms({"native": lambda native=native, x=x: native(x), "copy": lambda x=x: x.clone(),
+                                        "fused": lambda ht=ht, x=x: ht(x)}, repeats)
+                    records.append({"function": name, "entries": 16, "scaling": scaling, "format": precision,
+                                    "size": size, "native_ms": t["native"], "copy_ms": t["copy"], "fused_ms": t["fused"]})
+                    rows.append([name, scaling, precision, size, t["native"], t["fused"], t["copy"],
                                  t["fused"] / t["native"], t["fused"] / t["copy"]])
     return rows, records
 
@@ -158,26 +197,48 @@ def bench_rows(sizes, repeats):
     return rows, records
 
 
-def bench_overhead(repeats: int, calls: int = 2000):
-    """Per-call time (us) at small sizes: a 16-entry table, the native op and a copy; best of
-    ``repeats`` rounds of ``calls`` calls (the rounds alternate the three)."""
-    import nnlut
+def bench_overhead(repeats: int, calls: int = 2000, sizes=(64, 4096)):
+    """Per-call time (us, eager) at small sizes through the paths a model takes: a 16-entry
+    GELU table by ``nnlut.ops.lut_activation``, by a swapped ``nn.GELU`` module and by calling
+    the table; its INT16 form; the fused softmax, LayerNorm and RMSNorm (``nnlut.ops``) on rows
+    of 64; against torch's own ops and a copy. ``swapped_model`` calls the swapped model (which
+    also serves the non-linear functions its code calls), ``module`` the swapped module alone.
+    Best of ``repeats`` rounds of ``calls`` calls (the rounds alternate the functions)."""
+    from nnlut.fixed import choose_format, quantize_table
+    from nnlut.models import fitted_table
+    from nnlut.ops import lut_activation, lut_layernorm, lut_rmsnorm, lut_softmax
 
-    table = nnlut.fit("gelu", 16)
+    table = fitted_table("gelu", "nnlut", 16, "none")
+    ft = quantize_table(table, choose_format(table))
+    exp, rec = fitted_table("exp", "nnlut", 16, "none"), fitted_table("reciprocal", "nnlut", 16, "full")
+    rsqrt = fitted_table("rsqrt", "nnlut", 16, "full")
+    module = torch.nn.Sequential(torch.nn.GELU())
+    nnlut.approximate_(module, verify=False)
     out = []
-    for size in (16, 1024, 4096):
+    for size in sizes:
         x = torch.randn(size)
-        fns = {"table": lambda x=x: table(x), "native_gelu": lambda x=x: F.gelu(x), "native_exp": lambda x=x: torch.exp(x),
-               "copy": lambda x=x: x.clone()}
+        xr = x.view(-1, 64)
+        w, b = torch.randn(64), torch.randn(64)
+        fns = {"lut_activation": lambda x=x: lut_activation(x, table), "swapped_model": lambda x=x: module(x),
+               "module": lambda x=x: module[0](x),
+               "table_call": lambda x=x: table(x), "fixed_int16": lambda x=x: lut_activation(x, ft),
+               "native_gelu": lambda x=x: F.gelu(x), "native_exp": lambda x=x: torch.exp(x),
+               "copy": lambda x=x: x.clone(),
+               "lut_softmax": lambda xr=xr: lut_softmax(xr, -1, exp, rec), "torch_softmax": lambda xr=xr: torch.softmax(xr, -1),
+               "lut_layernorm": lambda xr=xr, w=w, b=b: lut_layernorm(xr, (64,), w, b, 1e-5, rsqrt),
+               "torch_layernorm": lambda xr=xr, w=w, b=b: F.layer_norm(xr, (64,), w, b, 1e-5),
+               "lut_rmsnorm": lambda xr=xr, w=w: lut_rmsnorm(xr, w, 1e-5, rsqrt),
+               "torch_rmsnorm": lambda xr=xr, w=w: F.rms_norm(xr, (64,), w, 1e-5)}
         best = {k: float("inf") for k in fns}
-        for fn in fns.values():
-            fn()
-        for _ in range(repeats):
-            for k, fn in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(calls):
-                    fn()
-                best[k] = min(best[k], 1e6 * (time.perf_counter() - t0) / calls)
+        with torch.no_grad():
+            for fn in fns.values():
+                fn()
+            for _ in range(repeats):
+                for k, fn in fns.items():
+                    t0 = time.perf_counter()
+                    for _ in range(calls):
+                        fn()
+                    best[k] = min(best[k], 1e6 * (time.perf_counter() - t0) / calls)
         out.append({"size": size, **{f"{k}_us": v for k, v in best.items()}})
     return out
 
@@ -226,9 +287,13 @@ def main() -> None:
     ap.add_argument("--dtypes", nargs="+", default=["float32", "bfloat16"])
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--no-model", action="store_true")
+    ap.add_argument("--quick", action="store_true",
+                    help="16M elements only, no reference, no model, fewer overhead calls (under 2 minutes on CPU)")
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cuda" if torch.cuda.is_available() else "cpu",
                     help="where to run (default: cuda when present; there the fused path is the Triton kernel)")
     args = ap.parse_args()
+    if args.quick:
+        args.sizes, args.no_model = [1 << 24], True
     if args.device == "cuda":
         from nnlut.kernels import _triton
 
@@ -240,7 +305,7 @@ def main() -> None:
               f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
               f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', 'unset')}")
     rows, records = bench_ops(args.sizes, args.entries, [getattr(torch, d) for d in args.dtypes], args.repeats,
-                              args.device)
+                              args.device, reference=not args.quick)
     print(format_table(["function", "N", "scaling", "dtype", "elements", "native ms", "reference ms", "fused ms", "copy ms",
                         "fused/native", "fused/copy"], rows))
     result = {"machine": platform.machine(), "torch": torch.__version__, "threads": torch.get_num_threads(),
@@ -251,13 +316,20 @@ def main() -> None:
         print("\nfixed-point tables (16 entries), float32 in and out")
         print(format_table(["function", "scaling", "format", "elements", "native ms", "fused ms", "copy ms", "fused/native",
                             "fused/copy"], frows))
+        # half tables run their numpy datapath (no fused kernel): --quick times FP16 on 256K values
+        hrows, result["half"] = (bench_half([1 << 18], args.repeats, ("fp16",)) if args.quick
+                                 else bench_half(args.sizes, args.repeats))
+        print("\nhalf-precision tables (16 entries), float32 in and out")
+        print(format_table(["function", "scaling", "precision", "elements", "native ms", "fused ms", "copy ms",
+                            "fused/native", "fused/copy"], hrows))
         rrows, result["rows"] = bench_rows(args.sizes, args.repeats)
         print("\nrow ops (rows of 1024 float32 values, 16-entry tables)")
         print(format_table(["op", "elements", "torch ms", "fused ms", "fused/torch"], rrows))
-        result["overhead"] = bench_overhead(args.repeats)
-        print("\nper-call time, us (best of the rounds): " + "; ".join(
-            f"{o['size']} values: table {o['table_us']:.2f}, GELU {o['native_gelu_us']:.2f}, exp {o['native_exp_us']:.2f}, "
-            f"copy {o['copy_us']:.2f}" for o in result["overhead"]))
+        result["overhead"] = bench_overhead(args.repeats, calls=200 if args.quick else 2000)
+        keys = [k[:-3] for k in result["overhead"][0] if k.endswith("_us")]
+        print("\nper-call time, us, eager (best of the rounds; rows of 64 for the row ops)")
+        print(format_table(["path", *(f"{o['size']} values" for o in result["overhead"])],
+                           [[k, *(o[f"{k}_us"] for o in result["overhead"])] for k in keys]))
     if not args.no_model:
         m = bench_model(32, 128, max(args.repeats, 9), args.device)
         result["model"] = m

@@ -80,48 +80,65 @@ _IS_COMPILING = torch.compiler.is_compiling
 _IS_TRACING = torch._C._is_tracing
 
 
-def _fast_ref(table: Any, kind: str) -> Any:
+# the eager entry points with every argument a plain integer (a ctypes call converts those
+# fastest): the parameter struct's address, x, y, n, threads
+_RAW = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int)
+_RAW_FNS: dict[tuple[int, str], tuple[Any, Any]] = {}
+
+
+def _raw(lib: Any, name: str) -> Any:
+    """``lib``'s entry point ``name`` as a :data:`_RAW` function (cached; the library is kept)."""
+    hit = _RAW_FNS.get((id(lib), name))
+    if hit is None or hit[0] is not lib:
+        hit = _RAW_FNS[(id(lib), name)] = (lib, _RAW(ctypes.cast(getattr(lib, name), ctypes.c_void_p).value))
+    return hit[1]
+
+
+def _fast_entry(table: Any, kind: str) -> int:
+    """The address of ``table``'s packed parameters (packed on first use, kept alive as long as
+    the table)."""
     hit = _FAST.get(id(table))
     if hit is not None and hit[0]() is table:
-        return hit[1].ref
+        return hit[2]
     lib = library()
     packed = _packed(table) if kind == "pwl" else _PACKED.get(table, "fix", lambda: PackedFixed(table, lib))
     ident = id(table)
-    _FAST[ident] = (weakref.ref(table, lambda _, i=ident: _FAST.pop(i, None)), packed)  # keeps its buffers alive
-    return packed.ref
+    addr = ctypes.addressof(packed.struct)
+    _FAST[ident] = (weakref.ref(table, lambda _, i=ident: _FAST.pop(i, None)), packed, addr)  # keeps its buffers alive
+    return addr
 
 
 def eager_pwl(table: Any, x: torch.Tensor) -> torch.Tensor | None:
     """``table(x)`` by the C kernel without the op's dispatch, or None where the op must run (see
     above; also non-contiguous tensors, other dtypes, no library)."""
-    if (_IS_COMPILING() or type(x) is not torch.Tensor or x.dtype not in _PWL_FAST or x.device.type != "cpu"
-            or not x.is_contiguous() or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING()):
+    if (_IS_COMPILING() or type(x) is not torch.Tensor or not x.is_cpu or not x.is_contiguous() or _LEN_DISPATCH()
+            or _FUNCTION_MODE() or _IS_TRACING()):
         return None
+    name = _PWL_FAST.get(x.dtype)
     lib = library()
-    if lib is None:
+    if name is None or lib is None:
         return None
-    ref = _fast_ref(table, "pwl")
+    addr = _fast_entry(table, "pwl")
     y = torch.empty_like(x)
-    fn = lib.nnlut_pwl_f32 if x.dtype == torch.float32 else lib.nnlut_pwl_bf16
-    fn(ref, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
+    _raw(lib, name)(addr, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
     return y
 
 
 def eager_fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:
     """A fixed-point table's kernel without the op's dispatch, as :func:`eager_pwl`."""
-    if (_IS_COMPILING() or type(x) is not torch.Tensor or x.dtype != torch.float32 or x.device.type != "cpu"
+    if (_IS_COMPILING() or type(x) is not torch.Tensor or x.dtype != torch.float32 or not x.is_cpu
             or not x.is_contiguous() or _LEN_DISPATCH() or _FUNCTION_MODE() or _IS_TRACING() or not default_datapath(ft)):
         return None
     lib = library()
     if lib is None:
         return None
-    ref = _fast_ref(ft, "fixed")
+    addr = _fast_entry(ft, "fixed")
     y = torch.empty_like(x)
-    lib.nnlut_fixed_f32(ref, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
+    _raw(lib, "nnlut_fixed_f32")(addr, x.data_ptr(), y.data_ptr(), x.numel(), _threads())
     return y
 
 
-_PWL_FAST = (torch.float32, torch.bfloat16)
+_PWL_FAST = {torch.float32: "nnlut_pwl_f32", torch.bfloat16: "nnlut_pwl_bf16"}
 
 
 def fixed(ft: Any, x: torch.Tensor) -> torch.Tensor | None:

@@ -261,7 +261,7 @@ def _plain(*ts: Any) -> bool:
 def pwl(table: Any, x: torch.Tensor) -> torch.Tensor:
     """A float table (:class:`~nnlut.core.Table`) on a tensor of any shape, strides, floating
     dtype and device: one op (differentiable: the gradient is the segment slope)."""
-    if not _grad(x):
+    if not (x.requires_grad and torch.is_grad_enabled()):
         y = _cpu.eager_pwl(table, x)  # plain eager CPU calls skip the op's dispatch (same values)
         if y is not None:
             return y
@@ -281,7 +281,7 @@ def is_fixed_table(table: Any) -> bool:
 def fixed(table: Any, x: torch.Tensor) -> torch.Tensor:
     """A fixed-point table (:class:`nnlut.fixed.FixedTable`) on a floating tensor: one op
     (differentiable: the gradient is the slope of the table's real-valued segment)."""
-    if not _grad(x):
+    if not (x.requires_grad and torch.is_grad_enabled()):
         y = _cpu.eager_fixed(table, x)  # plain eager CPU calls skip the op's dispatch (same values)
         if y is not None:
             return y

@@ -44,8 +44,8 @@ typedef struct {
     __m512 s2, s3, t2, t3, b2, b3, b31;   /* entries 32..63 and breakpoint 31, for up to 64 entries */
     int wide, w64;
     /* direct path for range-reduced tables (see scaled_direct_prep) */
-    int direct, steps, q;
-    __m512i cell_base, cell_base1, xlo, xspan, kscale;
+    int direct, steps, q, capped;
+    __m512i cell_base, cell_base1, xlo, xspan, kscale, cap_lo, cap_span;
 } pwlregs_t;
 
 static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r);
@@ -81,6 +81,7 @@ static inline void pwl_regs(const pwl32_t *p, pwlregs_t *r) {
  * range) take the general path, vector by vector. */
 static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r) {
     r->direct = 0;
+    r->capped = 0;
     if (p->scaling == 0 || (p->q != 1 && p->q != 2) || p->nb > 31) return;
     const int q = p->q, w = 17 + q;
     const float P = (float)(1 << q);
@@ -134,6 +135,11 @@ static void scaled_direct_prep(const pwl32_t *p, pwlregs_t *r) {
     r->steps = steps;
     r->q = q;
     r->direct = 1;
+    /* paper scaling: finite x >= 2**q is the table's input as it is (j capped at 0, no output
+     * scaling), so such lanes take the unscaled steps: clamp, search, multiply-add */
+    r->capped = p->scaling == 1;
+    r->cap_lo = _mm512_set1_epi32((int32_t)((uint32_t)(127 + q) << 23));
+    r->cap_span = _mm512_set1_epi32((int32_t)(0x7f800000u - ((uint32_t)(127 + q) << 23)));
 }
 
 /* the direct path for 16 inputs inside the window: bit-identical to pwl_vec there. Called
@@ -169,6 +175,15 @@ static inline __attribute__((always_inline)) __m512 pwl_direct(const pwlregs_t *
 
 static inline int in_direct_window(const pwlregs_t *r, __m512i xi) {
     return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(xi, r->xlo), r->xspan) == (__mmask16)0xffff;
+}
+
+static inline __mmask16 direct_lanes(const pwlregs_t *r, __m512i xi) {
+    return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(xi, r->xlo), r->xspan);
+}
+
+/* lanes of finite x >= 2**q under paper scaling (pwl_vec's value there: the unscaled steps) */
+static inline __mmask16 capped_lanes(const pwlregs_t *r, __m512i xi) {
+    return _mm512_cmplt_epu32_mask(_mm512_sub_epi32(xi, r->cap_lo), r->cap_span);
 }
 
 /* s[idx] * u + t[idx] (a rounded multiply, then a rounded add) */
@@ -276,6 +291,23 @@ static __attribute__((noinline)) __m512 pwl_vec_outlined(const pwl32_t *p, const
     return pwl_vec(p, r, xv);
 }
 
+/* 16 inputs of a table with a direct window: pwl_direct where every lane is inside it; where
+ * the other lanes are all capped (paper scaling, x >= 2**q finite), the unscaled steps for
+ * those; pwl_vec otherwise. Bit-identical to pwl_vec. */
+static inline __attribute__((always_inline)) __m512 direct16(const pwl32_t *p, const pwlregs_t *r, __m512i xi,
+                                                            const int q, const int steps, const int wide) {
+    __mmask16 dm = direct_lanes(r, xi);
+    if (dm == (__mmask16)0xffff) return pwl_direct(r, xi, q, steps, wide);
+    if (r->capped) {
+        __mmask16 cm = capped_lanes(r, xi);
+        if ((__mmask16)(cm | dm) == (__mmask16)0xffff) {
+            __m512 c = pwl_core16(r, clamp_edges(p, _mm512_castsi512_ps(xi)));
+            return dm ? _mm512_mask_blend_ps(cm, pwl_direct(r, xi, q, steps, wide), c) : c;
+        }
+    }
+    return pwl_vec_outlined(p, r, _mm512_castsi512_ps(xi));
+}
+
 /* whole vectors inside the direct window take pwl_direct, the rest pwl_vec; returns how many
  * leading elements (a multiple of 16) were done */
 static inline __attribute__((always_inline)) int64_t direct_loop(const pwl32_t *p, const pwlregs_t *r, const float *x,
@@ -283,9 +315,8 @@ static inline __attribute__((always_inline)) int64_t direct_loop(const pwl32_t *
                                                                  const int wide) {
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 xv = _mm512_loadu_ps(x + i);
-        __m512i xi = _mm512_castps_si512(xv);
-        _mm512_storeu_ps(y + i, in_direct_window(r, xi) ? pwl_direct(r, xi, q, steps, wide) : pwl_vec_outlined(p, r, xv));
+        __m512i xi = _mm512_castps_si512(_mm512_loadu_ps(x + i));
+        _mm512_storeu_ps(y + i, direct16(p, r, xi, q, steps, wide));
     }
     return i;
 }
@@ -334,24 +365,69 @@ static void pwl_block_avx512(const pwl32_t *p, const float *x, float *y, int64_t
 }
 
 /* bfloat16 in and out: widen by a shift, round back to nearest even (NaN kept quiet) */
+static inline __attribute__((always_inline)) __m512i bf16_widen(__m256i h) {
+    return _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+}
+
+static inline __attribute__((always_inline)) __m256i bf16_narrow(__m512 v) {
+    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
+    __m512i u = _mm512_castps_si512(v);
+    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
+                                                         _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
+    __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
+    __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(isnan, rounded, quiet));
+}
+
+/* direct_loop and plain_loop on bfloat16 whole vectors: the same steps between the widening
+ * and the rounding, with the search parameters constant */
+static inline __attribute__((always_inline)) int64_t direct_loop_bf16(const pwl32_t *p, const pwlregs_t *r,
+                                                                      const uint16_t *x, uint16_t *y, int64_t n,
+                                                                      const int q, const int steps, const int wide) {
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512i xi = bf16_widen(_mm256_loadu_si256((const __m256i *)(x + i)));
+        _mm256_storeu_si256((__m256i *)(y + i), bf16_narrow(direct16(p, r, xi, q, steps, wide)));
+    }
+    return i;
+}
+
+static inline __attribute__((always_inline)) int64_t plain_loop_bf16(const pwl32_t *p, const pwlregs_t *r,
+                                                                     const uint16_t *x, uint16_t *y, int64_t n,
+                                                                     const int clo, const int chi) {
+    const __m512 lo = _mm512_set1_ps(p->lo), hi = _mm512_set1_ps(p->hi);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        __m512 xv = _mm512_castsi512_ps(bf16_widen(_mm256_loadu_si256((const __m256i *)(x + i))));
+        _mm256_storeu_si256((__m256i *)(y + i), bf16_narrow(plain16(p, r, xv, lo, hi, clo, chi)));
+    }
+    return i;
+}
+
+#define PLAIN_CASE_BF16(L, H) \
+    if (p->clamp_lo == L && p->clamp_hi == H) done = plain_loop_bf16(p, &r, x, y, n, L, H); else
+
+#define DIRECT_CASE_BF16(Q, S, W) \
+    if (r.q == Q && r.steps == S && r.wide == W) done = direct_loop_bf16(p, &r, x, y, n, Q, S, W); else
+
 static void pwl_block_avx512_bf16(const pwl32_t *p, const uint16_t *x, uint16_t *y, int64_t n) {
     pwlregs_t r;
     pwl_regs(p, &r);
-    const __m512i one = _mm512_set1_epi32(1), bias = _mm512_set1_epi32(0x7fff);
-    for (int64_t i = 0; i < n; i += 16) {
+    int64_t done = 0;
+    if (r.direct) {
+        DIRECT_CASE_BF16(2, 1, 0) DIRECT_CASE_BF16(2, 2, 0) DIRECT_CASE_BF16(2, 3, 0) DIRECT_CASE_BF16(2, 1, 1)
+        DIRECT_CASE_BF16(2, 2, 1) DIRECT_CASE_BF16(2, 3, 1) DIRECT_CASE_BF16(1, 1, 0) DIRECT_CASE_BF16(1, 2, 0)
+        DIRECT_CASE_BF16(1, 3, 0) DIRECT_CASE_BF16(1, 1, 1) DIRECT_CASE_BF16(1, 2, 1) DIRECT_CASE_BF16(1, 3, 1) {}
+    } else if (p->scaling == 0) {
+        PLAIN_CASE_BF16(0, 0) PLAIN_CASE_BF16(1, 0) PLAIN_CASE_BF16(0, 1) PLAIN_CASE_BF16(1, 1) {}
+    }
+    for (int64_t i = done; i < n; i += 16) {
         int64_t rem = n - i;
         __mmask16 live = rem >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << rem) - 1u);
-        __m256i h = _mm256_maskz_loadu_epi16(live, x + i);
-        __m512i xi = _mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16);
+        __m512i xi = bf16_widen(_mm256_maskz_loadu_epi16(live, x + i));
         __m512 v = (r.direct && in_direct_window(&r, xi)) ? pwl_direct(&r, xi, r.q, r.steps, r.wide)
                                                            : pwl_vec(p, &r, _mm512_castsi512_ps(xi));
-        __m512i u = _mm512_castps_si512(v);
-        __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(u, bias),
-                                                             _mm512_and_si512(_mm512_srli_epi32(u, 16), one)), 16);
-        __m512i quiet = _mm512_or_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x40));
-        __mmask16 isnan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-        __m512i out = _mm512_mask_blend_epi32(isnan, rounded, quiet);
-        _mm256_mask_storeu_epi16(y + i, live, _mm512_cvtepi32_epi16(out));
+        _mm256_mask_storeu_epi16(y + i, live, bf16_narrow(v));
     }
 }
 #endif
