@@ -67,8 +67,9 @@ _BY_TABLE: dict[int, tuple[weakref.ref, Args]] = {}  # id(table) -> its argument
 _BY_TENSOR: dict[int, tuple[weakref.ref, weakref.ref, int]] = {}
 _BY_CONTENT: OrderedDict[tuple, Any] = OrderedDict()  # rebuilt tables, most recent last
 _CONTENT_MAX = 256
-_BOUND: contextvars.ContextVar[dict[int, tuple[Any, Args]] | None] = contextvars.ContextVar("nnlut_bound_tables",
-                                                                                           default=None)
+# the bindings in force, innermost first
+_BOUND: contextvars.ContextVar[tuple[dict[int, tuple[Any, Args]], ...] | None] = contextvars.ContextVar(
+    "nnlut_bound_tables", default=None)
 
 
 def _kind_of(d: dict[str, Any]) -> str:
@@ -115,7 +116,7 @@ class bound_tables:
 
     def __enter__(self) -> bound_tables:
         outer = _BOUND.get()
-        self._token = _BOUND.set(self._tables if outer is None else {**outer, **self._tables})
+        self._token = _BOUND.set((self._tables,) if outer is None else (self._tables, *outer))
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -129,9 +130,10 @@ def table_args(table: Any) -> Args:
     if not torch.compiler.is_dynamo_compiling():  # (compiled graphs take tables as constants)
         bound = _BOUND.get()
         if bound is not None:
-            b = bound.get(id(table))
-            if b is not None and b[0] is table:
-                return b[1]
+            for tables in bound:  # innermost first
+                b = tables.get(id(table))
+                if b is not None and b[0] is table:
+                    return b[1]
     hit = _BY_TABLE.get(id(table))
     if hit is not None and hit[0]() is table:
         return hit[1]

@@ -69,6 +69,7 @@ class ErrorStats:
 
 
 _PARTS = ("breakpoints", "slopes", "intercepts")
+_NULL = contextlib.nullcontext()
 
 
 class TableHolder(nn.Module):
@@ -84,12 +85,17 @@ class TableHolder(nn.Module):
         self._layouts: dict[str, str] = {}  # role -> the layout of its table (as in its buffers)
         self._held: dict[str, int] = {}  # role -> id of the table the buffers were made from
         self._synced: tuple = ()
+        self._source: Any = None
 
     def held_tables(self) -> dict[str, Any]:
         raise NotImplementedError
 
     def replace_tables(self, tables: dict[str, Any]) -> None:
         raise NotImplementedError
+
+    def source_token(self) -> Any:
+        """A cheap value that changes when the held tables are replaced at their source."""
+        return tuple(id(t) for t in self.held_tables().values())
 
     def hold_tables(self) -> None:
         """Make the held tables the module's table buffers (on the device its table buffers
@@ -111,6 +117,7 @@ class TableHolder(nn.Module):
             self._held[role] = id(table)
             adopt(table, own, layout)
         self._synced = self._sync_token()
+        self._source = self.source_token()
 
     def _table_buffers(self, role: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         b = self._buffers
@@ -141,17 +148,30 @@ class TableHolder(nn.Module):
             self.replace_tables(new)
             self._held.update({r: id(t) for r, t in new.items()})
         self._synced = self._sync_token()
+        self._source = self.source_token()
+
+    def _binding(self) -> dict[int, tuple[Any, Any]]:
+        tables = self.held_tables()
+        return {id(tables[role]): (tables[role], (*self._table_buffers(role), layout))
+                for role, layout in self._layouts.items()}
 
     def tables_bound(self) -> Any:
         """Context manager: the table ops read this module's buffers (see the module
-        docstring); under ``torch.compile`` the tables are constants of the graph instead."""
-        if not self._layouts or torch.compiler.is_dynamo_compiling():
-            return contextlib.nullcontext()
-        if not torch.compiler.is_compiling():
+        docstring) in a traced graph (``torch.export``, ``torch.jit.trace``); under
+        ``torch.compile`` the tables are constants of the graph instead. In eager calls the
+        tables are first made what the buffers hold; the ops then read the tables' own tensors
+        (the same values), which costs nothing per call."""
+        if not self._layouts:
+            return _NULL
+        if torch.compiler.is_compiling():
+            if torch.compiler.is_dynamo_compiling():
+                return _NULL
+            return bound_tables(self._binding())  # torch.export: the buffers are the trace's tensors
+        if self.source_token() != self._source or self._sync_token() != self._synced:
             self._sync()
-        tables = self.held_tables()
-        return bound_tables({id(tables[role]): (tables[role], (*self._table_buffers(role), layout))
-                             for role, layout in self._layouts.items()})
+        if torch._C._is_tracing():
+            return bound_tables(self._binding())
+        return _NULL
 
     def _apply(self, fn: Any, recurse: bool = True) -> TableHolder:
         self._sync()
@@ -199,6 +219,9 @@ class ApproxOp(TableHolder):
 
     def replace_tables(self, tables: dict[str, Any]) -> None:
         self.kernel = self.kernel.with_tables(tables)
+
+    def source_token(self) -> Any:
+        return id(self.kernel)
 
     def _observe(self, inputs: dict[str, torch.Tensor]) -> None:
         with torch.no_grad():
